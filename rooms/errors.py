@@ -1,0 +1,24 @@
+"""Errors a person may see, each with a stable code.
+
+The code is part of the protocol (docs/protocol.md): clients switch on it, so it never changes
+meaning. The message is for people and may be reworded.
+"""
+
+from __future__ import annotations
+
+
+class RoomError(Exception):
+    """A command was refused; the state is unchanged."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# Stable codes for refusals decided in rooms/.
+CIRCLE_NOT_OPEN = "circle_not_open"
+FORBIDDEN = "forbidden"
+INVALID_DISPLAY_NAME = "invalid_display_name"
+UNKNOWN_PARTICIPANT = "unknown_participant"
+ALREADY_JOINED = "already_joined"

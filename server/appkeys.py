@@ -1,0 +1,17 @@
+"""Typed keys for what the application holds (aiohttp's web.AppKey)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from server.config import Settings
+
+if TYPE_CHECKING:
+    from server.storage.database import Database
+    from signaling.hub import CircleHub
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE: web.AppKey[Database] = web.AppKey("database")
+HUB: web.AppKey[CircleHub] = web.AppKey("hub")

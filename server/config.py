@@ -1,0 +1,48 @@
+"""Settings, read from the environment (and the CLI, which overrides them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    # SQLAlchemy URL; empty means SQLite in data_dir.
+    database_url: str = ""
+    # Absolute base for the links the API hands out; empty means the request's own origin.
+    public_url: str = ""
+    # When set, this bearer token is accepted for the admin API (never stored, never logged).
+    admin_token: str | None = field(default=None, repr=False)
+    # Addresses the media relay offers as ICE host candidates; empty means every interface.
+    ice_addresses: tuple[str, ...] = ()
+    web_dir: Path = REPO_ROOT / "web"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hearth.db').resolve()}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
+    ice = tuple(a.strip() for a in env.get("HEARTH_ICE_ADDRESSES", "").split(",") if a.strip())
+    return Settings(
+        host=env.get("HEARTH_HOST", Settings.host),
+        port=int(env.get("HEARTH_PORT", str(Settings.port))),
+        data_dir=Path(env.get("HEARTH_DATA_DIR", str(Settings.data_dir))),
+        database_url=env.get("HEARTH_DATABASE_URL", ""),
+        public_url=env.get("HEARTH_PUBLIC_URL", "").rstrip("/"),
+        admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,
+        ice_addresses=ice,
+    )
