@@ -1,0 +1,83 @@
+"""The pages a person opens: the circle page for any link, and the static client."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.appkeys import HUB, SETTINGS
+from signaling.session import ClientSession
+from signaling.protocol import MAX_MESSAGE_BYTES
+
+# The page talks only to this server: no third-party scripts, fonts or connections.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+routes = web.RouteTableDef()
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: web.RequestHandler
+) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        _secure(response)
+    return response
+
+
+def _secure(response: web.StreamResponse) -> None:
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Permissions-Policy", "microphone=(self), camera=()")
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.StreamResponse:
+    # Nothing to browse: a circle is entered through its link.
+    return _page(request)
+
+
+@routes.get("/c/{token}")
+async def circle_page(request: web.Request) -> web.StreamResponse:
+    # The same page for every token: whether a link exists is only learnt by joining,
+    # and the answer to an unknown link is the answer to a closed circle.
+    return _page(request)
+
+
+@routes.get("/c/")
+async def circle_page_without_token(request: web.Request) -> web.StreamResponse:
+    # Where the page moves the address bar after joining, so a token is not left there.
+    return _page(request)
+
+
+def _page(request: web.Request) -> web.StreamResponse:
+    response = web.FileResponse(request.app[SETTINGS].web_dir / "index.html")
+    response.headers["Cache-Control"] = "no-store"
+    response.content_type = "text/html"
+    return response
+
+
+@routes.get("/ws")
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    sockets = request.app[OPEN_SOCKETS]
+    sockets.add(ws)
+    try:
+        await ClientSession(ws, request.app[HUB]).run()
+    finally:
+        sockets.discard(ws)
+    return ws
+
+
+OPEN_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("open_sockets")
+
+
+def add_page_routes(app: web.Application) -> None:
+    app[OPEN_SOCKETS] = set()
+    app.router.add_routes(routes)
+    app.router.add_static("/static/", app[SETTINGS].web_dir, append_version=False)

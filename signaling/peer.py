@@ -1,0 +1,75 @@
+"""The WebRTC side of one participant: an aiortc peer connection answering their offer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from signaling.protocol import INVALID_SDP, ProtocolError
+
+log = logging.getLogger(__name__)
+
+_stock_host_addresses = aioice.ice.get_host_addresses
+
+
+def restrict_ice_addresses(addresses: tuple[str, ...]) -> None:
+    """Offer ICE host candidates only on these addresses (all interfaces when empty).
+
+    aioice has no option for this, so its address lookup is wrapped. Operators use it to
+    keep media on one interface (like Janus's ice_enforce_list); tests use 127.0.0.1 so
+    that media never leaves loopback.
+    """
+    if not addresses:
+        aioice.ice.get_host_addresses = _stock_host_addresses
+        return
+    wanted = list(addresses)
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in wanted if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = host_addresses
+
+
+class MediaPeer:
+    """One peer connection; a new offer replaces the connection (and restarts ICE)."""
+
+    def __init__(self, on_voice: Callable[[MediaStreamTrack], None]) -> None:
+        self._on_voice = on_voice
+        self._pc: RTCPeerConnection | None = None
+
+    async def answer(self, offer_sdp: str, outbound: MediaStreamTrack) -> str:
+        await self.close()
+        # No ICE servers: the server has its own addresses and never asks a third party.
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._pc = pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._on_voice(track)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            if not any(t.kind == "audio" for t in pc.getTransceivers()):
+                raise ProtocolError(INVALID_SDP, "The offer has no audio.", ref="offer")
+            pc.addTrack(outbound)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except ProtocolError:
+            await self.close()
+            raise
+        except Exception as exc:
+            # aiortc raises ValueError and others on SDP it cannot use; the person gets a
+            # stable code, the log keeps the reason.
+            log.info("offer refused: %s", type(exc).__name__)
+            await self.close()
+            raise ProtocolError(INVALID_SDP, "The offer could not be used.", ref="offer") from exc
+        return str(pc.localDescription.sdp)
+
+    async def close(self) -> None:
+        pc, self._pc = self._pc, None
+        if pc is not None:
+            await pc.close()

@@ -1,0 +1,217 @@
+"""A scripted participant: the real protocol over a WebSocket and a real aiortc peer.
+
+It sends a steady tone as its voice and keeps what it hears, so a test can ask by
+frequency analysis which voices reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+SAMPLE_RATE = 48_000
+FRAME_SAMPLES = 960
+
+
+class ToneTrack(MediaStreamTrack):
+    """A microphone that hums one frequency, paced in real time like a sound card."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float, amplitude: float = 0.3) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self.amplitude = amplitude
+        self.frames_sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self.frames_sent * FRAME_SAMPLES / SAMPLE_RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        n = np.arange(self.frames_sent * FRAME_SAMPLES, (self.frames_sent + 1) * FRAME_SAMPLES)
+        wave = self.amplitude * np.sin(2 * np.pi * self.frequency * n / SAMPLE_RATE)
+        pcm = (wave * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self.frames_sent * FRAME_SAMPLES
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self.frames_sent += 1
+        return frame
+
+
+class Recorder:
+    """Keeps the mono samples received from the server's track, with arrival times."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[float, np.ndarray]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, track: MediaStreamTrack) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(track))
+
+    async def _run(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                pcm = frame.to_ndarray().astype(np.float32)
+                channels = len(frame.layout.channels)
+                mono = pcm.reshape(-1, channels).mean(axis=1) / 32768.0
+                self.chunks.append((time.monotonic(), mono))
+
+    def samples_since(self, since: float) -> np.ndarray:
+        parts = [c for t, c in self.chunks if t >= since]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def tone_levels_db(samples: np.ndarray, frequencies: list[float]) -> dict[float, float]:
+    """How far each frequency stands above the noise floor of the spectrum, in dB."""
+    if len(samples) < SAMPLE_RATE // 4:
+        return {f: float("-inf") for f in frequencies}
+    window = np.hanning(len(samples))
+    spectrum = np.abs(np.fft.rfft(samples * window)) + 1e-12
+    freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    band = (freqs > 150) & (freqs < 4000)
+    floor = np.median(spectrum[band])
+    levels = {}
+    for f in frequencies:
+        near = (freqs > f - 15) & (freqs < f + 15)
+        levels[f] = float(20 * np.log10(spectrum[near].max() / floor))
+    return levels
+
+
+class ScriptedParticipant:
+    def __init__(self, ws_url: str, token: str, name: str, tone_hz: float | None) -> None:
+        self.ws_url = ws_url
+        self.token = token
+        self.name = name
+        self.tone = ToneTrack(tone_hz) if tone_hz else None
+        self.recorder = Recorder()
+        self.messages: list[dict[str, Any]] = []
+        self.me: dict[str, Any] | None = None
+        self.participants: dict[str, dict[str, Any]] = {}
+        self.pc: RTCPeerConnection | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._arrivals: asyncio.Condition | None = None
+        self.closed_code: int | None = None
+
+    async def connect(self) -> None:
+        self._http = aiohttp.ClientSession()
+        self._ws = await self._http.ws_connect(self.ws_url)
+        self._arrivals = asyncio.Condition()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._ws is not None and self._arrivals is not None
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            self._track(data)
+            async with self._arrivals:
+                self.messages.append(data)
+                self._arrivals.notify_all()
+        self.closed_code = self._ws.close_code
+        async with self._arrivals:
+            self._arrivals.notify_all()
+
+    def _track(self, data: dict[str, Any]) -> None:
+        kind = data["type"]
+        if kind == "joined":
+            self.me = data["you"]
+            self.participants = {p["id"]: p for p in data["participants"]}
+        elif kind in ("participant_joined", "participant_updated"):
+            self.participants[data["participant"]["id"]] = data["participant"]
+        elif kind == "participant_left":
+            self.participants.pop(data["participant_id"], None)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(json.dumps(message))
+
+    async def send_raw(self, text: str) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(text)
+
+    async def wait_for(self, kind: str, timeout: float = 10, after: int = 0) -> dict[str, Any]:
+        """The first message of ``kind`` at or after index ``after`` of ``messages``."""
+        assert self._arrivals is not None
+        async with asyncio.timeout(timeout), self._arrivals:
+            while True:
+                for m in self.messages[after:]:
+                    if m["type"] == kind:
+                        return m
+                if self.closed_code is not None:
+                    raise ConnectionError(f"closed with {self.closed_code} waiting for {kind}")
+                await self._arrivals.wait()
+
+    async def wait_until(self, predicate: Any, timeout: float = 10) -> None:
+        assert self._arrivals is not None
+        async with asyncio.timeout(timeout), self._arrivals:
+            while not predicate():
+                await self._arrivals.wait()
+
+    async def join(self, muted: bool = False) -> dict[str, Any]:
+        mark = len(self.messages)
+        await self.send(
+            {"type": "join", "token": self.token, "display_name": self.name, "muted": muted}
+        )
+        return await self.wait_for("joined", after=mark)
+
+    async def start_audio(self) -> None:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = pc
+        if self.tone is not None:
+            pc.addTrack(self.tone)
+        else:
+            pc.addTransceiver("audio", direction="recvonly")
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self.recorder.start(track)
+
+        await pc.setLocalDescription(await pc.createOffer())
+        mark = len(self.messages)
+        await self.send({"type": "offer", "sdp": pc.localDescription.sdp})
+        answer = await self.wait_for("answer", after=mark)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+
+    async def wait_connected(self, timeout: float = 10) -> None:
+        assert self.pc is not None
+        async with asyncio.timeout(timeout):
+            while self.pc.connectionState != "connected":
+                await asyncio.sleep(0.05)
+
+    def hears(self, since: float, frequencies: list[float]) -> dict[float, float]:
+        return tone_levels_db(self.recorder.samples_since(since), frequencies)
+
+    async def close(self) -> None:
+        self.recorder.stop()
+        if self.pc is not None:
+            await self.pc.close()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+        if self._http is not None:
+            await self._http.close()

@@ -1,0 +1,129 @@
+"""A real Hearth server in a child process, as a person would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 30) -> None:
+        env = dict(os.environ)
+        env.update(
+            HEARTH_ADMIN_TOKEN=self.admin_token,
+            # Media stays on loopback: the tests send nothing to any other address.
+            HEARTH_ICE_ADDRESSES="127.0.0.1",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        self.log_path = self.log_path or self.data_dir / "server.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "server.cli", "serve",
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(self.data_dir),
+            ],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/api/v1/openapi.json", timeout=1):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}{path}",
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.admin_token}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def create_circle(self, title: str = "Tuesday circle", **overrides: Any) -> dict[str, Any]:
+        body = {
+            "title": title,
+            "starts_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+            "duration_minutes": 60,
+            "timezone": "Europe/Berlin",
+        }
+        body.update(overrides)
+        status, circle = self.api("POST", "/api/v1/circles", body)
+        assert status == 201, (status, circle)
+        return dict(circle)
+
+
+def link_token(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
