@@ -1,0 +1,127 @@
+"""The tables, as SQLAlchemy sees them.
+
+Alembic's migrations (server/storage/migrations) are the source of truth for the schema; a
+test compares these models with them, so a change here without a migration fails the suite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so that migrations can refer to (and drop) them by name on
+# every backend instead of relying on what each database would invent.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TOKEN_LENGTH = 64
+ID_LENGTH = 32
+# Seat ids come from signaling/; leave room for whatever form it picks (uuid, token).
+SEAT_ID_LENGTH = 64
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored in UTC, returned aware in UTC.
+
+    PostgreSQL keeps the offset (timestamptz); SQLite keeps none and would hand back naive
+    values, so the value goes in as naive UTC there and gets its zone back on the way out.
+    Naive input is refused: a time without a zone is a bug waiting for a daylight-saving day.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CircleRow(Base):
+    __tablename__ = "circles"
+    __table_args__ = (
+        CheckConstraint("status IN ('scheduled', 'open', 'ended')", name="status"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    # IANA name, e.g. "Europe/Berlin"; kept for display and recurrence, times are UTC.
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Link secrets: whoever holds one may enter with its role, so they are looked up by value.
+    join_token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True, index=True)
+    host_token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SeatRow(Base):
+    """Attendance: one row per seat taken, kept after the person leaves (left_at set).
+
+    Seat ids are chosen by the live circle and only need to be unique within it, hence the
+    composite key.
+    """
+
+    __tablename__ = "seats"
+    __table_args__ = (
+        CheckConstraint("role IN ('host', 'participant')", name="role"),
+        # Start-up and save_state look for the seats still present in a circle.
+        Index("ix_seats_circle_id_left_at", "circle_id", "left_at"),
+    )
+
+    circle_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("circles.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(SEAT_ID_LENGTH), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    muted: Mapped[bool] = mapped_column(Boolean)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AdminTokenRow(Base):
+    """An admin API token, known only by its SHA-256: a database leak reveals no token."""
+
+    __tablename__ = "admin_tokens"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,273 @@
+"""Storage behind the interfaces the rest of Hearth uses.
+
+``SqlCircleStore`` implements signaling.store.CircleStore (what a live circle needs) plus the
+circle scheduling the admin API needs; ``AdminTokenStore`` keeps the admin API's tokens.
+Every method is one transaction: it opens a session, commits, and closes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rooms.model import Circle, CircleState, CircleStatus, Role
+from server.storage.models import AdminTokenRow, CircleRow, SeatRow
+from signaling.store import LinkMatch
+
+# 24 random bytes = 192 bits, 32 URL-safe characters: unguessable, and short enough for a link.
+LINK_TOKEN_BYTES = 24
+ADMIN_TOKEN_BYTES = 32
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_link_token() -> str:
+    return secrets.token_urlsafe(LINK_TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex of a token: what is stored and looked up instead of the token itself.
+
+    A plain hash (no salt, no stretching) suffices because tokens are long and random; it
+    also makes the lookup an index probe on the hash, so no comparison leaks timing about
+    the secret.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledCircle:
+    """A circle as the admin API sees it: the domain value plus its link secrets."""
+
+    circle: Circle
+    join_token: str
+    host_token: str
+    created_at: datetime
+
+
+class CircleNotFound(LookupError):
+    """save_state was given a circle that is not stored (a bug in the caller)."""
+
+
+def _circle_from_row(row: CircleRow) -> Circle:
+    return Circle(
+        id=row.id,
+        title=row.title,
+        starts_at=row.starts_at,
+        duration_minutes=row.duration_minutes,
+        timezone=row.timezone,
+        status=CircleStatus(row.status),
+        opened_at=row.opened_at,
+        ended_at=row.ended_at,
+    )
+
+
+def _scheduled_from_row(row: CircleRow) -> ScheduledCircle:
+    return ScheduledCircle(
+        circle=_circle_from_row(row),
+        join_token=row.join_token,
+        host_token=row.host_token,
+        created_at=row.created_at,
+    )
+
+
+class SqlCircleStore:
+    """Circles and their seats in SQL. Implements signaling.store.CircleStore."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    # --- signaling.store.CircleStore -------------------------------------------------
+
+    async def find_by_link(self, token: str) -> LinkMatch | None:
+        if not token:
+            return None
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(CircleRow).where(
+                    or_(CircleRow.join_token == token, CircleRow.host_token == token)
+                )
+            )
+        if row is None:
+            return None
+        role = Role.HOST if row.host_token == token else Role.PARTICIPANT
+        return LinkMatch(circle=_circle_from_row(row), role=role)
+
+    async def save_state(self, state: CircleState, *, now: datetime) -> None:
+        circle = state.circle
+        async with self._sessions.begin() as session:
+            row = await session.get(CircleRow, circle.id)
+            if row is None:
+                raise CircleNotFound(circle.id)
+            row.status = circle.status.value
+            row.opened_at = circle.opened_at
+            row.ended_at = circle.ended_at
+            # The seats that can change: those in the state, and those stored as present.
+            stored = await session.scalars(
+                select(SeatRow).where(
+                    SeatRow.circle_id == circle.id,
+                    or_(SeatRow.left_at.is_(None), SeatRow.id.in_(list(state.seats))),
+                )
+            )
+            stored_by_id = {seat.id: seat for seat in stored}
+            for seat in state.seats.values():
+                seat_row = stored_by_id.pop(seat.id, None)
+                if seat_row is None:
+                    seat_row = SeatRow(circle_id=circle.id, id=seat.id)
+                    session.add(seat_row)
+                seat_row.display_name = seat.display_name
+                seat_row.role = seat.role.value
+                seat_row.muted = seat.muted
+                seat_row.joined_at = seat.joined_at
+                seat_row.left_at = None
+            for gone in stored_by_id.values():
+                if gone.left_at is None:
+                    gone.left_at = now
+
+    # --- start-up ----------------------------------------------------------------------
+
+    async def close_stale_seats(self, now: datetime) -> int:
+        """Mark every seat still present as left at ``now``; returns how many.
+
+        Called at start-up: peer connections do not survive a restart, so nobody is
+        really seated until they reconnect and join again.
+        """
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(SeatRow).where(SeatRow.left_at.is_(None)).values(left_at=now)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    # --- scheduling (admin API) ----------------------------------------------------------
+
+    async def create_circle(
+        self,
+        *,
+        title: str,
+        starts_at: datetime,
+        duration_minutes: int,
+        timezone: str,
+        now: datetime,
+    ) -> ScheduledCircle:
+        """Store a new scheduled circle with fresh join and host link tokens."""
+        row = CircleRow(
+            id=new_id(),
+            title=title,
+            starts_at=starts_at,
+            duration_minutes=duration_minutes,
+            timezone=timezone,
+            status=CircleStatus.SCHEDULED.value,
+            opened_at=None,
+            ended_at=None,
+            join_token=new_link_token(),
+            host_token=new_link_token(),
+            created_at=now,
+        )
+        async with self._sessions.begin() as session:
+            session.add(row)
+        return _scheduled_from_row(row)
+
+    async def list_circles(self) -> list[ScheduledCircle]:
+        """Every circle, soonest first (ties by creation, so the order is stable)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(CircleRow).order_by(CircleRow.starts_at, CircleRow.created_at, CircleRow.id)
+            )
+            return [_scheduled_from_row(row) for row in rows]
+
+    async def get_circle(self, circle_id: str) -> ScheduledCircle | None:
+        async with self._sessions() as session:
+            row = await session.get(CircleRow, circle_id)
+        return None if row is None else _scheduled_from_row(row)
+
+    async def present_seats(self, circle_id: str) -> list[SeatRow]:
+        """Seats of a circle not marked as left, in join order (for start-up and tests)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(SeatRow)
+                .where(SeatRow.circle_id == circle_id, SeatRow.left_at.is_(None))
+                .order_by(SeatRow.joined_at, SeatRow.id)
+            )
+            return list(rows)
+
+    async def all_seats(self, circle_id: str) -> list[SeatRow]:
+        """Every seat ever taken in a circle (attendance), in join order."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(SeatRow)
+                .where(SeatRow.circle_id == circle_id)
+                .order_by(SeatRow.joined_at, SeatRow.id)
+            )
+            return list(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAdminToken:
+    """A freshly created admin token. ``token`` is shown once and never stored."""
+
+    id: str
+    token: str
+
+
+class AdminTokenStore:
+    """Admin API tokens, stored only as SHA-256 hashes.
+
+    ``now`` defaults to the clock: these are bookkeeping times, not decisions.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(self, *, now: datetime | None = None) -> IssuedAdminToken:
+        token = secrets.token_urlsafe(ADMIN_TOKEN_BYTES)
+        row = AdminTokenRow(
+            id=new_id(), token_hash=hash_token(token), created_at=now or datetime.now(UTC)
+        )
+        async with self._sessions.begin() as session:
+            session.add(row)
+        return IssuedAdminToken(id=row.id, token=token)
+
+    async def verify(self, token: str) -> bool:
+        """True when ``token`` is a stored admin token that has not been revoked."""
+        if not token:
+            return False
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(AdminTokenRow.id).where(
+                    AdminTokenRow.token_hash == hash_token(token),
+                    AdminTokenRow.revoked_at.is_(None),
+                )
+            )
+        return found is not None
+
+    async def revoke(self, token_id: str, *, now: datetime | None = None) -> bool:
+        """Revoke by id; False when there is no such unrevoked token."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(AdminTokenRow)
+                .where(AdminTokenRow.id == token_id, AdminTokenRow.revoked_at.is_(None))
+                .values(revoked_at=now or datetime.now(UTC))
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def ensure_bootstrap_token(self, *, now: datetime | None = None) -> str | None:
+        """Create a first admin token when none is usable; return it, else None.
+
+        The caller (the CLI) prints it once. Two servers starting at once may both create
+        one; that leaves two valid tokens, which is harmless.
+        """
+        async with self._sessions() as session:
+            usable = await session.scalar(
+                select(AdminTokenRow.id).where(AdminTokenRow.revoked_at.is_(None)).limit(1)
+            )
+        if usable is not None:
+            return None
+        return (await self.create(now=now)).token
