@@ -2,7 +2,8 @@
 
 ``SqlCircleStore`` implements signaling.store.CircleStore (what a live circle needs) plus the
 circle scheduling the admin API needs; ``AdminTokenStore`` keeps the admin API's tokens.
-Every method is one transaction: it opens a session, commits, and closes it.
+Every method is one transaction: it opens a session, commits, and closes it. Both take the
+Database and read its session factory at each call.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms.model import Circle, CircleState, CircleStatus, Role
+from server.storage.database import Database
 from server.storage.models import AdminTokenRow, CircleRow, SeatRow
 from signaling.store import LinkMatch
 
@@ -82,8 +84,13 @@ def _scheduled_from_row(row: CircleRow) -> ScheduledCircle:
 class SqlCircleStore:
     """Circles and their seats in SQL. Implements signaling.store.CircleStore."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    @property
+    def _sessions(self) -> async_sessionmaker[AsyncSession]:
+        # Read at each use, so a store may be built before Database.connect().
+        return self._database.sessions
 
     # --- signaling.store.CircleStore -------------------------------------------------
 
@@ -145,6 +152,10 @@ class SqlCircleStore:
                 update(SeatRow).where(SeatRow.left_at.is_(None)).values(left_at=now)
             )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def ensure_bootstrap_token(self, *, now: datetime | None = None) -> str | None:
+        """Start-up's one call for the first admin token; see AdminTokenStore."""
+        return await AdminTokenStore(self._database).ensure_bootstrap_token(now=now)
 
     # --- scheduling (admin API) ----------------------------------------------------------
 
@@ -223,8 +234,13 @@ class AdminTokenStore:
     ``now`` defaults to the clock: these are bookkeeping times, not decisions.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    @property
+    def _sessions(self) -> async_sessionmaker[AsyncSession]:
+        # Read at each use, so a store may be built before Database.connect().
+        return self._database.sessions
 
     async def create(self, *, now: datetime | None = None) -> IssuedAdminToken:
         token = secrets.token_urlsafe(ADMIN_TOKEN_BYTES)

@@ -12,7 +12,7 @@ from server.storage.repository import AdminTokenStore, hash_token
 async def test_bootstrap_token_is_created_only_when_no_usable_token_exists(
     database: Database,
 ) -> None:
-    tokens = AdminTokenStore(database.sessions)
+    tokens = AdminTokenStore(database)
 
     first = await tokens.ensure_bootstrap_token()
     assert first is not None
@@ -21,7 +21,7 @@ async def test_bootstrap_token_is_created_only_when_no_usable_token_exists(
 
 
 async def test_tokens_are_stored_as_hashes_only(database: Database) -> None:
-    issued = await AdminTokenStore(database.sessions).create()
+    issued = await AdminTokenStore(database).create()
 
     async with database.sessions() as session:
         rows = list(await session.scalars(select(AdminTokenRow)))
@@ -30,7 +30,7 @@ async def test_tokens_are_stored_as_hashes_only(database: Database) -> None:
 
 
 async def test_revoked_and_unknown_tokens_do_not_verify(database: Database) -> None:
-    tokens = AdminTokenStore(database.sessions)
+    tokens = AdminTokenStore(database)
     kept = await tokens.create()
     revoked = await tokens.create()
 
@@ -46,7 +46,7 @@ async def test_revoked_and_unknown_tokens_do_not_verify(database: Database) -> N
 async def test_bootstrap_creates_a_new_token_once_every_token_is_revoked(
     database: Database,
 ) -> None:
-    tokens = AdminTokenStore(database.sessions)
+    tokens = AdminTokenStore(database)
     first = await tokens.create()
     await tokens.revoke(first.id)
 

@@ -51,7 +51,7 @@ def opened(circle: Circle, at: datetime) -> Circle:
 
 
 async def test_join_and_host_links_find_the_circle_with_their_roles(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     scheduled = await schedule(store)
     await schedule(store, "Another circle")
 
@@ -68,14 +68,14 @@ async def test_join_and_host_links_find_the_circle_with_their_roles(database: Da
 
 @pytest.mark.parametrize("token", ["", "unknown", "x" * 200])
 async def test_unknown_link_finds_nothing(database: Database, token: str) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     await schedule(store)
 
     assert await store.find_by_link(token) is None
 
 
 async def test_times_come_back_aware_in_utc_whatever_offset_went_in(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     berlin_evening = datetime(2026, 11, 27, 20, 0, tzinfo=timezone(timedelta(hours=1)))
     scheduled = await schedule(store, starts_at=berlin_evening)
 
@@ -88,7 +88,7 @@ async def test_times_come_back_aware_in_utc_whatever_offset_went_in(database: Da
 
 
 async def test_circles_are_listed_soonest_first(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     later = await schedule(store, "Later", starts_at=STARTS + timedelta(days=1))
     sooner = await schedule(store, "Sooner", starts_at=STARTS)
 
@@ -99,7 +99,7 @@ async def test_circles_are_listed_soonest_first(database: Database) -> None:
 
 
 async def test_saved_state_round_trips_status_seats_and_mutes(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     scheduled = await schedule(store)
     host, ana, sam = seat("h1", Role.HOST, muted=False), seat("p1", at=1), seat("p2", at=2)
     state = CircleState(opened(scheduled.circle, NOW)).with_seat(host).with_seat(ana)
@@ -128,7 +128,7 @@ async def test_saved_state_round_trips_status_seats_and_mutes(database: Database
 
 
 async def test_a_seat_that_comes_back_is_present_again(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     scheduled = await schedule(store)
     state = CircleState(opened(scheduled.circle, NOW)).with_seat(seat("p1"))
     await store.save_state(state, now=NOW)
@@ -140,7 +140,7 @@ async def test_a_seat_that_comes_back_is_present_again(database: Database) -> No
 
 
 async def test_saving_one_circle_leaves_other_circles_seats_alone(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     first, second = await schedule(store, "First"), await schedule(store, "Second")
     # The same seat id in two circles is two different seats.
     await store.save_state(CircleState(opened(first.circle, NOW)).with_seat(seat("p1")), now=NOW)
@@ -153,7 +153,7 @@ async def test_saving_one_circle_leaves_other_circles_seats_alone(database: Data
 
 
 async def test_saving_an_unknown_circle_fails_and_writes_nothing(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     ghost = Circle(id="ghost", title="x", starts_at=STARTS, duration_minutes=5, timezone="UTC")
 
     with pytest.raises(CircleNotFound):
@@ -163,7 +163,7 @@ async def test_saving_an_unknown_circle_fails_and_writes_nothing(database: Datab
 
 
 async def test_close_stale_seats_marks_everyone_present_as_left(database: Database) -> None:
-    store = SqlCircleStore(database.sessions)
+    store = SqlCircleStore(database)
     first, second = await schedule(store, "First"), await schedule(store, "Second")
     await store.save_state(
         CircleState(opened(first.circle, NOW)).with_seat(seat("h1", Role.HOST)), now=NOW
@@ -185,7 +185,7 @@ async def test_close_stale_seats_marks_everyone_present_as_left(database: Databa
 async def test_data_survives_closing_and_reopening_the_database(database_url: str) -> None:
     first_run = Database(database_url)
     await first_run.connect()
-    store = SqlCircleStore(first_run.sessions)
+    store = SqlCircleStore(first_run)
     scheduled = await schedule(store)
     open_state = CircleState(opened(scheduled.circle, NOW)).with_seat(seat("h1", Role.HOST))
     await store.save_state(open_state, now=NOW)
@@ -194,7 +194,7 @@ async def test_data_survives_closing_and_reopening_the_database(database_url: st
     second_run = Database(database_url)
     await second_run.connect()
     try:
-        store = SqlCircleStore(second_run.sessions)
+        store = SqlCircleStore(second_run)
         match = await store.find_by_link(scheduled.host_token)
         assert match is not None
         assert match.circle == open_state.circle

@@ -1,0 +1,181 @@
+"""The admin HTTP API under /api/v1: schedule circles and hand out their links.
+
+Handlers are thin: authenticate, parse and validate the body completely (so nothing is
+written when any part of it is wrong), call storage, render. The shapes are documented in
+server/openapi.py, and tests check responses against that document.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import available_timezones
+
+from aiohttp import web
+
+from server.appkeys import DATABASE, SETTINGS
+from server.auth import require_admin
+from server.errors import INVALID_JSON, NOT_FOUND, ApiError, invalid_field
+from server.openapi import API_BASE, openapi_document
+from server.storage.repository import ScheduledCircle, SqlCircleStore
+
+MAX_TITLE = 200
+MAX_DURATION_MINUTES = 24 * 60
+CREATE_FIELDS = ("title", "starts_at", "duration_minutes", "timezone")
+
+
+@dataclass(frozen=True, slots=True)
+class NewCircle:
+    title: str
+    starts_at: datetime
+    duration_minutes: int
+    timezone: str
+
+
+@cache
+def known_timezones() -> frozenset[str]:
+    # Listing the zone database reads the disk; once per process is plenty.
+    return frozenset(available_timezones())
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:  # also covers bytes that are not UTF-8
+        raise ApiError(400, INVALID_JSON, "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, INVALID_JSON, "The body must be a JSON object.")
+    return body
+
+
+def parse_new_circle(body: dict[str, Any]) -> NewCircle:
+    """Validate a create request; raises ApiError (422) naming the first field at fault."""
+    for name in body:
+        if name not in CREATE_FIELDS:
+            raise invalid_field(name, f"Unknown field '{name}'.")
+    for name in CREATE_FIELDS:
+        if name not in body:
+            raise invalid_field(name, f"'{name}' is required.")
+    return NewCircle(
+        title=_title(body["title"]),
+        starts_at=_starts_at(body["starts_at"]),
+        duration_minutes=_duration(body["duration_minutes"]),
+        timezone=_timezone(body["timezone"]),
+    )
+
+
+def _title(value: object) -> str:
+    if not isinstance(value, str):
+        raise invalid_field("title", "'title' must be a string.")
+    title = value.strip()
+    if not 1 <= len(title) <= MAX_TITLE:
+        raise invalid_field("title", f"'title' must be 1 to {MAX_TITLE} characters.")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in title):
+        raise invalid_field("title", "'title' must not contain control characters.")
+    return title
+
+
+def _starts_at(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise invalid_field("starts_at", "'starts_at' must be an ISO 8601 string.")
+    try:
+        starts_at = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid_field("starts_at", "'starts_at' is not an ISO 8601 date-time.") from None
+    if starts_at.tzinfo is None or starts_at.utcoffset() is None:
+        # A time without an offset means a different instant on every server.
+        raise invalid_field("starts_at", "'starts_at' needs an offset, e.g. +01:00 or Z.")
+    return starts_at.astimezone(UTC)
+
+
+def _duration(value: object) -> int:
+    # bool is an int in Python; true is not a duration.
+    if type(value) is not int or not 1 <= value <= MAX_DURATION_MINUTES:
+        raise invalid_field(
+            "duration_minutes",
+            f"'duration_minutes' must be a whole number from 1 to {MAX_DURATION_MINUTES}.",
+        )
+    return value
+
+
+def _timezone(value: object) -> str:
+    if not isinstance(value, str) or value not in known_timezones():
+        raise invalid_field("timezone", "'timezone' must be an IANA name, e.g. Europe/Berlin.")
+    return value
+
+
+def public_base(request: web.Request) -> str:
+    configured = request.app[SETTINGS].public_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+
+
+def render_circle(scheduled: ScheduledCircle, base: str) -> dict[str, Any]:
+    circle = scheduled.circle
+    return {
+        "id": circle.id,
+        "title": circle.title,
+        "starts_at": circle.starts_at.isoformat(),
+        "ends_at": circle.ends_at.isoformat(),
+        "duration_minutes": circle.duration_minutes,
+        "timezone": circle.timezone,
+        "status": circle.status.value,
+        "join_url": f"{base}/c/{scheduled.join_token}",
+        "host_url": f"{base}/c/{scheduled.host_token}",
+    }
+
+
+def _no_store(response: web.Response) -> web.Response:
+    # Responses carry link secrets: keep them out of shared caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def create_circle(request: web.Request) -> web.Response:
+    await require_admin(request)
+    new = parse_new_circle(await read_json_object(request))
+    scheduled = await SqlCircleStore(request.app[DATABASE]).create_circle(
+        title=new.title,
+        starts_at=new.starts_at,
+        duration_minutes=new.duration_minutes,
+        timezone=new.timezone,
+        now=datetime.now(UTC),
+    )
+    body = render_circle(scheduled, public_base(request))
+    response = web.json_response(body, status=201)
+    response.headers["Location"] = f"{API_BASE}/circles/{scheduled.circle.id}"
+    return _no_store(response)
+
+
+async def list_circles(request: web.Request) -> web.Response:
+    await require_admin(request)
+    base = public_base(request)
+    circles = await SqlCircleStore(request.app[DATABASE]).list_circles()
+    return _no_store(web.json_response({"circles": [render_circle(c, base) for c in circles]}))
+
+
+async def get_circle(request: web.Request) -> web.Response:
+    await require_admin(request)
+    scheduled = await SqlCircleStore(request.app[DATABASE]).get_circle(
+        request.match_info["circle_id"]
+    )
+    if scheduled is None:
+        raise ApiError(404, NOT_FOUND, "No circle has this id.")
+    return _no_store(web.json_response(render_circle(scheduled, public_base(request))))
+
+
+async def get_openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def add_api_routes(app: web.Application) -> None:
+    """Register /api/v1. Needs app[SETTINGS], and app[DATABASE] by the time requests come."""
+    app.router.add_post(f"{API_BASE}/circles", create_circle)
+    app.router.add_get(f"{API_BASE}/circles", list_circles)
+    app.router.add_get(f"{API_BASE}/circles/{{circle_id}}", get_circle)
+    app.router.add_get(f"{API_BASE}/openapi.json", get_openapi)
+    # Unknown routes under /api/ get their JSON 404/405 from api_error_middleware.
