@@ -13,8 +13,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, Result, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms.model import Circle, CircleState, CircleStatus, Role
@@ -57,6 +58,11 @@ class ScheduledCircle:
 
 class CircleNotFound(LookupError):
     """save_state was given a circle that is not stored (a bug in the caller)."""
+
+
+def _rows_changed(result: Result[Any]) -> int:
+    # An UPDATE's result is a CursorResult; Session.execute is typed for the general case.
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _circle_from_row(row: CircleRow) -> Circle:
@@ -151,7 +157,7 @@ class SqlCircleStore:
             result = await session.execute(
                 update(SeatRow).where(SeatRow.left_at.is_(None)).values(left_at=now)
             )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return _rows_changed(result)
 
     async def ensure_bootstrap_token(self, *, now: datetime | None = None) -> str | None:
         """Start-up's one call for the first admin token; see AdminTokenStore."""
@@ -272,7 +278,7 @@ class AdminTokenStore:
                 .where(AdminTokenRow.id == token_id, AdminTokenRow.revoked_at.is_(None))
                 .values(revoked_at=now or datetime.now(UTC))
             )
-        return bool(getattr(result, "rowcount", 0))
+        return _rows_changed(result) > 0
 
     async def ensure_bootstrap_token(self, *, now: datetime | None = None) -> str | None:
         """Create a first admin token when none is usable; return it, else None.

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from rooms.model import Circle, CircleState, CircleStatus, Role, Seat
 from server.storage.database import Database
+from server.storage.models import SeatRow
 from server.storage.repository import CircleNotFound, ScheduledCircle, SqlCircleStore
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
@@ -201,3 +203,20 @@ async def test_data_survives_closing_and_reopening_the_database(database_url: st
         assert [s.id for s in await store.present_seats(scheduled.circle.id)] == ["h1"]
     finally:
         await second_run.close()
+
+
+async def test_the_database_refuses_a_seat_without_its_circle(database: Database) -> None:
+    # SQLite only enforces foreign keys when asked, per connection; Database asks.
+    async with database.sessions() as session:
+        session.add(
+            SeatRow(
+                circle_id="ghost",
+                id="p1",
+                display_name="Sam",
+                role="participant",
+                muted=True,
+                joined_at=NOW,
+            )
+        )
+        with pytest.raises(IntegrityError):
+            await session.commit()

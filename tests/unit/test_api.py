@@ -338,3 +338,13 @@ async def test_openapi_document_describes_every_api_route(client: Client) -> Non
     documented = {(method, path) for path, item in DOCUMENT["paths"].items() for method in item}
 
     assert registered == documented
+
+
+async def test_an_oversized_body_is_a_json_413_and_nothing_is_stored(client: Client) -> None:
+    huge = {**VALID, "title": "x" * (1024 * 1024)}
+
+    status, body = await create(client, huge)
+
+    assert status == 413
+    assert body["error"]["code"] == "payload_too_large"
+    assert await listed(client) == []
