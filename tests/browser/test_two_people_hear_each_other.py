@@ -27,13 +27,19 @@ pytestmark = pytest.mark.browser
 
 HOST_TONE = 500
 PARTICIPANT_TONE = 1300
-# How far above the spectrum's median a tone must stand to count as heard, and below which
-# it counts as absent.
+# How far a tone must stand above the spectrum right beside it to count as heard, and below
+# which it counts as absent. The local floor, not the median over the voice band: the codec's
+# noise is loudest around whatever tone is playing and far lower elsewhere, so against the
+# band median even plain codec noise near 500 Hz would look like a tone (measured: about
+# 37 dB above the band median, but within 1 dB of its own neighbours).
 HEARD_DB = 20.0
 ABSENT_DB = 10.0
 
-# Samples what the page receives for a while and reports the strongest level near each
-# tone and a noise floor (median level over 200-3000 Hz), all in dB.
+# Samples what the page receives for a while and reports, in dB:
+#   "<hz>":      the strongest level within 20 Hz of each tone,
+#   "<hz>_near": the strongest level in 80 Hz wide bands 100-180 Hz either side of it (the
+#                same kind of maximum, so noise scores about the same as the tone bins),
+#   "floor":     the median level over 200-3000 Hz (median over time as well).
 MEASURE_JS = """
 async ([tones, seconds]) => {
     const audio = document.querySelector('[data-testid="circle-audio"]');
@@ -49,16 +55,25 @@ async ([tones, seconds]) => {
     const bins = new Float32Array(analyser.frequencyBinCount);
     const hzPerBin = ctx.sampleRate / analyser.fftSize;
     const level = (v) => (Number.isFinite(v) ? v : -200);
-    const peaks = tones.map(() => -200);
+    const peakIn = (lo, hi) => {
+        let peak = -200;
+        for (let b = Math.floor(lo / hzPerBin); b <= Math.ceil(hi / hzPerBin); b++) {
+            peak = Math.max(peak, level(bins[b]));
+        }
+        return peak;
+    };
+    const result = {};
+    for (const hz of tones) { result[hz] = -200; result[hz + '_near'] = -200; }
     const floors = [];
     const end = performance.now() + seconds * 1000;
     while (performance.now() < end) {
         await new Promise((r) => setTimeout(r, 50));
         analyser.getFloatFrequencyData(bins);
-        tones.forEach((hz, i) => {
-            const lo = Math.floor((hz - 20) / hzPerBin), hi = Math.ceil((hz + 20) / hzPerBin);
-            for (let b = lo; b <= hi; b++) peaks[i] = Math.max(peaks[i], level(bins[b]));
-        });
+        for (const hz of tones) {
+            result[hz] = Math.max(result[hz], peakIn(hz - 20, hz + 20));
+            result[hz + '_near'] = Math.max(
+                result[hz + '_near'], peakIn(hz - 180, hz - 100), peakIn(hz + 100, hz + 180));
+        }
         const band = [];
         for (let b = Math.floor(200 / hzPerBin); b <= Math.ceil(3000 / hzPerBin); b++) {
             band.push(level(bins[b]));
@@ -69,9 +84,15 @@ async ([tones, seconds]) => {
     source.disconnect();
     await ctx.close();
     floors.sort((a, b) => a - b);
-    const result = { floor: floors[Math.floor(floors.length / 2)] };
-    tones.forEach((hz, i) => { result[String(hz)] = peaks[i]; });
+    result.floor = floors[Math.floor(floors.length / 2)];
     return result;
+}
+"""
+
+HAS_REMOTE_AUDIO_JS = """
+() => {
+    const audio = document.querySelector('[data-testid="circle-audio"]');
+    return Boolean(audio && audio.srcObject && audio.srcObject.getAudioTracks().length > 0);
 }
 """
 
@@ -90,7 +111,8 @@ IGNORE_MUTE_JS = """
 
 
 def above_floor(levels: dict[str, float], hz: int) -> float:
-    return levels[str(hz)] - levels["floor"]
+    """How far the tone stands above the spectrum right beside it, in dB."""
+    return levels[str(hz)] - levels[f"{hz}_near"]
 
 
 async def measure(page: Page, seconds: float = 2.0) -> dict[str, float]:
@@ -99,10 +121,9 @@ async def measure(page: Page, seconds: float = 2.0) -> dict[str, float]:
     return {k: round(float(v), 1) for k, v in levels.items()}
 
 
-async def measure_until(
-    page: Page, ok: Any, attempts: int = 4
-) -> dict[str, float]:
+async def measure_until(page: Page, ok: Any, attempts: int = 4) -> dict[str, float]:
     """Measures until ``ok(levels)`` holds (audio takes a moment to start), or gives up."""
+    await page.wait_for_function(HAS_REMOTE_AUDIO_JS, timeout=10_000)
     levels: dict[str, float] = {}
     for _ in range(attempts):
         levels = await measure(page)
@@ -112,7 +133,9 @@ async def measure_until(
 
 
 @asynccontextmanager
-async def chromium(pw: Playwright, chromium_path: Path, fake_audio: Path | None) -> AsyncIterator[Browser]:
+async def chromium(
+    pw: Playwright, chromium_path: Path, fake_audio: Path | None
+) -> AsyncIterator[Browser]:
     browser = await pw.chromium.launch(
         executable_path=str(chromium_path), args=chromium_args(fake_audio), headless=True
     )
