@@ -57,7 +57,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
 
     async def close_connections(app: web.Application) -> None:
         # Tell every client the server is going away, so their pages reconnect.
-        for ws in list(app[OPEN_SOCKETS]):
+        sockets: set[web.WebSocketResponse] = app[OPEN_SOCKETS]
+        for ws in list(sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
         await app[HUB].close()
 

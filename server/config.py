@@ -10,11 +10,16 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DATA_DIR = Path("data")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: Path = Path("data")
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = DEFAULT_DATA_DIR
     # SQLAlchemy URL; empty means SQLite in data_dir.
     database_url: str = ""
     # Absolute base for the links the API hands out; empty means the request's own origin.
@@ -38,9 +43,9 @@ class Settings:
 def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
     ice = tuple(a.strip() for a in env.get("HEARTH_ICE_ADDRESSES", "").split(",") if a.strip())
     return Settings(
-        host=env.get("HEARTH_HOST", Settings.host),
-        port=int(env.get("HEARTH_PORT", str(Settings.port))),
-        data_dir=Path(env.get("HEARTH_DATA_DIR", str(Settings.data_dir))),
+        host=env.get("HEARTH_HOST", DEFAULT_HOST),
+        port=int(env.get("HEARTH_PORT", str(DEFAULT_PORT))),
+        data_dir=Path(env.get("HEARTH_DATA_DIR", str(DEFAULT_DATA_DIR))),
         database_url=env.get("HEARTH_DATABASE_URL", ""),
         public_url=env.get("HEARTH_PUBLIC_URL", "").rstrip("/"),
         admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from server.appkeys import HUB, SETTINGS
-from signaling.session import ClientSession
 from signaling.protocol import MAX_MESSAGE_BYTES
+from signaling.session import ClientSession
 
 # The page talks only to this server: no third-party scripts, fonts or connections.
 CONTENT_SECURITY_POLICY = (
@@ -18,10 +20,11 @@ CONTENT_SECURITY_POLICY = (
 routes = web.RouteTableDef()
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @web.middleware
-async def security_headers(
-    request: web.Request, handler: web.RequestHandler
-) -> web.StreamResponse:
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if not response.prepared:
         _secure(response)

@@ -17,7 +17,7 @@ import contextlib
 import fractions
 import logging
 from collections import deque
-from typing import Protocol
+from typing import Protocol, cast
 
 import av
 import numpy as np
@@ -83,7 +83,10 @@ class ListenerTrack(MediaStreamTrack):
         pcm = await self._frames.get()
         if pcm is None:
             raise MediaStreamError
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        # Stereo with the same voice on both sides: aiortc's Opus encoder is stereo, and
+        # handing it mono would make FFmpeg's upmix take 3 dB off every voice.
+        stereo = np.repeat(pcm, 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
         frame.time_base = TIME_BASE
         frame.pts = self._pts
@@ -115,6 +118,8 @@ class _Voice:
                 frame = await self.track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(frame, av.AudioFrame):
+                continue
             if not self._path.is_audible(self.seat_id):
                 # Muted or without the floor: dropped here, whatever the browser sends.
                 self.pending.clear()
@@ -124,14 +129,25 @@ class _Voice:
             self._take(frame)
 
     def _take(self, frame: av.AudioFrame) -> None:
-        for mono in self._resampler.resample(frame):
-            samples = mono.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+        for samples in self._mono(frame):
             self._carry = np.concatenate((self._carry, samples))
         while len(self._carry) >= FRAME_SAMPLES:
             self.pending.append(self._carry[:FRAME_SAMPLES])
             self._carry = self._carry[FRAME_SAMPLES:]
         while len(self.pending) > MAX_PENDING_FRAMES:
             self.pending.popleft()
+
+    def _mono(self, frame: av.AudioFrame) -> list[Pcm]:
+        # aiortc's Opus decoder gives 48 kHz interleaved stereo whose channels carry the same
+        # voice: averaging them keeps its level (FFmpeg's downmix would take 3 dB off).
+        if frame.format.name == "s16" and frame.sample_rate == SAMPLE_RATE:
+            channels = len(frame.layout.channels)
+            pcm = frame.to_ndarray().reshape(-1, channels)
+            return [pcm.mean(axis=1, dtype=np.float32).astype(np.int16)]
+        return [
+            mono.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+            for mono in self._resampler.resample(frame)
+        ]
 
     def next_frame(self) -> Pcm | None:
         if not self.primed:
@@ -212,7 +228,7 @@ class MixingAudioPath:
         for seat_id, listener in self._listeners.items():
             own = contributions.get(seat_id)
             mix = total - own if own is not None else total
-            listener.push(np.clip(mix, -32768, 32767).astype(np.int16))
+            listener.push(cast(Pcm, np.clip(mix, -32768, 32767).astype(np.int16)))
 
     def _ensure_ticking(self) -> None:
         if not self._run_clock:

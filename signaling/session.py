@@ -42,6 +42,7 @@ class ClientSession:
         self._seat_id: str | None = None
         self._peer: MediaPeer | None = None
         self._closing = False
+        self._writer: asyncio.Task[None] | None = None
 
     # Connection (for the live circle) -------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -57,6 +58,7 @@ class ClientSession:
     # Lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
         writer = asyncio.get_running_loop().create_task(self._write_forever())
+        self._writer = writer
         try:
             async for msg in self._ws:
                 if msg.type == WSMsgType.TEXT:
@@ -86,14 +88,10 @@ class ClientSession:
         self._closing = True
         # Let queued messages (e.g. the error saying why) go out before the close frame.
         self._outbox.put_nowait(None)
-        await asyncio.sleep(0)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._drain(), timeout=2)
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), timeout=2)
         await self._ws.close(code=code)
-
-    async def _drain(self) -> None:
-        while not self._outbox.empty():
-            await asyncio.sleep(0.01)
 
     async def _depart(self) -> None:
         live, seat_id = self._live, self._seat_id

@@ -44,8 +44,9 @@ class ToneTrack(MediaStreamTrack):
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         n = np.arange(self.frames_sent * FRAME_SAMPLES, (self.frames_sent + 1) * FRAME_SAMPLES)
         wave = self.amplitude * np.sin(2 * np.pi * self.frequency * n / SAMPLE_RATE)
-        pcm = (wave * 32767).astype(np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        # Stereo like a browser's Opus stream, so the encoder does not upmix (and attenuate).
+        pcm = np.repeat((wave * 32767).astype(np.int16), 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self.frames_sent * FRAME_SAMPLES
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
@@ -81,20 +82,21 @@ class Recorder:
             self._task.cancel()
 
 
-def tone_levels_db(samples: np.ndarray, frequencies: list[float]) -> dict[float, float]:
-    """How far each frequency stands above the noise floor of the spectrum, in dB."""
+def tone_amplitudes(samples: np.ndarray, frequencies: list[float]) -> dict[float, float]:
+    """The amplitude (0..1 of full scale) of each frequency in ``samples``.
+
+    A sine of amplitude A shows in a Hann-windowed spectrum as a peak of A * sum(window) / 2,
+    so this reads back the amplitude a voice was sent with, whatever the window's length.
+    """
     if len(samples) < SAMPLE_RATE // 4:
-        return {f: float("-inf") for f in frequencies}
+        return {f: 0.0 for f in frequencies}
     window = np.hanning(len(samples))
-    spectrum = np.abs(np.fft.rfft(samples * window)) + 1e-12
+    spectrum = np.abs(np.fft.rfft(samples * window))
     freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
-    band = (freqs > 150) & (freqs < 4000)
-    floor = np.median(spectrum[band])
-    levels = {}
-    for f in frequencies:
-        near = (freqs > f - 15) & (freqs < f + 15)
-        levels[f] = float(20 * np.log10(spectrum[near].max() / floor))
-    return levels
+    scale = 2 / window.sum()
+    return {
+        f: float(spectrum[(freqs > f - 10) & (freqs < f + 10)].max() * scale) for f in frequencies
+    }
 
 
 class ScriptedParticipant:
@@ -202,7 +204,7 @@ class ScriptedParticipant:
                 await asyncio.sleep(0.05)
 
     def hears(self, since: float, frequencies: list[float]) -> dict[float, float]:
-        return tone_levels_db(self.recorder.samples_since(since), frequencies)
+        return tone_amplitudes(self.recorder.samples_since(since), frequencies)
 
     async def close(self) -> None:
         self.recorder.stop()
@@ -215,3 +217,12 @@ class ScriptedParticipant:
                 await self._reader
         if self._http is not None:
             await self._http.close()
+
+
+def silent_fraction(samples: np.ndarray) -> float:
+    """The share of 20 ms frames that are all but silent: gaps in what was heard."""
+    frames = len(samples) // FRAME_SAMPLES
+    if frames == 0:
+        return 1.0
+    blocks = samples[: frames * FRAME_SAMPLES].reshape(frames, FRAME_SAMPLES)
+    return float((np.abs(blocks).max(axis=1) < 1e-3).mean())

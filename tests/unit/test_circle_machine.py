@@ -43,8 +43,12 @@ KIM = ("kim", Role.PARTICIPANT, True)
 
 def test_host_arrival_opens_a_scheduled_circle() -> None:
     decision = machine.join(
-        CircleState(circle()), seat_id="ana", display_name="Ana", role=Role.HOST,
-        muted=True, now=START - timedelta(minutes=5),
+        CircleState(circle()),
+        seat_id="ana",
+        display_name="Ana",
+        role=Role.HOST,
+        muted=True,
+        now=START - timedelta(minutes=5),
     )
     assert decision.state.circle.status is CircleStatus.OPEN
     assert decision.state.circle.opened_at == START - timedelta(minutes=5)
@@ -56,7 +60,12 @@ def test_host_arrival_opens_a_scheduled_circle() -> None:
     [
         (CircleStatus.SCHEDULED, Role.PARTICIPANT, START, False),  # nobody opened it yet
         (CircleStatus.OPEN, Role.PARTICIPANT, START, True),
-        (CircleStatus.OPEN, Role.PARTICIPANT, START + timedelta(minutes=90) + GRACE_AFTER_END, False),
+        (
+            CircleStatus.OPEN,
+            Role.PARTICIPANT,
+            START + timedelta(minutes=90) + GRACE_AFTER_END,
+            False,
+        ),
         (CircleStatus.OPEN, Role.PARTICIPANT, START + timedelta(minutes=100), True),  # grace
         (CircleStatus.ENDED, Role.PARTICIPANT, START, False),
         (CircleStatus.ENDED, Role.HOST, START, False),
@@ -68,7 +77,9 @@ def test_host_arrival_opens_a_scheduled_circle() -> None:
 def test_who_may_enter_when(status: CircleStatus, role: Role, now: datetime, allowed: bool) -> None:
     state = CircleState(circle(status))
     if allowed:
-        decision = machine.join(state, seat_id="x", display_name="X", role=role, muted=True, now=now)
+        decision = machine.join(
+            state, seat_id="x", display_name="X", role=role, muted=True, now=now
+        )
         assert "x" in decision.state.seats
     else:
         with pytest.raises(RoomError) as refused:
@@ -94,7 +105,9 @@ def test_unusable_display_names_are_refused(raw: str) -> None:
 def test_joining_twice_with_the_same_seat_is_refused() -> None:
     state = seated(HOST)
     with pytest.raises(RoomError) as refused:
-        machine.join(state, seat_id="ana", display_name="Ana", role=Role.HOST, muted=True, now=START)
+        machine.join(
+            state, seat_id="ana", display_name="Ana", role=Role.HOST, muted=True, now=START
+        )
     assert refused.value.code == errors.ALREADY_JOINED
 
 

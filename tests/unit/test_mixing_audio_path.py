@@ -44,11 +44,13 @@ async def settle() -> None:
 async def heard(track: MediaStreamTrack) -> int:
     frame = await asyncio.wait_for(track.recv(), 1)
     values = frame.to_ndarray().reshape(-1)
-    assert len(values) == FRAME_SAMPLES
+    assert len(values) == FRAME_SAMPLES * 2  # interleaved stereo, the same on both sides
     return int(np.median(values))
 
 
-def mixer_with(levels: dict[str, int], audible: set[str]) -> tuple[MixingAudioPath, dict[str, MediaStreamTrack]]:
+def mixer_with(
+    levels: dict[str, int], audible: set[str]
+) -> tuple[MixingAudioPath, dict[str, MediaStreamTrack]]:
     path = MixingAudioPath(run_clock=False)  # the test ticks by hand
     path.set_audible(frozenset(audible))
     listeners = {seat: path.listener_track(seat) for seat in levels}

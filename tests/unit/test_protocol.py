@@ -41,12 +41,20 @@ def test_well_formed_messages_parse(raw: str, parsed: object) -> None:
         ('{"type":"dance"}', protocol.UNKNOWN_TYPE, "dance"),
         ('{"type":"join","display_name":"Sam"}', protocol.INVALID_MESSAGE, "join"),
         ('{"type":"join","token":5,"display_name":"Sam"}', protocol.INVALID_MESSAGE, "join"),
-        ('{"type":"join","token":"t","display_name":"Sam","muted":"no"}', protocol.INVALID_MESSAGE, "join"),
+        (
+            '{"type":"join","token":"t","display_name":"Sam","muted":"no"}',
+            protocol.INVALID_MESSAGE,
+            "join",
+        ),
         ('{"type":"mute"}', protocol.INVALID_MESSAGE, "mute"),
         ('{"type":"mute","muted":1}', protocol.INVALID_MESSAGE, "mute"),
         ('{"type":"mute_participant"}', protocol.INVALID_MESSAGE, "mute_participant"),
         ('{"type":"offer","sdp":null}', protocol.INVALID_MESSAGE, "offer"),
-        (json.dumps({"type": "offer", "sdp": "x" * (protocol.MAX_SDP_CHARS + 1)}), protocol.INVALID_MESSAGE, "offer"),
+        (
+            json.dumps({"type": "offer", "sdp": "x" * (protocol.MAX_SDP_CHARS + 1)}),
+            protocol.INVALID_MESSAGE,
+            "offer",
+        ),
         ("[" * 100_000, protocol.INVALID_JSON, None),
     ],
 )
