@@ -104,7 +104,8 @@ function setJoining(busy) {
 // ---------------------------------------------------------------------------------------------
 // The people list
 
-const MIC_ON_PATH = 'M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3zM6 11a6 6 0 0 0 12 0M12 17v4';
+const MIC_ON_PATH = 'M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z'
+    + 'M6 11a6 6 0 0 0 12 0M12 17v4';
 const MIC_OFF_PATH = `${MIC_ON_PATH}M4 4l16 16`;
 
 function micIcon() {

@@ -107,8 +107,9 @@ export class AudioPeer {
             ? event.streams[0]
             : new MediaStream([event.track]);
         if (this.remoteStream && this.remoteStream !== stream) {
+            const known = this.remoteStream.getTracks();
             for (const track of stream.getTracks()) {
-                if (!this.remoteStream.getTracks().includes(track)) this.remoteStream.addTrack(track);
+                if (!known.includes(track)) this.remoteStream.addTrack(track);
             }
         } else {
             this.remoteStream = stream;

@@ -248,22 +248,23 @@ async def test_two_people_hear_each_other_and_a_host_mute_silences_one(
         await expect(host.get_by_test_id("participant")).to_have_count(1, timeout=10_000)
         await guest.screenshot(path=str(artifacts_dir / "participant-left.png"), full_page=True)
 
+        # The address bar says only /c/ now; a reload finds the circle through the tab.
+        await guest.reload()
+        assert guest.url.endswith("/c/"), guest.url
+        await expect(guest.get_by_test_id("display-name")).to_have_value("Sam")
+        await join(guest, "Sam", muted=True)
+        await expect(host.get_by_test_id("participant")).to_have_count(2, timeout=10_000)
+        await expect(row(host, "Sam")).to_have_attribute("data-muted", "true")
+
     (artifacts_dir / "browser-levels.json").write_text(json.dumps(report, indent=2))
     assert errors == [], errors
 
 
-async def not_open_text(
-    browser: Browser, url: str, errors: list[str], screenshot: Path | None = None
-) -> str:
+async def wait_at_closed_door(browser: Browser, url: str, errors: list[str]) -> Page:
     page = await open_page(browser, url, 360, errors)
     await join(page, "Robin", muted=True)
-    view = page.get_by_test_id("not-open")
-    await expect(view).to_be_visible(timeout=10_000)
-    text = await view.inner_text()
-    if screenshot is not None:
-        await page.screenshot(path=str(screenshot), full_page=True)
-    await page.context.close()
-    return text
+    await expect(page.get_by_test_id("not-open")).to_be_visible(timeout=10_000)
+    return page
 
 
 async def test_unknown_link_and_circle_not_yet_open_look_the_same(
@@ -272,15 +273,26 @@ async def test_unknown_link_and_circle_not_yet_open_look_the_same(
     waiting = hearth_server.create_circle("Circle nobody has opened yet")
     errors: list[str] = []
     async with async_playwright() as pw, chromium(pw, chromium_path, None) as browser:
-        unknown = await not_open_text(
-            browser,
-            f"{hearth_server.base_url}/c/{secrets.token_urlsafe(16)}",
-            errors,
-            artifacts_dir / "not-open.png",
+        unknown = await wait_at_closed_door(
+            browser, f"{hearth_server.base_url}/c/{secrets.token_urlsafe(16)}", errors
         )
-        not_yet = await not_open_text(
+        unknown_text = await unknown.get_by_test_id("not-open").inner_text()
+        await unknown.screenshot(path=str(artifacts_dir / "not-open.png"), full_page=True)
+        await unknown.context.close()
+
+        early = await wait_at_closed_door(
             browser, urljoin(hearth_server.base_url, waiting["join_url"]), errors
         )
-    assert "not open right now" in unknown
-    assert unknown == not_yet
+        early_text = await early.get_by_test_id("not-open").inner_text()
+        assert "not open right now" in unknown_text
+        assert unknown_text == early_text
+
+        # The host arrives; the page that was left open lets its person in on its own.
+        host = await open_page(
+            browser, urljoin(hearth_server.base_url, waiting["host_url"]), 1024, errors
+        )
+        await join(host, "Ana", muted=True)
+        await expect(early.get_by_test_id("participant")).to_have_count(2, timeout=25_000)
+        await expect(row(early, "Robin")).to_contain_text("(you)")
+        await expect(row(host, "Robin")).to_have_attribute("data-muted", "true")
     assert errors == [], errors
