@@ -224,8 +224,9 @@ function renderSelfMute() {
     const button = $('self-mute');
     if (!state.track) {
         button.disabled = true;
-        button.textContent = 'No microphone';
-        button.setAttribute('aria-pressed', 'true');
+        button.textContent = 'Listening only';
+        button.removeAttribute('aria-pressed');
+        button.classList.remove('primary');
         return;
     }
     const muted = !state.you || state.you.muted || !state.track.enabled;
@@ -347,7 +348,8 @@ function clearRetry() {
 function validName(raw) {
     const name = raw.split(/\s+/).filter(Boolean).join(' ');
     if (!name) return { name, error: 'Please choose a name to be shown.' };
-    if (name.length > MAX_NAME) {
+    // Counted in characters as the server counts them, not in UTF-16 units.
+    if ([...name].length > MAX_NAME) {
         return { name, error: `A name can be at most ${MAX_NAME} characters.` };
     }
     return { name, error: null };
@@ -441,7 +443,11 @@ async function onJoined(conn, you, circle) {
 
     // After waiting for the circle to open, the microphone was released; take it again now.
     if (!state.mic && state.micReason === null) await ensureMicrophone();
-    if (state.conn !== conn) return;
+    if (state.conn !== conn) {
+        // Left (or lost the connection) while the microphone was starting.
+        if (state.phase === 'left') releaseMicrophone();
+        return;
+    }
     applyLocalMute(state.you.muted);
     renderMicNote();
     renderSelfMute();
