@@ -1,0 +1,132 @@
+"""The live circle persists each decision before anyone hears of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rooms import machine
+from rooms.errors import RoomError
+from rooms.model import Circle, CircleState, Role
+from signaling.audio import MixingAudioPath
+from signaling.hub import CircleHub, Command, LiveCircle
+from signaling.store import LinkMatch
+
+NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+CIRCLE = Circle(
+    id="c1", title="Circle", starts_at=NOW, duration_minutes=60, timezone="Europe/Berlin"
+)
+
+
+class MemoryStore:
+    """A stand-in for the database, recording what was saved and able to fail."""
+
+    def __init__(self) -> None:
+        self.saved: list[CircleState] = []
+        self.fail = False
+        self.links = {"host-token": LinkMatch(CIRCLE, Role.HOST)}
+
+    async def find_by_link(self, token: str) -> LinkMatch | None:
+        return self.links.get(token)
+
+    async def save_state(self, state: CircleState, *, now: datetime) -> None:
+        if self.fail:
+            raise OSError("disk full")
+        self.saved.append(state)
+
+
+class Inbox:
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.store = store
+        self.saved_when_sent: list[int] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        if self.store is not None:
+            self.saved_when_sent.append(len(self.store.saved))
+
+    def types(self) -> list[str]:
+        return [m["type"] for m in self.messages]
+
+
+def join_command(seat_id: str, role: Role, muted: bool = False) -> Command:
+    return lambda s: machine.join(
+        s, seat_id=seat_id, display_name=seat_id.title(), role=role, muted=muted, now=NOW
+    )
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def live(store: MemoryStore) -> LiveCircle:
+    return LiveCircle(CircleState(CIRCLE), store, MixingAudioPath(run_clock=False), lambda: NOW)
+
+
+async def test_a_joiner_gets_the_circle_first_and_the_others_are_told(
+    live: LiveCircle, store: MemoryStore
+) -> None:
+    ana, sam = Inbox(store), Inbox(store)
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
+    assert ana.types() == ["joined", "participant_joined"]
+    assert sam.types() == ["joined"]
+    assert [p["display_name"] for p in sam.messages[0]["participants"]] == ["Ana", "Sam"]
+    # Each message went out only after the state it describes was saved.
+    assert ana.saved_when_sent == [1, 2]
+
+
+async def test_when_saving_fails_nothing_changes_and_nobody_is_told(
+    live: LiveCircle, store: MemoryStore
+) -> None:
+    ana, sam = Inbox(), Inbox()
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
+    before = live.state
+    store.fail = True
+    with pytest.raises(OSError):
+        await live.apply(lambda s: machine.mute_other(s, actor_id="ana", target_id="sam"))
+    assert live.state == before
+    assert "participant_updated" not in ana.types() + sam.types()
+    assert live.audio.is_audible("sam")  # type: ignore[attr-defined]
+
+
+async def test_a_refused_command_changes_nothing(live: LiveCircle) -> None:
+    ana, sam = Inbox(), Inbox()
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
+    before = live.state
+    with pytest.raises(RoomError):
+        await live.apply(lambda s: machine.mute_other(s, actor_id="sam", target_id="ana"))
+    assert live.state == before
+    assert ana.types() == ["joined", "participant_joined"]
+
+
+async def test_a_host_mute_reaches_everyone_and_gates_the_audio(live: LiveCircle) -> None:
+    ana, sam = Inbox(), Inbox()
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
+    await live.apply(lambda s: machine.mute_other(s, actor_id="ana", target_id="sam"))
+    for inbox in (ana, sam):
+        update = inbox.messages[-1]
+        assert update["type"] == "participant_updated"
+        assert (update["participant"]["muted"], update["by"]) == (True, "ana")
+    assert not live.audio.is_audible("sam")  # type: ignore[attr-defined]
+
+
+async def test_an_unknown_link_and_an_emptied_circle(store: MemoryStore) -> None:
+    hub = CircleHub(store, lambda: MixingAudioPath(run_clock=False), lambda: NOW)
+    with pytest.raises(RoomError) as refused:
+        await hub.circle_for_link("nope")
+    assert refused.value.code == "circle_not_open"
+    live, role = await hub.circle_for_link("host-token")
+    assert role is Role.HOST
+    await live.join("ana", Inbox(), join_command("ana", Role.HOST))
+    await live.leave("ana")
+    await hub.release_if_empty(live)
+    assert hub.live_circles() == []
