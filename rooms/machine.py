@@ -14,7 +14,7 @@ from datetime import datetime
 from rooms import errors
 from rooms.errors import RoomError
 from rooms.model import CircleState, Role, Seat
-from rooms.schedule import admit
+from rooms.schedule import FULL_MESSAGE, admit
 
 MAX_DISPLAY_NAME = 40
 
@@ -82,6 +82,9 @@ def join(
         raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
     name = clean_display_name(display_name)
     circle = admit(state.circle, role, now)
+    capacity = circle.capacity
+    if role is Role.PARTICIPANT and capacity is not None and len(state.seats) >= capacity:
+        raise RoomError(errors.CIRCLE_FULL, FULL_MESSAGE)
     seat = Seat(id=seat_id, display_name=name, role=role, joined_at=now, muted=muted)
     events: list[Event] = []
     next_state = state

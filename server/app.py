@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         database = Database(settings.effective_database_url)
         await database.connect()
         app[DATABASE] = database
-        store = SqlCircleStore(database)
+        store = SqlCircleStore(database, clock)
         # Peer connections do not survive a restart: whoever was present has gone (their
         # clients reconnect and take a seat again).
         await store.close_stale_seats(clock())

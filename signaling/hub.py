@@ -140,17 +140,33 @@ class CircleHub:
 
     async def circle_for_link(self, token: str) -> tuple[LiveCircle, Role]:
         """The live circle a link opens (loaded on first use) and the role it grants."""
+        live, role, _ = await self.open_link(token)
+        return live, role
+
+    async def open_link(self, token: str) -> tuple[LiveCircle, Role, dict[str, str]]:
+        """Like circle_for_link, plus the details a refusal to a valid link may carry.
+
+        A valid link outside its series' occurrences is refused with ``next_starts_at``
+        (when one is planned); an unknown link gets the same refusal without it.
+        """
         match = await self._store.find_by_link(token)
         if match is None:
             # The same refusal as a closed circle: a guessed link learns nothing.
             raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
+        details = (
+            {"next_starts_at": match.next_starts_at.isoformat()}
+            if match.next_starts_at is not None
+            else {}
+        )
+        if match.circle is None:
+            raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE, details=details)
         live = self._live.get(match.circle.id)
         if live is None:
             live = LiveCircle(
                 CircleState(match.circle), self._store, self._audio_factory(), self._clock
             )
             self._live[live.id] = live
-        return live, match.role
+        return live, match.role, details
 
     async def release_if_empty(self, live: LiveCircle) -> None:
         if live.is_empty() and self._live.get(live.id) is live:

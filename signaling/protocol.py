@@ -140,5 +140,8 @@ def circle_json(circle: Circle) -> dict[str, Any]:
     }
 
 
-def error_message(code: str, message: str, ref: str | None) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, "ref": ref}
+def error_message(
+    code: str, message: str, ref: str | None, details: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An ``error``; ``details`` are optional documented fields (e.g. ``next_starts_at``)."""
+    return {**(details or {}), "type": "error", "code": code, "message": message, "ref": ref}
