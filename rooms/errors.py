@@ -10,9 +10,7 @@ from __future__ import annotations
 class RoomError(Exception):
     """A command was refused; the state is unchanged."""
 
-    def __init__(
-        self, code: str, message: str, *, details: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, *, details: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -12,6 +12,7 @@ Everything here is pure: no clock is read, every instant comes in and goes out i
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -86,7 +87,7 @@ def validate(schedule: SeriesSchedule) -> None:
     if schedule.rule is not None:
         many = local_starts(schedule, limit=60)
         duration = timedelta(minutes=schedule.duration_minutes)
-        for earlier, later in zip(many, many[1:], strict=False):
+        for earlier, later in itertools.pairwise(many):
             if _to_utc(later, schedule.zone) - _to_utc(earlier, schedule.zone) < duration:
                 raise RecurrenceError(
                     "rrule", "Occurrences would overlap: the rule repeats sooner than they last."
@@ -191,7 +192,9 @@ def is_start(schedule: SeriesSchedule, instant: datetime) -> bool:
     return instant in starts_between(schedule, instant, instant + timedelta(seconds=1))
 
 
-def next_start(schedule: SeriesSchedule, after: datetime, *, horizon_days: int = 400) -> datetime | None:
+def next_start(
+    schedule: SeriesSchedule, after: datetime, *, horizon_days: int = 400
+) -> datetime | None:
     """The first original start at or after ``after`` within ``horizon_days``, or None."""
     found = starts_between(schedule, after, after + timedelta(days=horizon_days))
     return found[0] if found else None

@@ -1,8 +1,9 @@
 """When a circle can be entered.
 
-A host may open a circle from when its lobby opens (``lobby_minutes`` before its start); once open, anyone with
-the join link may come in until the end plus a grace period (conversations rarely stop on the
-minute). Past that the circle is over, whatever its stored status says.
+A host may open a circle from when its lobby opens (``lobby_minutes`` before its start);
+once open, anyone with the join link may come in until the end plus a grace period
+(conversations rarely stop on the minute) plus whatever a host extended.
+Past that the circle is over, whatever its stored status says.
 """
 
 from __future__ import annotations

@@ -282,22 +282,22 @@ async def resolve_series_link(
     async with sessions() as session:
         rows = await load_overrides(session, series.id)
     if series.fields.rrule is None:
-        occurrences = _occurrences(series, rows, datetime.min.replace(tzinfo=now.tzinfo), now + LOOK_AHEAD)
+        since_ever = datetime.min.replace(tzinfo=now.tzinfo)
+        occurrences = _occurrences(series, rows, since_ever, now + LOOK_AHEAD)
         live = [o for o in occurrences if not o.cancelled]
         if not live:
             return LinkTarget(None, None)
         only = live[0]
         row = await materialise(sessions, only, now)
-        upcoming = only.starts_at if only.starts_at > now else None
-        return LinkTarget(circle_for(series, only, row), upcoming)
+        not_begun = only.starts_at if only.starts_at > now else None
+        return LinkTarget(circle_for(series, only, row), not_begun)
     occurrences = _occurrences(series, rows, now - LOOK_BACK, now + LOOK_AHEAD)
     current, upcoming = current_or_next(occurrences, series.windows, now)
     if current is None:
         return LinkTarget(None, upcoming.starts_at if upcoming else None)
     row = await materialise(sessions, current, now)
-    if current.starts_at > now:
-        next_start = current.starts_at
-    else:
+    next_start: datetime | None = current.starts_at
+    if current.starts_at <= now:
         next_start = upcoming.starts_at if upcoming else None
     return LinkTarget(circle_for(series, current, row), next_start)
 
@@ -336,7 +336,7 @@ class SeriesStore:
         async with self._sessions() as session:
             return await load_series(session, series_id)
 
-    async def list(self, *, public_only: bool = False) -> list[Series]:
+    async def all_series(self, *, public_only: bool = False) -> list[Series]:
         async with self._sessions() as session:
             query = select(SeriesRow).order_by(SeriesRow.first_start, SeriesRow.id)
             if public_only:
@@ -446,7 +446,7 @@ class SeriesStore:
         exist), or of every series when ``series_id`` is None."""
         async with self._sessions() as session:
             if series_id is None:
-                everything = [s.id for s in await self.list()]
+                everything = [s.id for s in await self.all_series()]
             else:
                 if await session.get(SeriesRow, series_id) is None:
                     return None
@@ -484,7 +484,9 @@ class SeriesStore:
             else None
         )
         attendance = Attendance(
-            present=sum(1 for s in seats if s.left_at is None), total=len(seats), attendees=attendees
+            present=sum(1 for s in seats if s.left_at is None),
+            total=len(seats),
+            attendees=attendees,
         )
         return ScheduledOccurrence(series, occurrence, CircleStatus(row.status), attendance)
 

@@ -160,9 +160,7 @@ BAD_RULES = {
 
 @pytest.mark.parametrize("rule", BAD_RULES.values(), ids=BAD_RULES)
 def test_unusable_rules_are_refused_naming_rrule(rule: str) -> None:
-    schedule = SeriesSchedule(
-        local("Europe/Berlin", 2026, 12, 1, 19, 0), "Europe/Berlin", 90, rule
-    )
+    schedule = SeriesSchedule(local("Europe/Berlin", 2026, 12, 1, 19, 0), "Europe/Berlin", 90, rule)
     with pytest.raises(RecurrenceError) as refused:
         validate(schedule)
     assert refused.value.field == "rrule"

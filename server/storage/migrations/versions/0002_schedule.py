@@ -1,8 +1,8 @@
 """Series (recurrence in a time zone), host link rosters, occurrences as circles.
 
 Every circle of 0001 becomes a one-off series (no capacity limit, as before) with the same
-id, join link and (as a host link named "Host") host link; its row stays as the series' only occurrence, so live circles,
-seats and links keep working across the upgrade.
+id, join link and (as a host link named "Host") host link; its row stays as the series' only
+occurrence, so live circles, seats and links keep working across the upgrade.
 
 SQLite notes: columns are dropped and added in place (ALTER TABLE), never by copying the
 table: with foreign keys on, dropping ``circles`` to copy it would delete every seat.
@@ -116,9 +116,7 @@ def upgrade() -> None:
     op.create_index("ix_host_links_token", "host_links", ["token"], unique=True)
 
     op.add_column("circles", sa.Column("series_id", sa.String(32), nullable=True))
-    op.add_column(
-        "circles", sa.Column("original_start", sa.DateTime(timezone=True), nullable=True)
-    )
+    op.add_column("circles", sa.Column("original_start", sa.DateTime(timezone=True), nullable=True))
     op.add_column("circles", sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column(
         "circles",
