@@ -63,8 +63,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             if token is not None:
                 _announce_admin_token(token)
         app[HUB] = CircleHub(store, MixingAudioPath, clock)
+        series = SeriesStore(database)
+        # Once before serving (so a restart never serves stale attendance), then hourly.
+        await _purge_once(series, settings.attendance_days, clock)
         purger = asyncio.get_running_loop().create_task(
-            _purge_attendance_forever(SeriesStore(database), settings.attendance_days, clock)
+            _purge_attendance_forever(series, settings.attendance_days, clock)
         )
         yield
         purger.cancel()
@@ -89,15 +92,19 @@ async def purge_attendance(store: SeriesStore, days: int, now: datetime) -> int:
     return await store.purge_attendance(before=now - timedelta(days=days))
 
 
+async def _purge_once(store: SeriesStore, days: int, clock: Clock) -> None:
+    try:
+        purged = await purge_attendance(store, days, clock())
+        if purged:
+            log.info("purged %d attendance records older than %d days", purged, days)
+    except Exception:
+        log.exception("purging attendance failed; trying again later")
+
+
 async def _purge_attendance_forever(store: SeriesStore, days: int, clock: Clock) -> None:
     while True:
-        try:
-            purged = await purge_attendance(store, days, clock())
-            if purged:
-                log.info("purged %d attendance records older than %d days", purged, days)
-        except Exception:
-            log.exception("purging attendance failed; trying again later")
         await asyncio.sleep(PURGE_EVERY.total_seconds())
+        await _purge_once(store, days, clock)
 
 
 def _announce_admin_token(token: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from rooms import errors, machine
 from rooms.audio_policy import audible_seats
 from rooms.errors import RoomError
-from rooms.machine import Decision, SeatJoined, SeatLeft, SeatUpdated
+from rooms.machine import CircleExtended, Decision, SeatJoined, SeatLeft, SeatUpdated
 from rooms.model import CircleState, Role, Seat
 from rooms.schedule import NOT_OPEN_MESSAGE
 from signaling.audio import AudioPath
@@ -109,6 +109,10 @@ class LiveCircle:
                 )
             elif isinstance(event, SeatLeft):
                 self._broadcast({"type": "participant_left", "participant_id": event.seat_id})
+            elif isinstance(event, CircleExtended):
+                self._broadcast(
+                    {"type": "circle_updated", "circle": circle_json(self.state.circle)}
+                )
             elif isinstance(event, SeatUpdated):
                 self._broadcast(
                     {

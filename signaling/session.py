@@ -18,6 +18,7 @@ from signaling.hub import CircleHub, LiveCircle
 from signaling.peer import MediaPeer
 from signaling.protocol import (
     ClientMessage,
+    Extend,
     Join,
     Leave,
     Mute,
@@ -139,6 +140,11 @@ class ClientSession:
         elif isinstance(message, MuteParticipant):
             target = message.participant_id
             await live.apply(lambda s: machine.mute_other(s, actor_id=seat_id, target_id=target))
+        elif isinstance(message, Extend):
+            minutes, now = message.minutes, self._hub.now()
+            await live.apply(
+                lambda s: machine.extend(s, actor_id=seat_id, minutes=minutes, now=now)
+            )
         elif isinstance(message, Leave):
             await self._depart()
             await self._close(protocol.CLOSE_LEFT)
@@ -195,4 +201,5 @@ def _type_of(message: ClientMessage) -> str:
         Mute: "mute",
         MuteParticipant: "mute_participant",
         Leave: "leave",
+        Extend: "extend",
     }[type(message)]
