@@ -10,14 +10,17 @@ from __future__ import annotations
 class RoomError(Exception):
     """A command was refused; the state is unchanged."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, details: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # Optional documented fields sent along with the error (e.g. next_starts_at).
+        self.details = dict(details or {})
 
 
 # Stable codes for refusals decided in rooms/.
 CIRCLE_NOT_OPEN = "circle_not_open"
+CIRCLE_FULL = "circle_full"
 FORBIDDEN = "forbidden"
 INVALID_DISPLAY_NAME = "invalid_display_name"
 UNKNOWN_PARTICIPANT = "unknown_participant"

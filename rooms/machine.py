@@ -8,13 +8,14 @@ that the I/O edge must carry out (tell clients, gate audio, close a connection).
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from rooms import errors
 from rooms.errors import RoomError
+from rooms.lifecycle import MAX_EXTENSION_MINUTES
 from rooms.model import CircleState, Role, Seat
-from rooms.schedule import admit
+from rooms.schedule import FULL_MESSAGE, NOT_OPEN_MESSAGE, admit, is_over
 
 MAX_DISPLAY_NAME = 40
 
@@ -41,7 +42,12 @@ class CircleChanged:
     """The circle's status changed (opened, ended)."""
 
 
-Event = SeatJoined | SeatLeft | SeatUpdated | CircleChanged
+@dataclass(frozen=True, slots=True)
+class CircleExtended:
+    """A host kept the circle open longer; everyone is told the new closing time."""
+
+
+Event = SeatJoined | SeatLeft | SeatUpdated | CircleChanged | CircleExtended
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,9 @@ def join(
         raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
     name = clean_display_name(display_name)
     circle = admit(state.circle, role, now)
+    capacity = circle.capacity
+    if role is Role.PARTICIPANT and capacity is not None and len(state.seats) >= capacity:
+        raise RoomError(errors.CIRCLE_FULL, FULL_MESSAGE)
     seat = Seat(id=seat_id, display_name=name, role=role, joined_at=now, muted=muted)
     events: list[Event] = []
     next_state = state
@@ -117,6 +126,21 @@ def mute_other(state: CircleState, *, actor_id: str, target_id: str) -> Decision
         return Decision(state)
     updated = target.with_muted(True)
     return Decision(state.with_seat(updated), (SeatUpdated(updated, by=actor_id),))
+
+
+def extend(state: CircleState, *, actor_id: str, minutes: int, now: datetime) -> Decision:
+    """A host keeps the circle open longer than its end plus grace (capped in total)."""
+    actor = _present(state, actor_id)
+    if actor.role is not Role.HOST:
+        raise RoomError(errors.FORBIDDEN, "Only a host can extend the circle.")
+    circle = state.circle
+    if is_over(circle, now):
+        raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
+    total = min(circle.extended_minutes + minutes, MAX_EXTENSION_MINUTES)
+    if total == circle.extended_minutes:
+        return Decision(state)
+    extended = replace(circle, extended_minutes=total)
+    return Decision(state.with_circle(extended), (CircleExtended(),))
 
 
 def _present(state: CircleState, seat_id: str) -> Seat:

@@ -2,7 +2,8 @@
 
 All values are immutable; a decision returns a new value instead of changing one.
 Datetimes are timezone-aware (UTC); the circle's own IANA zone is kept for display and,
-later, for recurrence.
+for recurrence. A circle is one occurrence of a series (rooms/lifecycle.py): its id is the
+occurrence's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class Circle:
     status: CircleStatus = CircleStatus.SCHEDULED
     opened_at: datetime | None = None
     ended_at: datetime | None = None
+    # How long before the start a host may open it, and how long after the end (plus what
+    # a host extended) people may still come in.
+    lobby_minutes: int = 30
+    grace_minutes: int = 15
+    extended_minutes: int = 0
+    # Most people seated at once; None means no limit. Hosts are always let in.
+    capacity: int | None = None
 
     @property
     def ends_at(self) -> datetime:

@@ -1,8 +1,9 @@
 """When a circle can be entered.
 
-A host may open a circle from a while before its start until its end; once open, anyone with
-the join link may come in until the end plus a grace period (conversations rarely stop on the
-minute). Past that the circle is over, whatever its stored status says.
+A host may open a circle from when its lobby opens (``lobby_minutes`` before its start);
+once open, anyone with the join link may come in until the end plus a grace period
+(conversations rarely stop on the minute) plus whatever a host extended.
+Past that the circle is over, whatever its stored status says.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from datetime import datetime, timedelta
 from rooms.errors import CIRCLE_NOT_OPEN, RoomError
 from rooms.model import Circle, CircleStatus, Role
 
+# The defaults of Circle.lobby_minutes and Circle.grace_minutes.
 HOST_EARLY = timedelta(minutes=30)
 GRACE_AFTER_END = timedelta(minutes=15)
 
 NOT_OPEN_MESSAGE = "This circle is not open right now."
+FULL_MESSAGE = "This circle is full right now."
 
 
 def closes_at(circle: Circle) -> datetime:
-    return circle.ends_at + GRACE_AFTER_END
+    return circle.ends_at + timedelta(minutes=circle.grace_minutes + circle.extended_minutes)
+
+
+def lobby_opens_at(circle: Circle) -> datetime:
+    return circle.starts_at - timedelta(minutes=circle.lobby_minutes)
 
 
 def is_over(circle: Circle, now: datetime) -> bool:
@@ -37,7 +44,7 @@ def admit(circle: Circle, role: Role, now: datetime) -> Circle:
     if is_over(circle, now):
         raise RoomError(CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
     if role is Role.HOST:
-        if now < circle.starts_at - HOST_EARLY:
+        if now < lobby_opens_at(circle):
             raise RoomError(CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
         if circle.status is CircleStatus.SCHEDULED:
             return replace(circle, status=CircleStatus.OPEN, opened_at=now)

@@ -62,14 +62,14 @@ def parse_new_circle(body: dict[str, Any]) -> NewCircle:
         if name not in body:
             raise invalid_field(name, f"'{name}' is required.")
     return NewCircle(
-        title=_title(body["title"]),
-        starts_at=_starts_at(body["starts_at"]),
-        duration_minutes=_duration(body["duration_minutes"]),
-        timezone=_timezone(body["timezone"]),
+        title=parse_title(body["title"]),
+        starts_at=parse_starts_at(body["starts_at"]),
+        duration_minutes=parse_duration(body["duration_minutes"]),
+        timezone=parse_timezone(body["timezone"]),
     )
 
 
-def _title(value: object) -> str:
+def parse_title(value: object) -> str:
     if not isinstance(value, str):
         raise invalid_field("title", "'title' must be a string.")
     title = value.strip()
@@ -80,7 +80,7 @@ def _title(value: object) -> str:
     return title
 
 
-def _starts_at(value: object) -> datetime:
+def parse_starts_at(value: object) -> datetime:
     if not isinstance(value, str):
         raise invalid_field("starts_at", "'starts_at' must be an ISO 8601 string.")
     try:
@@ -93,7 +93,7 @@ def _starts_at(value: object) -> datetime:
     return starts_at.astimezone(UTC)
 
 
-def _duration(value: object) -> int:
+def parse_duration(value: object) -> int:
     # bool is an int in Python; true is not a duration.
     if type(value) is not int or not 1 <= value <= MAX_DURATION_MINUTES:
         raise invalid_field(
@@ -103,7 +103,7 @@ def _duration(value: object) -> int:
     return value
 
 
-def _timezone(value: object) -> str:
+def parse_timezone(value: object) -> str:
     if not isinstance(value, str) or value not in known_timezones():
         raise invalid_field("timezone", "'timezone' must be an IANA name, e.g. Europe/Berlin.")
     return value
@@ -125,7 +125,7 @@ def render_circle(scheduled: ScheduledCircle, base: str) -> dict[str, Any]:
         "timezone": circle.timezone,
         "status": circle.status.value,
         "join_url": f"{base}/c/{scheduled.join_token}",
-        "host_url": f"{base}/c/{scheduled.host_token}",
+        "host_url": None if scheduled.host_token is None else f"{base}/c/{scheduled.host_token}",
     }
 
 

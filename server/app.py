@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import WSCloseCode, web
 
 from server.api import add_api_routes
-from server.appkeys import DATABASE, HUB, SETTINGS
+from server.appkeys import CLOCK, DATABASE, HUB, SETTINGS
 from server.config import Settings
 from server.errors import api_error_middleware
+from server.feeds import add_feed_routes
 from server.pages import OPEN_SOCKETS, add_page_routes, security_headers
+from server.series_api import add_series_routes
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
+from server.storage.series import SeriesStore
 from signaling.audio import MixingAudioPath
 from signaling.hub import CircleHub
 from signaling.peer import restrict_ice_addresses
@@ -23,6 +28,9 @@ from signaling.peer import restrict_ice_addresses
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# How often attendance past its keeping time is deleted while the server runs.
+PURGE_EVERY = timedelta(hours=1)
 
 
 def utc_now() -> datetime:
@@ -35,15 +43,18 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         client_max_size=256 * 1024,
     )
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     restrict_ice_addresses(settings.ice_addresses)
     add_api_routes(app)
+    add_series_routes(app)
+    add_feed_routes(app)
     add_page_routes(app)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         database = Database(settings.effective_database_url)
         await database.connect()
         app[DATABASE] = database
-        store = SqlCircleStore(database)
+        store = SqlCircleStore(database, clock)
         # Peer connections do not survive a restart: whoever was present has gone (their
         # clients reconnect and take a seat again).
         await store.close_stale_seats(clock())
@@ -52,7 +63,16 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             if token is not None:
                 _announce_admin_token(token)
         app[HUB] = CircleHub(store, MixingAudioPath, clock)
+        series = SeriesStore(database)
+        # Once before serving (so a restart never serves stale attendance), then hourly.
+        await _purge_once(series, settings.attendance_days, clock)
+        purger = asyncio.get_running_loop().create_task(
+            _purge_attendance_forever(series, settings.attendance_days, clock)
+        )
         yield
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
         await database.close()
 
     async def close_connections(app: web.Application) -> None:
@@ -65,6 +85,26 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.cleanup_ctx.append(database_ctx)
     app.on_shutdown.append(close_connections)
     return app
+
+
+async def purge_attendance(store: SeriesStore, days: int, now: datetime) -> int:
+    """Delete attendance older than ``days``; the one rule behind the timer and the CLI."""
+    return await store.purge_attendance(before=now - timedelta(days=days))
+
+
+async def _purge_once(store: SeriesStore, days: int, clock: Clock) -> None:
+    try:
+        purged = await purge_attendance(store, days, clock())
+        if purged:
+            log.info("purged %d attendance records older than %d days", purged, days)
+    except Exception:
+        log.exception("purging attendance failed; trying again later")
+
+
+async def _purge_attendance_forever(store: SeriesStore, days: int, clock: Clock) -> None:
+    while True:
+        await asyncio.sleep(PURGE_EVERY.total_seconds())
+        await _purge_once(store, days, clock)
 
 
 def _announce_admin_token(token: str) -> None:

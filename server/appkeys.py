@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -15,3 +17,5 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE: web.AppKey[Database] = web.AppKey("database")
 HUB: web.AppKey[CircleHub] = web.AppKey("hub")
+# What time it is, for every decision the HTTP side makes (tests inject their own).
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
 from server.access_log import RedactingAccessLogger
-from server.app import create_app
-from server.config import settings_from_env
+from server.app import create_app, purge_attendance
+from server.config import Settings, settings_from_env
+from server.storage.database import Database
+from server.storage.repository import AdminTokenStore
+from server.storage.series import SeriesStore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,11 +27,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", type=Path, help="folder for the SQLite database")
+
+    admin = commands.add_parser("admin", help="admin API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    create = admin.add_parser("create-token", help="make an admin token (shown once)")
+    revoke = admin.add_parser("revoke-token", help="revoke an admin token by its id")
+    revoke.add_argument("token_id", help="the id printed by create-token")
+    db = commands.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
+    purge = db.add_parser("purge", help="delete attendance older than the keeping time")
+    purge.add_argument(
+        "--days", type=int, help="keep this many days (default HEARTH_ATTENDANCE_DAYS or 30)"
+    )
+    for sub in (create, revoke, purge):
+        sub.add_argument("--data-dir", type=Path, help="folder for the SQLite database")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return _serve(args)
+    settings = settings_from_env().with_overrides(data_dir=args.data_dir)
+    if args.command == "admin" and args.action == "create-token":
+        return asyncio.run(_create_token(settings))
+    if args.command == "admin" and args.action == "revoke-token":
+        return asyncio.run(_revoke_token(settings, args.token_id))
+    if args.command == "db" and args.action == "purge":
+        days = settings.attendance_days if args.days is None else args.days
+        if days < 1:
+            parser.error("--days must be at least 1")
+        return asyncio.run(_purge(settings, days))
     return 2
+
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
+    database = Database(settings.effective_database_url)
+    await database.connect()
+    try:
+        return await work(database)
+    finally:
+        await database.close()
+
+
+async def _create_token(settings: Settings) -> int:
+    async def work(database: Database) -> int:
+        issued = await AdminTokenStore(database).create()
+        # The token is printed once, here, and only its hash is stored.
+        print(f"id:    {issued.id}\ntoken: {issued.token}")
+        print("Keep the token now: it cannot be shown again. Revoke it by its id.")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def _revoke_token(settings: Settings, token_id: str) -> int:
+    async def work(database: Database) -> int:
+        if await AdminTokenStore(database).revoke(token_id):
+            print(f"revoked {token_id}")
+            return 0
+        print(f"no unrevoked admin token has the id {token_id}", file=sys.stderr)
+        return 1
+
+    return await _with_database(settings, work)
+
+
+async def _purge(settings: Settings, days: int) -> int:
+    async def work(database: Database) -> int:
+        purged = await purge_attendance(SeriesStore(database), days, datetime.now(UTC))
+        print(f"purged {purged} attendance records older than {days} days")
+        return 0
+
+    return await _with_database(settings, work)
 
 
 def _serve(args: argparse.Namespace) -> int:

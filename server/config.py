@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = Path("data")
+DEFAULT_ATTENDANCE_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class Settings:
     # Addresses the media relay offers as ICE host candidates; empty means every interface.
     ice_addresses: tuple[str, ...] = ()
     web_dir: Path = REPO_ROOT / "web"
+    # Days attendance (who sat in an occurrence, by display name) is kept after they left.
+    attendance_days: int = DEFAULT_ATTENDANCE_DAYS
 
     @property
     def effective_database_url(self) -> str:
@@ -50,4 +53,14 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         public_url=env.get("HEARTH_PUBLIC_URL", "").rstrip("/"),
         admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,
         ice_addresses=ice,
+        attendance_days=_positive_int(env, "HEARTH_ATTENDANCE_DAYS", DEFAULT_ATTENDANCE_DAYS),
     )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)

@@ -64,9 +64,12 @@ CIRCLE_SCHEMA: dict[str, Any] = {
             "description": "Give this to participants. Whoever holds it may join.",
         },
         "host_url": {
-            "type": "string",
+            "type": ["string", "null"],
             "format": "uri",
-            "description": "Give this to hosts only: it grants the host role.",
+            "description": (
+                "Give this to hosts only: it grants the host role. The series' first host "
+                "link; null once every host link was revoked."
+            ),
         },
     },
 }
@@ -107,6 +110,529 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _UNAUTHORIZED = _error("No bearer token, or not an admin token (`unauthorized`).")
+
+_DATE_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_SERIES_ID = _path_param("series_id", "A series id.")
+_OCCURRENCE_ID = _path_param("occurrence_id", "An occurrence id (from the occurrence list).")
+_LINK_ID = _path_param("link_id", "A host link id.")
+_RANGE = [
+    {
+        "name": "from",
+        "in": "query",
+        "required": False,
+        "description": "Start of the range (ISO 8601 with offset); default now.",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+    {
+        "name": "to",
+        "in": "query",
+        "required": False,
+        "description": "End of the range (exclusive); default `from` + 28 days, at most 400 days.",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+]
+
+_SERIES_PROPERTIES: dict[str, Any] = {
+    "title": CIRCLE_CREATE_SCHEMA["properties"]["title"],
+    "description": {"type": "string", "maxLength": 2000},
+    "starts_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "The first occurrence. "
+        + _ISO_WITH_OFFSET
+        + " Its wall-clock time in `timezone` is the time every occurrence keeps.",
+    },
+    "timezone": CIRCLE_CREATE_SCHEMA["properties"]["timezone"],
+    "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+    "rrule": {
+        "type": ["string", "null"],
+        "maxLength": 500,
+        "description": (
+            "RFC 5545 RRULE value (no `RRULE:` prefix, no DTSTART), DAILY to YEARLY, e.g. "
+            "`FREQ=WEEKLY;BYDAY=TU` or `FREQ=MONTHLY;BYDAY=1SU`; may carry COUNT or UNTIL. "
+            "Null: a one-off circle."
+        ),
+        "examples": ["FREQ=WEEKLY;BYDAY=TU"],
+    },
+    "ends_on": {
+        "type": ["string", "null"],
+        "format": "date",
+        "description": "Last local date with an occurrence (inclusive).",
+    },
+    "capacity": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": 1000,
+        "description": "Most people seated at once (hosts always get in); null: no limit.",
+    },
+    "lobby_minutes": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 240,
+        "description": "How long before the start a host may open the circle.",
+    },
+    "grace_minutes": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 240,
+        "description": "How long after the end people may still come in.",
+    },
+    "public": {
+        "type": "boolean",
+        "description": "Listed, with its join link, in the public calendar and Meeting Guide feeds.",  # noqa: E501
+    },
+    "attendance_names_visible": {
+        "type": "boolean",
+        "description": "Admins see attendees' display names (otherwise counts only).",
+    },
+}
+
+SERIES_CREATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["title", "starts_at", "timezone", "duration_minutes"],
+    "properties": _SERIES_PROPERTIES,
+}
+
+SERIES_UPDATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Any fields of SeriesCreate; the rest stay as they are.",
+    "properties": _SERIES_PROPERTIES,
+}
+
+HOST_LINK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "name", "url", "created_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "url": {
+            "type": "string",
+            "format": "uri",
+            "description": "Give this to this host only: it grants the host role.",
+        },
+        "created_at": _DATE_TIME,
+    },
+}
+
+SERIES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        *_SERIES_PROPERTIES,
+        "id",
+        "join_url",
+        "host_links",
+        "next_starts",
+        "created_at",
+        "updated_at",
+    ],
+    "properties": {
+        **_SERIES_PROPERTIES,
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "id": {"type": "string"},
+        "join_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "One link for every occurrence. Whoever holds it may join.",
+        },
+        "host_links": {"type": "array", "items": {"$ref": "#/components/schemas/HostLink"}},
+        "next_starts": {
+            "type": "array",
+            "items": _DATE_TIME,
+            "maxItems": 5,
+            "description": "The next starts the rule gives (without moves or cancellations).",
+        },
+        "created_at": _DATE_TIME,
+        "updated_at": _DATE_TIME,
+    },
+}
+
+OCCURRENCE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "id",
+        "series_id",
+        "title",
+        "timezone",
+        "starts_at",
+        "ends_at",
+        "original_start",
+        "moved",
+        "status",
+        "extended_minutes",
+        "present",
+        "attended",
+        "attendees",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "series_id": {"type": "string"},
+        "title": {"type": "string"},
+        "timezone": {"type": "string"},
+        "starts_at": _DATE_TIME,
+        "ends_at": _DATE_TIME,
+        "original_start": {
+            **_DATE_TIME,
+            "description": "Where the rule put it (differs from starts_at when moved).",
+        },
+        "moved": {"type": "boolean"},
+        "status": {
+            "type": "string",
+            "enum": ["scheduled", "open", "live", "closed", "cancelled"],
+            "description": (
+                "scheduled; open (the lobby: a host may open it); live (start to end); "
+                "closed (after end + grace + any extension); cancelled."
+            ),
+        },
+        "extended_minutes": {"type": "integer", "minimum": 0},
+        "present": {"type": "integer", "minimum": 0, "description": "Seated right now."},
+        "attended": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Seats taken in it (kept as long as attendance is).",
+        },
+        "attendees": {
+            "type": ["array", "null"],
+            "description": "Only when the series opted in to names; otherwise null.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["display_name", "joined_at", "left_at"],
+                "properties": {
+                    "display_name": {"type": "string"},
+                    "joined_at": _DATE_TIME,
+                    "left_at": _NULLABLE_DATE_TIME,
+                },
+            },
+        },
+    },
+}
+
+OCCURRENCE_CHANGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "cancelled": {"type": "boolean", "description": "true cancels, false restores."},
+        "starts_at": {"type": "string", "format": "date-time", "description": "Move it here."},
+    },
+}
+
+PREVIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["starts_at", "timezone"],
+    "properties": {
+        "starts_at": _SERIES_PROPERTIES["starts_at"],
+        "timezone": _SERIES_PROPERTIES["timezone"],
+        "duration_minutes": _SERIES_PROPERTIES["duration_minutes"],
+        "rrule": _SERIES_PROPERTIES["rrule"],
+        "ends_on": _SERIES_PROPERTIES["ends_on"],
+        "count": {"type": "integer", "minimum": 1, "maximum": 20},
+    },
+}
+
+
+def _body(schema_name: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
+        },
+    }
+
+
+_BAD_BODY = {
+    "400": _error("The body is not a JSON object (`invalid_json`)."),
+    "413": _error("The body is too large (`payload_too_large`)."),
+    "422": _error("A field is missing, unknown or invalid (`invalid_field`, naming it)."),
+}
+_NO_SERIES = _error("No series has this id (`not_found`).")
+_NO_CONTENT = {"description": "Done; no body."}
+
+
+def _calendar(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"text/calendar": {"schema": {"type": "string"}}},
+    }
+
+
+SERIES_PATHS: dict[str, Any] = {
+    f"{API_BASE}/series": {
+        "post": {
+            "operationId": "createSeries",
+            "summary": "Schedule a series (a one-off circle when `rrule` is null)",
+            "requestBody": _body("SeriesCreate"),
+            "responses": {
+                "201": _json("Series", "Scheduled; the links are in the body."),
+                "401": _UNAUTHORIZED,
+                **_BAD_BODY,
+            },
+        },
+        "get": {
+            "operationId": "listSeries",
+            "summary": "Every series, by first start",
+            "responses": {"200": _json("SeriesList", "Every series."), "401": _UNAUTHORIZED},
+        },
+    },
+    f"{API_BASE}/series/{{series_id}}": {
+        "parameters": [_SERIES_ID],
+        "get": {
+            "operationId": "getSeries",
+            "summary": "One series",
+            "responses": {
+                "200": _json("Series", "The series."),
+                "401": _UNAUTHORIZED,
+                "404": _NO_SERIES,
+            },
+        },
+        "patch": {
+            "operationId": "updateSeries",
+            "summary": "Change a series",
+            "description": (
+                "When the schedule changes, occurrences that have not begun forget their "
+                "moves and cancellations."
+            ),
+            "requestBody": _body("SeriesUpdate"),
+            "responses": {
+                "200": _json("Series", "The series as it is now."),
+                "401": _UNAUTHORIZED,
+                "404": _NO_SERIES,
+                **_BAD_BODY,
+            },
+        },
+        "delete": {
+            "operationId": "deleteSeries",
+            "summary": "Delete a series, its occurrences and their attendance",
+            "responses": {"204": _NO_CONTENT, "401": _UNAUTHORIZED, "404": _NO_SERIES},
+        },
+    },
+    f"{API_BASE}/series/{{series_id}}/join-link/rotate": {
+        "parameters": [_SERIES_ID],
+        "post": {
+            "operationId": "rotateJoinLink",
+            "summary": "Give the series a new join link; the old one stops working",
+            "responses": {
+                "200": _json("Series", "The series with its new join link."),
+                "401": _UNAUTHORIZED,
+                "404": _NO_SERIES,
+            },
+        },
+    },
+    f"{API_BASE}/series/{{series_id}}/occurrences": {
+        "parameters": [_SERIES_ID],
+        "get": {
+            "operationId": "listSeriesOccurrences",
+            "summary": "Occurrences of a series starting in a date range",
+            "parameters": _RANGE,
+            "responses": {
+                "200": _json("OccurrenceList", "Soonest first, cancelled ones included."),
+                "401": _UNAUTHORIZED,
+                "404": _NO_SERIES,
+                "422": _error("`from` or `to` is not a date-time, or the range is wrong."),
+            },
+        },
+    },
+    f"{API_BASE}/series/{{series_id}}/occurrences/{{occurrence_id}}": {
+        "parameters": [_SERIES_ID, _OCCURRENCE_ID],
+        "patch": {
+            "operationId": "changeOccurrence",
+            "summary": "Cancel, restore or move one occurrence",
+            "requestBody": _body("OccurrenceChange"),
+            "responses": {
+                "200": _json("Occurrence", "The occurrence as it is now."),
+                "401": _UNAUTHORIZED,
+                "404": _error("No such series, or it has no such occurrence (`not_found`)."),
+                **_BAD_BODY,
+            },
+        },
+    },
+    f"{API_BASE}/series/{{series_id}}/host-links": {
+        "parameters": [_SERIES_ID],
+        "post": {
+            "operationId": "addHostLink",
+            "summary": "Add a named host link to the series' roster",
+            "requestBody": _body("HostLinkCreate"),
+            "responses": {
+                "201": _json("HostLink", "The new link."),
+                "401": _UNAUTHORIZED,
+                "404": _NO_SERIES,
+                **_BAD_BODY,
+            },
+        },
+    },
+    f"{API_BASE}/series/{{series_id}}/host-links/{{link_id}}": {
+        "parameters": [_SERIES_ID, _LINK_ID],
+        "delete": {
+            "operationId": "revokeHostLink",
+            "summary": "Revoke one host link; the others keep working",
+            "responses": {
+                "204": _NO_CONTENT,
+                "401": _UNAUTHORIZED,
+                "404": _error("No such series or host link (`not_found`)."),
+            },
+        },
+    },
+    f"{API_BASE}/series/{{series_id}}/host-links/{{link_id}}/rotate": {
+        "parameters": [_SERIES_ID, _LINK_ID],
+        "post": {
+            "operationId": "rotateHostLink",
+            "summary": "Give one host a new link; their old one stops working",
+            "responses": {
+                "200": _json("HostLink", "The link with its new URL."),
+                "401": _UNAUTHORIZED,
+                "404": _error("No such series or host link (`not_found`)."),
+            },
+        },
+    },
+    f"{API_BASE}/occurrences": {
+        "get": {
+            "operationId": "listOccurrences",
+            "summary": "Occurrences of every series starting in a date range (the week view)",
+            "parameters": _RANGE,
+            "responses": {
+                "200": _json("OccurrenceList", "Soonest first, cancelled ones included."),
+                "401": _UNAUTHORIZED,
+                "422": _error("`from` or `to` is not a date-time, or the range is wrong."),
+            },
+        },
+    },
+    f"{API_BASE}/recurrence/preview": {
+        "post": {
+            "operationId": "previewRecurrence",
+            "summary": "The first starts a schedule would give (nothing is stored)",
+            "requestBody": _body("RecurrencePreviewRequest"),
+            "responses": {
+                "200": _json("RecurrencePreview", "The starts, in UTC."),
+                "401": _UNAUTHORIZED,
+                **_BAD_BODY,
+            },
+        },
+    },
+    f"{API_BASE}/feeds/calendar.ics": {
+        "get": {
+            "operationId": "publicCalendar",
+            "summary": "iCalendar feed of every public series",
+            "security": [],
+            "responses": {"200": _calendar("RFC 5545, one VEVENT (with RRULE) per series.")},
+        },
+    },
+    f"{API_BASE}/feeds/series/{{series_id}}.ics": {
+        "parameters": [_SERIES_ID],
+        "get": {
+            "operationId": "seriesCalendar",
+            "summary": "iCalendar feed of one public series",
+            "security": [],
+            "responses": {
+                "200": _calendar("RFC 5545."),
+                "404": _error("No public series has this id (`not_found`)."),
+            },
+        },
+    },
+    f"{API_BASE}/feeds/meeting-guide.json": {
+        "get": {
+            "operationId": "meetingGuideFeed",
+            "summary": "Meeting Guide feed (code4recovery format) of the public weekly series",
+            "security": [],
+            "responses": {"200": _json("MeetingGuideFeed", "One entry per series and weekday.")},
+        },
+    },
+}
+
+MEETING_GUIDE_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "name",
+            "slug",
+            "day",
+            "time",
+            "end_time",
+            "timezone",
+            "conference_url",
+            "conference_url_notes",
+            "notes",
+            "types",
+            "attendance_option",
+            "updated",
+        ],
+        "properties": {
+            "name": {"type": "string"},
+            "slug": {"type": "string"},
+            "day": {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Sunday"},
+            "time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+            "end_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+            "timezone": {"type": "string"},
+            "conference_url": {"type": "string", "format": "uri"},
+            "conference_url_notes": {"type": "string"},
+            "notes": {"type": "string"},
+            "types": {"type": "array", "items": {"type": "string"}},
+            "attendance_option": {"type": "string", "enum": ["online"]},
+            "updated": {"type": "string"},
+        },
+    },
+}
+
+SERIES_COMPONENTS: dict[str, Any] = {
+    "SeriesCreate": SERIES_CREATE_SCHEMA,
+    "SeriesUpdate": SERIES_UPDATE_SCHEMA,
+    "Series": SERIES_SCHEMA,
+    "SeriesList": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["series"],
+        "properties": {
+            "series": {"type": "array", "items": {"$ref": "#/components/schemas/Series"}}
+        },
+    },
+    "HostLink": HOST_LINK_SCHEMA,
+    "HostLinkCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}},
+    },
+    "Occurrence": OCCURRENCE_SCHEMA,
+    "OccurrenceList": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["occurrences"],
+        "properties": {
+            "occurrences": {"type": "array", "items": {"$ref": "#/components/schemas/Occurrence"}}
+        },
+    },
+    "OccurrenceChange": OCCURRENCE_CHANGE_SCHEMA,
+    "RecurrencePreviewRequest": PREVIEW_SCHEMA,
+    "RecurrencePreview": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["starts"],
+        "properties": {"starts": {"type": "array", "items": _DATE_TIME}},
+    },
+    "MeetingGuideFeed": MEETING_GUIDE_SCHEMA,
+}
+
 
 _DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -168,6 +694,7 @@ _DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        **SERIES_PATHS,
         f"{API_BASE}/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -201,10 +728,27 @@ _DOCUMENT: dict[str, Any] = {
                     "circles": {"type": "array", "items": {"$ref": "#/components/schemas/Circle"}}
                 },
             },
+            **SERIES_COMPONENTS,
             "Error": ERROR_SCHEMA,
         },
     },
 }
+
+
+def _operation_parameters(paths: dict[str, Any]) -> dict[str, Any]:
+    """Path-level parameters copied into each operation (tests list a path's keys as methods)."""
+    result: dict[str, Any] = {}
+    for path, item in paths.items():
+        shared = item.get("parameters", [])
+        result[path] = {
+            method: {**op, "parameters": [*shared, *op.get("parameters", [])]} if shared else op
+            for method, op in item.items()
+            if method != "parameters"
+        }
+    return result
+
+
+_DOCUMENT["paths"] = _operation_parameters(_DOCUMENT["paths"])
 
 
 def openapi_document() -> dict[str, Any]:

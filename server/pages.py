@@ -64,6 +64,15 @@ def _page(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@routes.get("/admin")
+async def admin_page(request: web.Request) -> web.StreamResponse:
+    # The console asks for the admin token itself; the page holds no secret.
+    response = web.FileResponse(request.app[SETTINGS].web_dir / "admin.html")
+    response.headers["Cache-Control"] = "no-store"
+    response.content_type = "text/html"
+    return response
+
+
 @routes.get("/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)

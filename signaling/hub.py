@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from rooms import errors, machine
 from rooms.audio_policy import audible_seats
 from rooms.errors import RoomError
-from rooms.machine import Decision, SeatJoined, SeatLeft, SeatUpdated
+from rooms.machine import CircleExtended, Decision, SeatJoined, SeatLeft, SeatUpdated
 from rooms.model import CircleState, Role, Seat
 from rooms.schedule import NOT_OPEN_MESSAGE
 from signaling.audio import AudioPath
@@ -109,6 +109,10 @@ class LiveCircle:
                 )
             elif isinstance(event, SeatLeft):
                 self._broadcast({"type": "participant_left", "participant_id": event.seat_id})
+            elif isinstance(event, CircleExtended):
+                self._broadcast(
+                    {"type": "circle_updated", "circle": circle_json(self.state.circle)}
+                )
             elif isinstance(event, SeatUpdated):
                 self._broadcast(
                     {
@@ -140,17 +144,33 @@ class CircleHub:
 
     async def circle_for_link(self, token: str) -> tuple[LiveCircle, Role]:
         """The live circle a link opens (loaded on first use) and the role it grants."""
+        live, role, _ = await self.open_link(token)
+        return live, role
+
+    async def open_link(self, token: str) -> tuple[LiveCircle, Role, dict[str, str]]:
+        """Like circle_for_link, plus the details a refusal to a valid link may carry.
+
+        A valid link outside its series' occurrences is refused with ``next_starts_at``
+        (when one is planned); an unknown link gets the same refusal without it.
+        """
         match = await self._store.find_by_link(token)
         if match is None:
             # The same refusal as a closed circle: a guessed link learns nothing.
             raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
+        details = (
+            {"next_starts_at": match.next_starts_at.isoformat()}
+            if match.next_starts_at is not None
+            else {}
+        )
+        if match.circle is None:
+            raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE, details=details)
         live = self._live.get(match.circle.id)
         if live is None:
             live = LiveCircle(
                 CircleState(match.circle), self._store, self._audio_factory(), self._clock
             )
             self._live[live.id] = live
-        return live, match.role
+        return live, match.role, details
 
     async def release_if_empty(self, live: LiveCircle) -> None:
         if live.is_empty() and self._live.get(live.id) is live:

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from rooms.model import Circle, Seat
+from rooms.schedule import closes_at
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SDP_CHARS = 32 * 1024
 MAX_TOKEN_CHARS = 200
 MAX_NAME_INPUT_CHARS = 400
+MIN_EXTEND = 5
+MAX_EXTEND = 60
 
 # Stable error codes decided here (those decided by rooms/ live in rooms/errors.py).
 INVALID_JSON = "invalid_json"
@@ -66,9 +69,14 @@ class Leave:
     pass
 
 
-ClientMessage = Join | Offer | Mute | MuteParticipant | Leave
+@dataclass(frozen=True, slots=True)
+class Extend:
+    minutes: int
 
-MESSAGE_TYPES = ("join", "offer", "mute", "mute_participant", "leave")
+
+ClientMessage = Join | Offer | Mute | MuteParticipant | Leave | Extend
+
+MESSAGE_TYPES = ("join", "offer", "mute", "mute_participant", "leave", "extend")
 
 
 def parse(raw: str) -> ClientMessage:
@@ -98,6 +106,15 @@ def parse(raw: str) -> ClientMessage:
         )
     if kind == "leave":
         return Leave()
+    if kind == "extend":
+        minutes = data.get("minutes")
+        if type(minutes) is not int or not MIN_EXTEND <= minutes <= MAX_EXTEND:
+            raise ProtocolError(
+                INVALID_MESSAGE,
+                f"Field 'minutes' must be a whole number from {MIN_EXTEND} to {MAX_EXTEND}.",
+                ref=kind,
+            )
+        return Extend(minutes=minutes)
     raise ProtocolError(UNKNOWN_TYPE, f"Unknown message type {kind[:40]!r}.", ref=kind[:40])
 
 
@@ -135,10 +152,14 @@ def circle_json(circle: Circle) -> dict[str, Any]:
         "title": circle.title,
         "starts_at": circle.starts_at.isoformat(),
         "ends_at": circle.ends_at.isoformat(),
+        "closes_at": closes_at(circle).isoformat(),
         "timezone": circle.timezone,
         "status": circle.status.value,
     }
 
 
-def error_message(code: str, message: str, ref: str | None) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, "ref": ref}
+def error_message(
+    code: str, message: str, ref: str | None, details: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An ``error``; ``details`` are optional documented fields (e.g. ``next_starts_at``)."""
+    return {**(details or {}), "type": "error", "code": code, "message": message, "ref": ref}

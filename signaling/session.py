@@ -18,6 +18,7 @@ from signaling.hub import CircleHub, LiveCircle
 from signaling.peer import MediaPeer
 from signaling.protocol import (
     ClientMessage,
+    Extend,
     Join,
     Leave,
     Mute,
@@ -116,7 +117,7 @@ class ClientSession:
         except ProtocolError as err:
             self._send_error(err.code, err.message, err.ref or ref)
         except RoomError as err:
-            self._send_error(err.code, err.message, ref)
+            self._send_error(err.code, err.message, ref, err.details)
             if err.code == CIRCLE_NOT_OPEN and self._seat_id is None:
                 await self._close(protocol.CLOSE_NOT_OPEN)
         except Exception:
@@ -139,6 +140,11 @@ class ClientSession:
         elif isinstance(message, MuteParticipant):
             target = message.participant_id
             await live.apply(lambda s: machine.mute_other(s, actor_id=seat_id, target_id=target))
+        elif isinstance(message, Extend):
+            minutes, now = message.minutes, self._hub.now()
+            await live.apply(
+                lambda s: machine.extend(s, actor_id=seat_id, minutes=minutes, now=now)
+            )
         elif isinstance(message, Leave):
             await self._depart()
             await self._close(protocol.CLOSE_LEFT)
@@ -146,7 +152,7 @@ class ClientSession:
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
             raise RoomError("already_joined", "You are already in this circle.")
-        live, role = await self._hub.circle_for_link(message.token)
+        live, role, details = await self._hub.open_link(message.token)
         seat_id = secrets.token_urlsafe(9)
         now = self._hub.now()
         try:
@@ -162,6 +168,11 @@ class ClientSession:
                     now=now,
                 ),
             )
+        except RoomError as refused:
+            await self._hub.release_if_empty(live)
+            if refused.code == CIRCLE_NOT_OPEN and details and not refused.details:
+                raise RoomError(refused.code, refused.message, details=details) from None
+            raise
         except BaseException:
             await self._hub.release_if_empty(live)
             raise
@@ -177,8 +188,10 @@ class ClientSession:
         answer = await self._peer.answer(sdp, live.audio.listener_track(seat_id))
         self.send({"type": "answer", "sdp": answer})
 
-    def _send_error(self, code: str, message: str, ref: str | None) -> None:
-        self.send(protocol.error_message(code, message, ref))
+    def _send_error(
+        self, code: str, message: str, ref: str | None, details: dict[str, str] | None = None
+    ) -> None:
+        self.send(protocol.error_message(code, message, ref, details))
 
 
 def _type_of(message: ClientMessage) -> str:
@@ -188,4 +201,5 @@ def _type_of(message: ClientMessage) -> str:
         Mute: "mute",
         MuteParticipant: "mute_participant",
         Leave: "leave",
+        Extend: "extend",
     }[type(message)]

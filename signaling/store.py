@@ -15,15 +15,22 @@ from rooms.model import Circle, CircleState, Role
 
 @dataclass(frozen=True, slots=True)
 class LinkMatch:
-    """The circle a link opens, and the role the link grants."""
+    """The circle a link opens now, and the role the link grants.
 
-    circle: Circle
+    A series link outside every occurrence's window matches without a circle; then
+    ``next_starts_at`` says when the next occurrence starts (if one is planned). Inside a
+    window that has not started yet, it is that occurrence's start.
+    """
+
+    circle: Circle | None
     role: Role
+    next_starts_at: datetime | None = None
 
 
 class CircleStore(Protocol):
     async def find_by_link(self, token: str) -> LinkMatch | None:
-        """The circle whose join or host link carries ``token``, or None."""
+        """The current occurrence of the series whose join or host link is ``token``, or
+        None when no series has such a link (unknown, rotated or revoked)."""
         ...
 
     async def save_state(self, state: CircleState, *, now: datetime) -> None:

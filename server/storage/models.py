@@ -6,11 +6,12 @@ test compares these models with them, so a change here without a migration fails
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -36,6 +37,7 @@ TOKEN_LENGTH = 64
 ID_LENGTH = 32
 # Seat ids come from signaling/; leave room for whatever form it picks (uuid, token).
 SEAT_ID_LENGTH = 64
+DESCRIPTION_LENGTH = 2000
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -69,25 +71,90 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class CircleRow(Base):
-    __tablename__ = "circles"
+class SeriesRow(Base):
+    """A circle series: when it meets (a recurrence rule in a time zone) and its join link.
+
+    A one-off circle is a series without a rule.
+    """
+
+    __tablename__ = "series"
     __table_args__ = (
-        CheckConstraint("status IN ('scheduled', 'open', 'ended')", name="status"),
         CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity_positive"),
+        CheckConstraint("lobby_minutes >= 0 AND grace_minutes >= 0", name="windows"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(DESCRIPTION_LENGTH))
+    # IANA name; the wall-clock time of first_start in this zone is what every occurrence keeps.
+    timezone: Mapped[str] = mapped_column(String(64))
+    first_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    # RFC 5545 RRULE value without "RRULE:"; NULL for a one-off circle.
+    rrule: Mapped[str | None] = mapped_column(String(500))
+    # Last local date with an occurrence (inclusive), or NULL.
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    # Most people seated at once; NULL: no limit.
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    lobby_minutes: Mapped[int] = mapped_column(Integer)
+    grace_minutes: Mapped[int] = mapped_column(Integer)
+    # Listed in the public calendar and Meeting Guide feeds (with its join link).
+    public: Mapped[bool] = mapped_column(Boolean)
+    # Whether admins may see attendees' names after an occurrence (counts otherwise).
+    attendance_names_visible: Mapped[bool] = mapped_column(Boolean)
+    # Link secret for everyone: whoever holds it may join; looked up by value.
+    join_token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HostLinkRow(Base):
+    """A named host link of a series (its roster), revocable on its own."""
+
+    __tablename__ = "host_links"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    series_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("series.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CircleRow(Base):
+    """One occurrence of a series that has a row: it was moved, cancelled, or it ran.
+
+    Occurrences that nothing happened to are not stored; they come from the series' rule.
+    The live circle's id is this row's id.
+
+    ``series_id`` and ``original_start`` are nullable in the schema only because SQLite
+    cannot add a NOT NULL column to a table with rows (or change it later without copying
+    the table, which would take the seats' cascade with it); every row has both. For the same
+    reason ``series_id`` has no foreign key: the store deletes a series' rows itself.
+    """
+
+    __tablename__ = "circles"
+    __table_args__ = (
+        CheckConstraint("status IN ('scheduled', 'open', 'ended')", name="status"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        Index("ix_circles_series_id_original_start", "series_id", "original_start", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    series_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    # Where the rule put it (RFC 5545 RECURRENCE-ID); starts_at is where it is now.
+    original_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     duration_minutes: Mapped[int] = mapped_column(Integer)
-    # IANA name, e.g. "Europe/Berlin"; kept for display and recurrence, times are UTC.
-    timezone: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Link secrets: whoever holds one may enter with its role, so they are looked up by value.
-    join_token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True, index=True)
-    host_token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True, index=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Minutes a host added to the closing time.
+    extended_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -18,22 +19,25 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Result, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rooms.model import Circle, CircleState, CircleStatus, Role
+from rooms.lifecycle import DEFAULT_GRACE_MINUTES, DEFAULT_LOBBY_MINUTES, Occurrence
+from rooms.model import Circle, CircleState, Role
 from server.storage.database import Database
-from server.storage.models import AdminTokenRow, CircleRow, SeatRow
+from server.storage.models import AdminTokenRow, CircleRow, HostLinkRow, SeatRow, SeriesRow
+from server.storage.series import (
+    SeriesFields,
+    SeriesStore,
+    circle_for,
+    load_series,
+    materialise,
+    resolve_series_link,
+)
 from signaling.store import LinkMatch
 
-# 24 random bytes = 192 bits, 32 URL-safe characters: unguessable, and short enough for a link.
-LINK_TOKEN_BYTES = 24
 ADMIN_TOKEN_BYTES = 32
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def new_link_token() -> str:
-    return secrets.token_urlsafe(LINK_TOKEN_BYTES)
 
 
 def hash_token(token: str) -> str:
@@ -48,11 +52,14 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ScheduledCircle:
-    """A circle as the admin API sees it: the domain value plus its link secrets."""
+    """A circle as the admin API sees it: the domain value plus its link secrets.
+
+    ``host_token`` is the series' first host link, None once every host link was revoked.
+    """
 
     circle: Circle
     join_token: str
-    host_token: str
+    host_token: str | None
     created_at: datetime
 
 
@@ -65,33 +72,19 @@ def _rows_changed(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def _circle_from_row(row: CircleRow) -> Circle:
-    return Circle(
-        id=row.id,
-        title=row.title,
-        starts_at=row.starts_at,
-        duration_minutes=row.duration_minutes,
-        timezone=row.timezone,
-        status=CircleStatus(row.status),
-        opened_at=row.opened_at,
-        ended_at=row.ended_at,
-    )
-
-
-def _scheduled_from_row(row: CircleRow) -> ScheduledCircle:
-    return ScheduledCircle(
-        circle=_circle_from_row(row),
-        join_token=row.join_token,
-        host_token=row.host_token,
-        created_at=row.created_at,
-    )
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class SqlCircleStore:
-    """Circles and their seats in SQL. Implements signaling.store.CircleStore."""
+    """Circles (occurrences) and their seats in SQL. Implements signaling.store.CircleStore.
 
-    def __init__(self, database: Database) -> None:
+    ``clock`` tells which occurrence of a series a link opens now.
+    """
+
+    def __init__(self, database: Database, clock: Callable[[], datetime] = _utc_now) -> None:
         self._database = database
+        self._clock = clock
 
     @property
     def _sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -101,18 +94,32 @@ class SqlCircleStore:
     # --- signaling.store.CircleStore -------------------------------------------------
 
     async def find_by_link(self, token: str) -> LinkMatch | None:
+        """The occurrence a series link opens now (see resolve_series_link), with its role.
+
+        A valid link outside any occurrence gives a match without a circle, carrying when
+        the next occurrence starts.
+        """
         if not token:
             return None
         async with self._sessions() as session:
-            row = await session.scalar(
-                select(CircleRow).where(
-                    or_(CircleRow.join_token == token, CircleRow.host_token == token)
-                )
+            series_id = await session.scalar(
+                select(SeriesRow.id).where(SeriesRow.join_token == token)
             )
-        if row is None:
+            role = Role.PARTICIPANT
+            if series_id is None:
+                series_id = await session.scalar(
+                    select(HostLinkRow.series_id).where(
+                        HostLinkRow.token == token, HostLinkRow.revoked_at.is_(None)
+                    )
+                )
+                role = Role.HOST
+            if series_id is None:
+                return None
+            series = await load_series(session, series_id)
+        if series is None:
             return None
-        role = Role.HOST if row.host_token == token else Role.PARTICIPANT
-        return LinkMatch(circle=_circle_from_row(row), role=role)
+        target = await resolve_series_link(self._sessions, series, self._clock())
+        return LinkMatch(circle=target.circle, role=role, next_starts_at=target.next_starts_at)
 
     async def save_state(self, state: CircleState, *, now: datetime) -> None:
         circle = state.circle
@@ -123,6 +130,7 @@ class SqlCircleStore:
             row.status = circle.status.value
             row.opened_at = circle.opened_at
             row.ended_at = circle.ended_at
+            row.extended_minutes = circle.extended_minutes
             # The seats that can change: those in the state, and those stored as present.
             stored = await session.scalars(
                 select(SeatRow).where(
@@ -174,36 +182,59 @@ class SqlCircleStore:
         timezone: str,
         now: datetime,
     ) -> ScheduledCircle:
-        """Store a new scheduled circle with fresh join and host link tokens."""
-        row = CircleRow(
-            id=new_id(),
+        """A one-off circle: a series without a rule, with its one occurrence stored."""
+        fields = SeriesFields(
             title=title,
-            starts_at=starts_at,
-            duration_minutes=duration_minutes,
+            description="",
+            first_start=starts_at,
             timezone=timezone,
-            status=CircleStatus.SCHEDULED.value,
-            opened_at=None,
-            ended_at=None,
-            join_token=new_link_token(),
-            host_token=new_link_token(),
-            created_at=now,
+            duration_minutes=duration_minutes,
+            rrule=None,
+            ends_on=None,
+            capacity=None,
+            lobby_minutes=DEFAULT_LOBBY_MINUTES,
+            grace_minutes=DEFAULT_GRACE_MINUTES,
+            public=False,
+            attendance_names_visible=False,
         )
-        async with self._sessions.begin() as session:
-            session.add(row)
-        return _scheduled_from_row(row)
+        series = await SeriesStore(self._database).create(fields, now=now)
+        occurrence = Occurrence(series.id, starts_at, starts_at, duration_minutes)
+        row = await materialise(self._sessions, occurrence, now)
+        return ScheduledCircle(
+            circle=circle_for(series, occurrence, row),
+            join_token=series.join_token,
+            host_token=series.host_links[0].token,
+            created_at=row.created_at,
+        )
 
     async def list_circles(self) -> list[ScheduledCircle]:
-        """Every circle, soonest first (ties by creation, so the order is stable)."""
+        """Every stored occurrence, soonest first (ties by creation, so the order is stable)."""
         async with self._sessions() as session:
-            rows = await session.scalars(
-                select(CircleRow).order_by(CircleRow.starts_at, CircleRow.created_at, CircleRow.id)
+            rows = list(
+                await session.scalars(
+                    select(CircleRow).order_by(
+                        CircleRow.starts_at, CircleRow.created_at, CircleRow.id
+                    )
+                )
             )
-            return [_scheduled_from_row(row) for row in rows]
+            return [await self._scheduled(session, row) for row in rows]
 
     async def get_circle(self, circle_id: str) -> ScheduledCircle | None:
         async with self._sessions() as session:
             row = await session.get(CircleRow, circle_id)
-        return None if row is None else _scheduled_from_row(row)
+            return None if row is None else await self._scheduled(session, row)
+
+    async def _scheduled(self, session: AsyncSession, row: CircleRow) -> ScheduledCircle:
+        assert row.series_id is not None and row.original_start is not None
+        series = await load_series(session, row.series_id)
+        assert series is not None
+        occurrence = Occurrence(series.id, row.original_start, row.starts_at, row.duration_minutes)
+        return ScheduledCircle(
+            circle=circle_for(series, occurrence, row),
+            join_token=series.join_token,
+            host_token=series.host_links[0].token if series.host_links else None,
+            created_at=row.created_at,
+        )
 
     async def present_seats(self, circle_id: str) -> list[SeatRow]:
         """Seats of a circle not marked as left, in join order (for start-up and tests)."""

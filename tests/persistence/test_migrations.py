@@ -14,7 +14,7 @@ from sqlalchemy import Connection, inspect
 from server.storage.database import Database, alembic_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HEARTH_TABLES = {"circles", "seats", "admin_tokens"}
+HEARTH_TABLES = {"circles", "seats", "admin_tokens", "series", "host_links"}
 
 
 def table_names(connection: Connection) -> set[str]:
@@ -30,7 +30,7 @@ async def test_connect_upgrades_to_head_and_migrations_run_down_and_up_again(
 ) -> None:
     async with database.engine.begin() as connection:
         assert await connection.run_sync(table_names) >= HEARTH_TABLES
-        assert await connection.run_sync(current_revision) == "0001"
+        assert await connection.run_sync(current_revision) == "0002"
 
     async with database.engine.begin() as connection:
         await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "base"))
@@ -65,4 +65,4 @@ def test_alembic_command_line_migrates_the_database_named_by_the_environment(
             check=False,
         )
         assert result.returncode == 0, result.stderr
-    assert "0001 (head)" in result.stdout
+    assert "0002 (head)" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -161,3 +162,75 @@ def test_leaving_frees_the_seat_and_says_so() -> None:
 
 def test_seats_keep_join_order() -> None:
     assert list(seated(HOST, SAM, KIM).seats) == ["ana", "sam", "kim"]
+
+
+# --- series rules: capacity and extension (issue 3) ---------------------------------------
+
+
+def _open_circle(**changes: object) -> CircleState:
+    circle = replace(
+        Circle(
+            id="c1",
+            title="Tuesday circle",
+            starts_at=START,
+            duration_minutes=90,
+            timezone="Europe/Berlin",
+            status=CircleStatus.OPEN,
+            opened_at=START,
+        ),
+        **changes,  # type: ignore[arg-type]
+    )
+    return CircleState(circle)
+
+
+def test_a_full_circle_refuses_participants_but_not_hosts() -> None:
+    state = _open_circle(capacity=1)
+    state = machine.join(
+        state, seat_id="p1", display_name="Sam", role=Role.PARTICIPANT, muted=True, now=START
+    ).state
+
+    with pytest.raises(RoomError) as full:
+        machine.join(
+            state, seat_id="p2", display_name="Kim", role=Role.PARTICIPANT, muted=True, now=START
+        )
+    assert full.value.code == errors.CIRCLE_FULL
+    host = machine.join(
+        state, seat_id="h1", display_name="Ana", role=Role.HOST, muted=True, now=START
+    )
+    assert list(host.state.seats) == ["p1", "h1"]
+
+
+def test_a_host_extension_keeps_the_circle_open_past_end_and_grace() -> None:
+    state = machine.join(
+        _open_circle(),
+        seat_id="h1",
+        display_name="Ana",
+        role=Role.HOST,
+        muted=True,
+        now=START,
+    ).state
+    late = START + timedelta(minutes=90) + GRACE_AFTER_END
+
+    with pytest.raises(RoomError):
+        machine.join(
+            state, seat_id="p1", display_name="Sam", role=Role.PARTICIPANT, muted=True, now=late
+        )
+    with_guest = machine.join(
+        state, seat_id="p9", display_name="Kim", role=Role.PARTICIPANT, muted=True, now=START
+    ).state
+    with pytest.raises(RoomError) as refused:
+        machine.extend(with_guest, actor_id="p9", minutes=10, now=START)
+    assert refused.value.code == "forbidden"
+
+    extended = machine.extend(state, actor_id="h1", minutes=20, now=START + timedelta(minutes=80))
+    assert extended.state.circle.extended_minutes == 20
+    assert machine.join(
+        extended.state,
+        seat_id="p1",
+        display_name="Sam",
+        role=Role.PARTICIPANT,
+        muted=True,
+        now=late,
+    ).state.seat("p1")
+    capped = machine.extend(extended.state, actor_id="h1", minutes=200, now=START)
+    assert capped.state.circle.extended_minutes == 120

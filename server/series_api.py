@@ -1,0 +1,466 @@
+"""The admin API for series (/api/v1/series...): schedules, occurrences, host links.
+
+As in server/api.py: authenticate, parse and validate the whole request (nothing is stored
+when any part is wrong), call storage, render. Shapes are in server/openapi.py.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from rooms.lifecycle import DEFAULT_GRACE_MINUTES, DEFAULT_LOBBY_MINUTES, phase
+from rooms.recurrence import (
+    RecurrenceError,
+    SeriesSchedule,
+    normalise_rule,
+    starts_between,
+    validate,
+)
+from server.api import (
+    parse_duration,
+    parse_starts_at,
+    parse_timezone,
+    parse_title,
+    public_base,
+    read_json_object,
+)
+from server.appkeys import CLOCK, DATABASE
+from server.auth import require_admin
+from server.errors import NOT_FOUND, ApiError, invalid_field
+from server.openapi import API_BASE
+from server.storage.series import (
+    HostLink,
+    ScheduledOccurrence,
+    Series,
+    SeriesFields,
+    SeriesStore,
+)
+
+MAX_DESCRIPTION = 2000
+MAX_CAPACITY = 1000
+MAX_WINDOW_MINUTES = 240
+MAX_HOST_NAME = 100
+DEFAULT_CAPACITY = 30
+MAX_RANGE = timedelta(days=400)
+DEFAULT_RANGE = timedelta(days=28)
+MAX_PREVIEW = 20
+NEXT_STARTS_SHOWN = 5
+
+REQUIRED = ("title", "starts_at", "timezone", "duration_minutes")
+OPTIONAL = (
+    "description",
+    "rrule",
+    "ends_on",
+    "capacity",
+    "lobby_minutes",
+    "grace_minutes",
+    "public",
+    "attendance_names_visible",
+)
+SERIES_FIELDS = REQUIRED + OPTIONAL
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def _description(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+        raise invalid_field(
+            "description", f"'description' must be a string of at most {MAX_DESCRIPTION}."
+        )
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise invalid_field("description", "'description' must not contain control characters.")
+    return value.strip()
+
+
+def _rrule(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid_field("rrule", "'rrule' must be a string (an RFC 5545 RRULE) or null.")
+    return normalise_rule(value) or None
+
+
+def _ends_on(value: object) -> date | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid_field("ends_on", "'ends_on' must be a date (YYYY-MM-DD) or null.")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise invalid_field("ends_on", "'ends_on' must be a date (YYYY-MM-DD) or null.") from None
+
+
+def _whole(name: str, value: object, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise invalid_field(name, f"'{name}' must be a whole number from {low} to {high}.")
+    return value
+
+
+def _capacity(value: object) -> int | None:
+    return None if value is None else _whole("capacity", value, 1, MAX_CAPACITY)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise invalid_field(name, f"'{name}' must be true or false.")
+    return value
+
+
+def _check_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for name in body:
+        if name not in allowed:
+            raise invalid_field(str(name)[:100], f"Unknown field '{str(name)[:100]}'.")
+
+
+def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> SeriesFields:
+    """A complete, validated SeriesFields from a create body, or from a change to ``existing``."""
+    _check_fields(body, SERIES_FIELDS)
+    if existing is None:
+        for name in REQUIRED:
+            if name not in body:
+                raise invalid_field(name, f"'{name}' is required.")
+        fields = SeriesFields(
+            title="",
+            description="",
+            first_start=datetime.now(UTC),
+            timezone="UTC",
+            duration_minutes=60,
+            rrule=None,
+            ends_on=None,
+            capacity=DEFAULT_CAPACITY,
+            lobby_minutes=DEFAULT_LOBBY_MINUTES,
+            grace_minutes=DEFAULT_GRACE_MINUTES,
+            public=False,
+            attendance_names_visible=False,
+        )
+    else:
+        fields = existing
+    changes: dict[str, Any] = {}
+    for name, value in body.items():
+        if name == "title":
+            changes["title"] = parse_title(value)
+        elif name == "description":
+            changes["description"] = _description(value)
+        elif name == "starts_at":
+            changes["first_start"] = parse_starts_at(value)
+        elif name == "timezone":
+            changes["timezone"] = parse_timezone(value)
+        elif name == "duration_minutes":
+            changes["duration_minutes"] = parse_duration(value)
+        elif name == "rrule":
+            changes["rrule"] = _rrule(value)
+        elif name == "ends_on":
+            changes["ends_on"] = _ends_on(value)
+        elif name == "capacity":
+            changes["capacity"] = _capacity(value)
+        elif name in ("lobby_minutes", "grace_minutes"):
+            changes[name] = _whole(name, value, 0, MAX_WINDOW_MINUTES)
+        else:
+            changes[name] = _flag(name, value)
+    fields = replace(fields, **changes)
+    try:
+        validate(fields.schedule)
+    except RecurrenceError as error:
+        raise invalid_field(error.field, error.message) from None
+    return fields
+
+
+def _instant(name: str, value: str | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid_field(name, f"'{name}' is not an ISO 8601 date-time.") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise invalid_field(name, f"'{name}' needs an offset, e.g. +01:00 or Z.")
+    return instant.astimezone(UTC)
+
+
+def parse_range(request: web.Request, now: datetime) -> tuple[datetime, datetime]:
+    after = _instant("from", request.query.get("from"), now)
+    before = _instant("to", request.query.get("to"), after + DEFAULT_RANGE)
+    if before <= after:
+        raise invalid_field("to", "'to' must be after 'from'.")
+    if before - after > MAX_RANGE:
+        raise invalid_field("to", f"The range may span at most {MAX_RANGE.days} days.")
+    return after, before
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def render_host_link(link: HostLink, base: str) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "name": link.name,
+        "url": f"{base}/c/{link.token}",
+        "created_at": _iso(link.created_at),
+    }
+
+
+def render_series(series: Series, base: str, now: datetime) -> dict[str, Any]:
+    fields = series.fields
+    upcoming = starts_between(fields.schedule, now, now + MAX_RANGE)[:NEXT_STARTS_SHOWN]
+    return {
+        "id": series.id,
+        "title": fields.title,
+        "description": fields.description,
+        "starts_at": _iso(fields.first_start),
+        "timezone": fields.timezone,
+        "duration_minutes": fields.duration_minutes,
+        "rrule": fields.rrule,
+        "ends_on": None if fields.ends_on is None else fields.ends_on.isoformat(),
+        "capacity": fields.capacity,
+        "lobby_minutes": fields.lobby_minutes,
+        "grace_minutes": fields.grace_minutes,
+        "public": fields.public,
+        "attendance_names_visible": fields.attendance_names_visible,
+        "join_url": f"{base}/c/{series.join_token}",
+        "host_links": [render_host_link(link, base) for link in series.host_links],
+        "next_starts": [_iso(s) for s in upcoming],
+        "created_at": _iso(series.created_at),
+        "updated_at": _iso(series.updated_at),
+    }
+
+
+def render_occurrence(scheduled: ScheduledOccurrence, now: datetime) -> dict[str, Any]:
+    series, occurrence = scheduled.series, scheduled.occurrence
+    attendance = scheduled.attendance
+    return {
+        "id": occurrence.id,
+        "series_id": series.id,
+        "title": series.fields.title,
+        "timezone": series.fields.timezone,
+        "starts_at": _iso(occurrence.starts_at),
+        "ends_at": _iso(occurrence.ends_at),
+        "original_start": _iso(occurrence.original_start),
+        "moved": occurrence.moved,
+        "status": phase(occurrence, series.windows, now).value,
+        "extended_minutes": occurrence.extended_minutes,
+        "present": attendance.present,
+        "attended": attendance.total,
+        "attendees": None
+        if attendance.attendees is None
+        else [
+            {
+                "display_name": a.display_name,
+                "joined_at": _iso(a.joined_at),
+                "left_at": _iso(a.left_at),
+            }
+            for a in attendance.attendees
+        ],
+    }
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    response = web.json_response(body, status=status)
+    # Bodies carry link secrets: keep them out of shared caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _no_series() -> ApiError:
+    return ApiError(404, NOT_FOUND, "No series has this id.")
+
+
+# --- handlers ----------------------------------------------------------------------------
+
+
+def _store(request: web.Request) -> SeriesStore:
+    return SeriesStore(request.app[DATABASE])
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[CLOCK]()
+
+
+async def create_series(request: web.Request) -> web.Response:
+    await require_admin(request)
+    fields = parse_series(await read_json_object(request))
+    now = _now(request)
+    series = await _store(request).create(fields, now=now)
+    response = _json(render_series(series, public_base(request), now), status=201)
+    response.headers["Location"] = f"{API_BASE}/series/{series.id}"
+    return response
+
+
+async def list_series(request: web.Request) -> web.Response:
+    await require_admin(request)
+    base, now = public_base(request), _now(request)
+    everything = await _store(request).all_series()
+    return _json({"series": [render_series(s, base, now) for s in everything]})
+
+
+async def get_series(request: web.Request) -> web.Response:
+    await require_admin(request)
+    series = await _store(request).get(request.match_info["series_id"])
+    if series is None:
+        raise _no_series()
+    return _json(render_series(series, public_base(request), _now(request)))
+
+
+async def update_series(request: web.Request) -> web.Response:
+    await require_admin(request)
+    store = _store(request)
+    series = await store.get(request.match_info["series_id"])
+    if series is None:
+        raise _no_series()
+    fields = parse_series(await read_json_object(request), series.fields)
+    now = _now(request)
+    updated = await store.update(series.id, fields, now=now)
+    if updated is None:
+        raise _no_series()
+    return _json(render_series(updated, public_base(request), now))
+
+
+async def delete_series(request: web.Request) -> web.Response:
+    await require_admin(request)
+    if not await _store(request).delete(request.match_info["series_id"]):
+        raise _no_series()
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def rotate_join_link(request: web.Request) -> web.Response:
+    await require_admin(request)
+    now = _now(request)
+    series = await _store(request).rotate_join_link(request.match_info["series_id"], now=now)
+    if series is None:
+        raise _no_series()
+    return _json(render_series(series, public_base(request), now))
+
+
+async def list_series_occurrences(request: web.Request) -> web.Response:
+    await require_admin(request)
+    now = _now(request)
+    after, before = parse_range(request, now)
+    found = await _store(request).occurrences(request.match_info["series_id"], after, before)
+    if found is None:
+        raise _no_series()
+    return _json({"occurrences": [render_occurrence(o, now) for o in found]})
+
+
+async def list_all_occurrences(request: web.Request) -> web.Response:
+    await require_admin(request)
+    now = _now(request)
+    after, before = parse_range(request, now)
+    found = await _store(request).occurrences(None, after, before)
+    assert found is not None
+    return _json({"occurrences": [render_occurrence(o, now) for o in found]})
+
+
+async def change_occurrence(request: web.Request) -> web.Response:
+    """Cancel (``cancelled: true``), restore (``false``) or move (``starts_at``) one occurrence."""
+    await require_admin(request)
+    store = _store(request)
+    found = await store.find_occurrence(
+        request.match_info["series_id"], request.match_info["occurrence_id"]
+    )
+    if found is None:
+        raise ApiError(404, NOT_FOUND, "This series has no such occurrence.")
+    series, occurrence, _row = found
+    body = await read_json_object(request)
+    _check_fields(body, ("cancelled", "starts_at"))
+    if not body:
+        raise invalid_field("cancelled", "Send 'cancelled' or 'starts_at'.")
+    cancelled = _flag("cancelled", body["cancelled"]) if "cancelled" in body else None
+    starts_at = parse_starts_at(body["starts_at"]) if "starts_at" in body else None
+    now = _now(request)
+    if occurrence.starts_at <= now or (starts_at is not None and starts_at <= now):
+        field = "starts_at" if starts_at is not None else "cancelled"
+        raise invalid_field(
+            field, "Only an occurrence that has not begun can change, and only to the future."
+        )
+    changed = await store.change_occurrence(
+        series, occurrence, cancelled=cancelled, starts_at=starts_at, now=now
+    )
+    return _json(render_occurrence(changed, now))
+
+
+async def add_host_link(request: web.Request) -> web.Response:
+    await require_admin(request)
+    body = await read_json_object(request)
+    _check_fields(body, ("name",))
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_HOST_NAME:
+        raise invalid_field("name", f"'name' must be 1 to {MAX_HOST_NAME} characters.")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in name):
+        raise invalid_field("name", "'name' must not contain control characters.")
+    link = await _store(request).add_host_link(
+        request.match_info["series_id"], name.strip(), now=_now(request)
+    )
+    if link is None:
+        raise _no_series()
+    return _json(render_host_link(link, public_base(request)), status=201)
+
+
+async def revoke_host_link(request: web.Request) -> web.Response:
+    await require_admin(request)
+    revoked = await _store(request).revoke_host_link(
+        request.match_info["series_id"], request.match_info["link_id"], now=_now(request)
+    )
+    if not revoked:
+        raise ApiError(404, NOT_FOUND, "This series has no such host link.")
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def rotate_host_link(request: web.Request) -> web.Response:
+    await require_admin(request)
+    link = await _store(request).rotate_host_link(
+        request.match_info["series_id"], request.match_info["link_id"], now=_now(request)
+    )
+    if link is None:
+        raise ApiError(404, NOT_FOUND, "This series has no such host link.")
+    return _json(render_host_link(link, public_base(request)))
+
+
+async def preview_recurrence(request: web.Request) -> web.Response:
+    """The next starts a schedule would give, for the console's form (nothing is stored)."""
+    await require_admin(request)
+    body = await read_json_object(request)
+    _check_fields(body, ("starts_at", "timezone", "duration_minutes", "rrule", "ends_on", "count"))
+    for name in ("starts_at", "timezone"):
+        if name not in body:
+            raise invalid_field(name, f"'{name}' is required.")
+    schedule = SeriesSchedule(
+        first_start=parse_starts_at(body["starts_at"]),
+        timezone=parse_timezone(body["timezone"]),
+        duration_minutes=parse_duration(body.get("duration_minutes", 60)),
+        rule=_rrule(body.get("rrule")),
+        ends_on=_ends_on(body.get("ends_on")),
+    )
+    count = _whole("count", body.get("count", 5), 1, MAX_PREVIEW)
+    try:
+        validate(schedule)
+    except RecurrenceError as error:
+        raise invalid_field(error.field, error.message) from None
+    starts = starts_between(schedule, schedule.first_start, schedule.first_start + MAX_RANGE)
+    return _json({"starts": [_iso(s) for s in starts[:count]]})
+
+
+def add_series_routes(app: web.Application) -> None:
+    base = f"{API_BASE}/series"
+    app.router.add_post(base, create_series)
+    app.router.add_get(base, list_series)
+    app.router.add_get(f"{base}/{{series_id}}", get_series)
+    app.router.add_patch(f"{base}/{{series_id}}", update_series)
+    app.router.add_delete(f"{base}/{{series_id}}", delete_series)
+    app.router.add_post(f"{base}/{{series_id}}/join-link/rotate", rotate_join_link)
+    app.router.add_get(f"{base}/{{series_id}}/occurrences", list_series_occurrences)
+    app.router.add_patch(f"{base}/{{series_id}}/occurrences/{{occurrence_id}}", change_occurrence)
+    app.router.add_post(f"{base}/{{series_id}}/host-links", add_host_link)
+    app.router.add_delete(f"{base}/{{series_id}}/host-links/{{link_id}}", revoke_host_link)
+    app.router.add_post(f"{base}/{{series_id}}/host-links/{{link_id}}/rotate", rotate_host_link)
+    app.router.add_get(f"{API_BASE}/occurrences", list_all_occurrences)
+    app.router.add_post(f"{API_BASE}/recurrence/preview", preview_recurrence)

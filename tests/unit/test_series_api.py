@@ -1,0 +1,459 @@
+"""The series API and the feeds, over HTTP, with responses checked against the document."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from icalendar import Calendar
+
+from rooms.model import CircleState, Role, Seat
+from server.app import create_app
+from server.appkeys import DATABASE
+from server.config import Settings
+from server.storage.repository import SqlCircleStore
+from tests.unit.test_api import ADMIN_TOKEN, AUTH, Client, call
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# Tuesday 2026-10-13 19:00 Berlin (17:00 UTC, summer time); DST ends 2026-10-25.
+FIRST = datetime(2026, 10, 13, 19, 0, tzinfo=BERLIN)
+NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+WEEKLY = {
+    "title": "Tuesday circle",
+    "description": "Peer support, audio only.",
+    "starts_at": FIRST.isoformat(),
+    "timezone": "Europe/Berlin",
+    "duration_minutes": 90,
+    "rrule": "FREQ=WEEKLY;BYDAY=TU",
+    "capacity": 12,
+    "public": True,
+}
+S = "/api/v1/series"
+ONE = "/api/v1/series/{series_id}"
+OCCURRENCES = "/api/v1/series/{series_id}/occurrences"
+OCCURRENCE = "/api/v1/series/{series_id}/occurrences/{occurrence_id}"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]], tmp_path: Path, clock: Clock
+) -> Client:
+    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN)
+    return await aiohttp_client(create_app(settings, clock=clock))
+
+
+async def create(client: Client, body: Any = None) -> tuple[int, Any]:
+    return await call(client, "POST", S, headers=AUTH, json=WEEKLY if body is None else body)
+
+
+async def occurrences(client: Client, series_id: str, start: str, end: str) -> list[Any]:
+    status, body = await call(
+        client,
+        "GET",
+        f"{S}/{series_id}/occurrences",
+        headers=AUTH,
+        params={"from": start, "to": end},
+        documented_as=OCCURRENCES,
+    )
+    assert status == 200, body
+    found: list[Any] = body["occurrences"]
+    return found
+
+
+def berlin(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(BERLIN).strftime("%a %d.%m. %H:%M")
+
+
+async def test_a_weekly_series_meets_at_19_berlin_on_both_sides_of_the_dst_change(
+    client: Client,
+) -> None:
+    status, series = await create(client)
+    assert status == 201
+    assert series["rrule"] == "FREQ=WEEKLY;BYDAY=TU"
+    assert [berlin(s) for s in series["next_starts"]] == [
+        "Tue 13.10. 19:00",
+        "Tue 20.10. 19:00",
+        "Tue 27.10. 19:00",
+        "Tue 03.11. 19:00",
+        "Tue 10.11. 19:00",
+    ]
+
+    found = await occurrences(client, series["id"], "2026-10-19T00:00:00Z", "2026-10-29T00:00:00Z")
+
+    assert [(o["starts_at"], o["status"]) for o in found] == [
+        ("2026-10-20T17:00:00+00:00", "scheduled"),
+        ("2026-10-27T18:00:00+00:00", "scheduled"),
+    ]
+    status, fetched = await call(
+        client, "GET", f"{S}/{series['id']}", headers=AUTH, documented_as=ONE
+    )
+    assert (status, fetched) == (200, series)
+
+
+async def test_cancel_and_move_change_one_occurrence_and_the_calendar_says_so(
+    client: Client,
+) -> None:
+    _, series = await create(client)
+    sid = series["id"]
+    found = await occurrences(client, sid, "2026-10-13T00:00:00Z", "2026-11-01T00:00:00Z")
+    first, second, third = found
+    path = f"{S}/{sid}/occurrences/{{}}"
+
+    status, cancelled = await call(
+        client,
+        "PATCH",
+        path.format(first["id"]),
+        headers=AUTH,
+        json={"cancelled": True},
+        documented_as=OCCURRENCE,
+    )
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    moved_to = "2026-10-22T18:30:00+00:00"
+    status, moved = await call(
+        client,
+        "PATCH",
+        path.format(second["id"]),
+        headers=AUTH,
+        json={"starts_at": moved_to},
+        documented_as=OCCURRENCE,
+    )
+    assert (status, moved["starts_at"], moved["moved"]) == (200, moved_to, True)
+
+    after = await occurrences(client, sid, "2026-10-13T00:00:00Z", "2026-11-01T00:00:00Z")
+    assert [(o["id"], o["starts_at"], o["status"]) for o in after] == [
+        (first["id"], first["starts_at"], "cancelled"),
+        (second["id"], moved_to, "scheduled"),
+        (third["id"], third["starts_at"], "scheduled"),
+    ]
+
+    response = await client.get(f"/api/v1/feeds/series/{sid}.ics")
+    assert response.status == 200
+    assert response.content_type == "text/calendar"
+    events = Calendar.from_ical(await response.read()).walk("VEVENT")
+    main, override = events
+    assert main.decoded("dtstart") == FIRST
+    assert str(main["dtstart"].params["TZID"]) == "Europe/Berlin"
+    assert main.decoded("duration") == timedelta(minutes=90)
+    assert main["rrule"].to_ical() == b"FREQ=WEEKLY;BYDAY=TU"
+    assert str(main["summary"]) == "Tuesday circle"
+    assert str(main["url"]) == series["join_url"]
+    assert series["join_url"] in str(main["description"])
+    assert [d.dt for d in main["exdate"].dts] == [FIRST]
+    assert str(override["uid"]) == str(main["uid"])
+    assert override.decoded("recurrence-id") == FIRST + timedelta(weeks=1)
+    assert override.decoded("dtstart") == datetime.fromisoformat(moved_to)
+
+
+async def test_only_occurrences_not_begun_change_and_only_to_the_future(
+    client: Client, clock: Clock
+) -> None:
+    _, series = await create(client)
+    first = (await occurrences(client, series["id"], "2026-10-13T00:00:00Z", "2026-10-14T00:00Z"))[
+        0
+    ]
+    path = f"{S}/{series['id']}/occurrences/{first['id']}"
+
+    status, body = await call(
+        client,
+        "PATCH",
+        path,
+        headers=AUTH,
+        json={"starts_at": "2026-09-01T10:00:00Z"},
+        documented_as=OCCURRENCE,
+    )
+    assert (status, body["error"]["field"]) == (422, "starts_at")
+
+    clock.now = datetime.fromisoformat(first["starts_at"]) + timedelta(minutes=1)
+    status, body = await call(
+        client, "PATCH", path, headers=AUTH, json={"cancelled": True}, documented_as=OCCURRENCE
+    )
+    assert (status, body["error"]["field"]) == (422, "cancelled")
+    after = await occurrences(client, series["id"], "2026-10-13T00:00:00Z", "2026-10-14T00:00Z")
+    assert after[0]["status"] == "live"
+
+
+BAD_SERIES: dict[str, tuple[dict[str, Any], str]] = {
+    "invalid rrule": ({**WEEKLY, "rrule": "FREQ=SOMETIMES"}, "rrule"),
+    "rrule not a string": ({**WEEKLY, "rrule": 7}, "rrule"),
+    "too frequent": ({**WEEKLY, "rrule": "FREQ=MINUTELY"}, "rrule"),
+    "unknown time zone": ({**WEEKLY, "timezone": "Europe/Atlantis"}, "timezone"),
+    "end before start": ({**WEEKLY, "ends_on": "2026-10-01"}, "ends_on"),
+    "until before start": ({**WEEKLY, "rrule": "FREQ=WEEKLY;UNTIL=20260101T000000Z"}, "rrule"),
+    "bad end date": ({**WEEKLY, "ends_on": "soon"}, "ends_on"),
+    "capacity 0": ({**WEEKLY, "capacity": 0}, "capacity"),
+    "capacity text": ({**WEEKLY, "capacity": "12"}, "capacity"),
+    "public not bool": ({**WEEKLY, "public": "yes"}, "public"),
+    "negative lobby": ({**WEEKLY, "lobby_minutes": -1}, "lobby_minutes"),
+    "unknown field": ({**WEEKLY, "colour": "red"}, "colour"),
+    "no title": ({k: v for k, v in WEEKLY.items() if k != "title"}, "title"),
+    "naive start": ({**WEEKLY, "starts_at": "2026-10-13T19:00:00"}, "starts_at"),
+}
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_SERIES.values(), ids=BAD_SERIES)
+async def test_bad_series_are_a_422_naming_the_field_and_nothing_is_stored(
+    client: Client, body: dict[str, Any], field: str
+) -> None:
+    status, refused = await create(client, body)
+
+    assert status == 422
+    assert refused["error"]["code"] == "invalid_field"
+    assert refused["error"]["field"] == field
+    status, listed = await call(client, "GET", S, headers=AUTH)
+    assert listed == {"series": []}
+
+
+async def test_a_bad_change_leaves_the_series_as_it_was(client: Client) -> None:
+    _, series = await create(client)
+    path = f"{S}/{series['id']}"
+
+    status, refused = await call(
+        client,
+        "PATCH",
+        path,
+        headers=AUTH,
+        json={"title": "New title", "rrule": "FREQ=NEVER"},
+        documented_as=ONE,
+    )
+    assert (status, refused["error"]["field"]) == (422, "rrule")
+    _, unchanged = await call(client, "GET", path, headers=AUTH, documented_as=ONE)
+    assert unchanged == series
+
+    status, changed = await call(
+        client, "PATCH", path, headers=AUTH, json={"title": "New title"}, documented_as=ONE
+    )
+    assert (status, changed["title"], changed["rrule"]) == (200, "New title", WEEKLY["rrule"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "documented_as"),
+    [
+        ("GET", f"{S}/nope", ONE),
+        ("PATCH", f"{S}/nope", ONE),
+        ("DELETE", f"{S}/nope", ONE),
+        ("GET", f"{S}/nope/occurrences", OCCURRENCES),
+    ],
+)
+async def test_unknown_series_is_a_json_404(
+    client: Client, method: str, path: str, documented_as: str
+) -> None:
+    status, body = await call(
+        client, method, path, headers=AUTH, json={"title": "x"}, documented_as=documented_as
+    )
+    assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("occurrence_id", ["nope", "abc-123", "x" * 300])
+async def test_unknown_occurrence_is_a_json_404(client: Client, occurrence_id: str) -> None:
+    _, series = await create(client)
+    # One second after a real start is no start of this series.
+    real = (await occurrences(client, series["id"], "2026-10-13T00:00Z", "2026-10-14T00:00Z"))[0]
+    for candidate in (occurrence_id, real["id"][:-1] + str(int(real["id"][-1]) ^ 1)):
+        status, body = await call(
+            client,
+            "PATCH",
+            f"{S}/{series['id']}/occurrences/{candidate}",
+            headers=AUTH,
+            json={"cancelled": True},
+            documented_as=OCCURRENCE,
+        )
+        assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def test_deleted_series_is_gone(client: Client) -> None:
+    _, series = await create(client)
+    response = await client.delete(f"{S}/{series['id']}", headers=AUTH)
+    assert response.status == 204
+    status, _ = await call(client, "GET", f"{S}/{series['id']}", headers=AUTH, documented_as=ONE)
+    assert status == 404
+
+
+async def test_host_roster_links_can_be_added_revoked_and_rotated(client: Client) -> None:
+    _, series = await create(client)
+    sid = series["id"]
+    status, ana = await call(
+        client,
+        "POST",
+        f"{S}/{sid}/host-links",
+        headers=AUTH,
+        json={"name": "Ana"},
+        documented_as="/api/v1/series/{series_id}/host-links",
+    )
+    assert (status, ana["name"]) == (201, "Ana")
+    status, rotated = await call(
+        client,
+        "POST",
+        f"{S}/{sid}/host-links/{ana['id']}/rotate",
+        headers=AUTH,
+        documented_as="/api/v1/series/{series_id}/host-links/{link_id}/rotate",
+    )
+    assert status == 200 and rotated["url"] != ana["url"] and rotated["id"] == ana["id"]
+    first = series["host_links"][0]
+    assert (await client.delete(f"{S}/{sid}/host-links/{first['id']}", headers=AUTH)).status == 204
+    assert (await client.delete(f"{S}/{sid}/host-links/{first['id']}", headers=AUTH)).status == 404
+
+    _, now = await call(client, "GET", f"{S}/{sid}", headers=AUTH, documented_as=ONE)
+    assert [(link["name"], link["url"]) for link in now["host_links"]] == [("Ana", rotated["url"])]
+
+
+async def test_preview_gives_the_next_dates_of_a_monthly_nth_weekday_rule(client: Client) -> None:
+    status, body = await call(
+        client,
+        "POST",
+        "/api/v1/recurrence/preview",
+        headers=AUTH,
+        json={
+            "starts_at": "2026-12-06T10:00:00+01:00",
+            "timezone": "Europe/Berlin",
+            "rrule": "FREQ=MONTHLY;BYDAY=1SU",
+            "count": 3,
+        },
+    )
+    assert status == 200
+    assert [berlin(s) for s in body["starts"]] == [
+        "Sun 06.12. 10:00",
+        "Sun 03.01. 10:00",
+        "Sun 07.02. 10:00",
+    ]
+
+
+async def test_admins_see_counts_not_names_unless_the_series_opts_in(
+    client: Client, clock: Clock
+) -> None:
+    _, private = await create(client, {**WEEKLY, "public": False})
+    _, named = await create(client, {**WEEKLY, "title": "Named", "attendance_names_visible": True})
+    clock.now = FIRST.astimezone(UTC)
+    links = SqlCircleStore(client.app[DATABASE], clock)
+    for series in (private, named):
+        match = await links.find_by_link(series["join_url"].rsplit("/", 1)[-1])
+        assert match is not None and match.circle is not None
+        seat = Seat("s1", "Sam", Role.PARTICIPANT, joined_at=clock.now)
+        await links.save_state(CircleState(match.circle).with_seat(seat), now=clock.now)
+
+    status, body = await call(
+        client,
+        "GET",
+        "/api/v1/occurrences",
+        headers=AUTH,
+        params={"from": "2026-10-13T00:00:00Z", "to": "2026-10-14T00:00:00Z"},
+    )
+    assert status == 200
+    seen = {o["title"]: (o["status"], o["present"], o["attendees"]) for o in body["occurrences"]}
+    assert seen["Tuesday circle"] == ("live", 1, None)
+    assert seen["Named"][:2] == ("live", 1)
+    assert [a["display_name"] for a in seen["Named"][2]] == ["Sam"]
+
+
+async def test_public_feeds_list_public_series_only(client: Client) -> None:
+    _, public = await create(client)
+    _, private = await create(client, {**WEEKLY, "title": "Private", "public": False})
+    _, monthly = await create(
+        client,
+        {
+            **WEEKLY,
+            "title": "First Sunday",
+            "rrule": "FREQ=MONTHLY;BYDAY=1SU",
+            "starts_at": "2026-11-01T10:00:00+01:00",
+            "ends_on": "2027-03-01",
+        },
+    )
+
+    response = await client.get("/api/v1/feeds/calendar.ics")
+    calendar = Calendar.from_ical(await response.read())
+    events = {str(e["summary"]): e for e in calendar.walk("VEVENT")}
+    assert set(events) == {"Tuesday circle", "First Sunday"}
+    assert events["First Sunday"]["rrule"]["UNTIL"][0] == datetime(
+        2027, 3, 1, 23, 59, 59, tzinfo=BERLIN
+    ).astimezone(UTC)
+    assert {str(tz["tzid"]) for tz in calendar.walk("VTIMEZONE")} == {"Europe/Berlin"}
+    assert (await client.get(f"/api/v1/feeds/series/{private['id']}.ics")).status == 404
+
+    status, meetings = await call(client, "GET", "/api/v1/feeds/meeting-guide.json")
+    assert status == 200
+    assert meetings == [
+        {
+            "name": "Tuesday circle",
+            "slug": f"{public['id']}-tu",
+            "day": 2,
+            "time": "19:00",
+            "end_time": "20:30",
+            "timezone": "Europe/Berlin",
+            "conference_url": public["join_url"],
+            "conference_url_notes": meetings[0]["conference_url_notes"],
+            "notes": "Peer support, audio only.",
+            "types": ["ONL"],
+            "attendance_option": "online",
+            "updated": meetings[0]["updated"],
+        }
+    ]
+    assert monthly["id"] not in json.dumps(meetings)
+
+
+def test_cli_creates_and_revokes_admin_tokens_and_purges_attendance(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "HEARTH_DATABASE_URL": ""}
+
+    def hearth(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", *args, "--data-dir", str(tmp_path)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    created = hearth("admin", "create-token")
+    assert created.returncode == 0, created.stderr
+    fields = dict(line.split(":", 1) for line in created.stdout.splitlines() if ":" in line)
+    token_id, token = fields["id"].strip(), fields["token"].strip()
+    db = (tmp_path / "hearth.db").read_bytes()
+    assert token.encode() not in db  # only its hash is kept
+
+    assert hearth("admin", "revoke-token", token_id).returncode == 0
+    assert hearth("admin", "revoke-token", token_id).returncode == 1
+    purged = hearth("db", "purge", "--days", "7")
+    assert purged.returncode == 0 and "purged 0" in purged.stdout
+
+
+async def test_the_purge_timer_runs_at_start(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]], tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN, attendance_days=30)
+    clock = Clock()
+    clock.now = FIRST.astimezone(UTC)
+    first = await aiohttp_client(create_app(settings, clock=clock))
+    _, series = await create(first)
+    links = SqlCircleStore(first.app[DATABASE], clock)
+    match = await links.find_by_link(series["join_url"].rsplit("/", 1)[-1])
+    assert match is not None and match.circle is not None
+    seat = Seat("s1", "Sam", Role.PARTICIPANT, joined_at=clock.now)
+    await links.save_state(CircleState(match.circle).with_seat(seat), now=clock.now)
+    await links.save_state(CircleState(match.circle), now=clock.now + timedelta(hours=1))
+    await first.close()
+
+    clock.now += timedelta(days=31)
+    second = await aiohttp_client(create_app(settings, clock=clock))
+    assert await SqlCircleStore(second.app[DATABASE]).all_seats(match.circle.id) == []
