@@ -372,3 +372,11 @@ def test_restore_marks_everyone_reconnecting() -> None:
     assert all(s.disconnected_at == NOW for s in state.seats.values())
     assert audible_seats(state) == frozenset()
     assert replace(state, seats=basic().seats) == basic()
+
+
+def test_with_wait_for_host_arrivals_wait_until_a_host_is_there() -> None:
+    state = machine.leave(circle(CircleSettings(wait_for_host=True), ANA), seat_id="ana").state
+    state = enter(state, "sam").state
+    assert state.waiting("sam") is not None and state.lobby[0].reason is WaitReason.NO_HOST
+    state = enter(state, "ana2", Role.HOST).state
+    assert "sam" in state.seats and not state.lobby
