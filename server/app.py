@@ -16,6 +16,7 @@ from server.appkeys import CLOCK, DATABASE, HUB, SETTINGS
 from server.config import Settings
 from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
+from server.moderation_api import add_moderation_routes
 from server.pages import OPEN_SOCKETS, add_page_routes, security_headers
 from server.series_api import add_series_routes
 from server.storage.database import Database
@@ -48,6 +49,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     add_api_routes(app)
     add_series_routes(app)
     add_feed_routes(app)
+    add_moderation_routes(app)  # issue 4
     add_page_routes(app)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -64,10 +66,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
                 _announce_admin_token(token)
         app[HUB] = CircleHub(store, MixingAudioPath, clock)
         series = SeriesStore(database)
-        # Once before serving (so a restart never serves stale attendance), then hourly.
-        await _purge_once(series, settings.attendance_days, clock)
+        # Once before serving (so a restart never serves stale records), then hourly.
+        await _purge_once(series, store, settings, clock)
         purger = asyncio.get_running_loop().create_task(
-            _purge_attendance_forever(series, settings.attendance_days, clock)
+            _purge_forever(series, store, settings, clock)
         )
         yield
         purger.cancel()
@@ -92,19 +94,30 @@ async def purge_attendance(store: SeriesStore, days: int, now: datetime) -> int:
     return await store.purge_attendance(before=now - timedelta(days=days))
 
 
-async def _purge_once(store: SeriesStore, days: int, clock: Clock) -> None:
+async def purge_audit(store: SqlCircleStore, days: int, now: datetime) -> int:
+    """Delete moderation records older than ``days``, kept like attendance."""
+    return await store.purge_audit(now - timedelta(days=days))
+
+
+async def _purge_once(
+    series: SeriesStore, store: SqlCircleStore, settings: Settings, clock: Clock
+) -> None:
     try:
-        purged = await purge_attendance(store, days, clock())
-        if purged:
-            log.info("purged %d attendance records older than %d days", purged, days)
+        now = clock()
+        attendance = await purge_attendance(series, settings.attendance_days, now)
+        audit = await purge_audit(store, settings.audit_retention_days, now)
+        if attendance or audit:
+            log.info("purged %d attendance and %d moderation records", attendance, audit)
     except Exception:
-        log.exception("purging attendance failed; trying again later")
+        log.exception("purging old records failed; trying again later")
 
 
-async def _purge_attendance_forever(store: SeriesStore, days: int, clock: Clock) -> None:
+async def _purge_forever(
+    series: SeriesStore, store: SqlCircleStore, settings: Settings, clock: Clock
+) -> None:
     while True:
         await asyncio.sleep(PURGE_EVERY.total_seconds())
-        await _purge_once(store, days, clock)
+        await _purge_once(series, store, settings, clock)
 
 
 def _announce_admin_token(token: str) -> None:

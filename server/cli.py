@@ -13,10 +13,10 @@ from pathlib import Path
 from aiohttp import web
 
 from server.access_log import RedactingAccessLogger
-from server.app import create_app, purge_attendance
+from server.app import create_app, purge_attendance, purge_audit
 from server.config import Settings, settings_from_env
 from server.storage.database import Database
-from server.storage.repository import AdminTokenStore
+from server.storage.repository import AdminTokenStore, SqlCircleStore
 from server.storage.series import SeriesStore
 
 
@@ -35,9 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke = admin.add_parser("revoke-token", help="revoke an admin token by its id")
     revoke.add_argument("token_id", help="the id printed by create-token")
     db = commands.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
-    purge = db.add_parser("purge", help="delete attendance older than the keeping time")
+    purge = db.add_parser(
+        "purge", help="delete attendance and moderation records older than the keeping time"
+    )
     purge.add_argument(
-        "--days", type=int, help="keep this many days (default HEARTH_ATTENDANCE_DAYS or 30)"
+        "--days",
+        type=int,
+        help="keep this many days (default HEARTH_ATTENDANCE_DAYS for attendance and "
+        "HEARTH_AUDIT_RETENTION_DAYS for moderation records, 30 each)",
     )
     for sub in (create, revoke, purge):
         sub.add_argument("--data-dir", type=Path, help="folder for the SQLite database")
@@ -51,10 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "admin" and args.action == "revoke-token":
         return asyncio.run(_revoke_token(settings, args.token_id))
     if args.command == "db" and args.action == "purge":
-        days = settings.attendance_days if args.days is None else args.days
-        if days < 1:
+        if args.days is not None and args.days < 1:
             parser.error("--days must be at least 1")
-        return asyncio.run(_purge(settings, days))
+        return asyncio.run(_purge(settings, args.days))
     return 2
 
 
@@ -89,10 +93,16 @@ async def _revoke_token(settings: Settings, token_id: str) -> int:
     return await _with_database(settings, work)
 
 
-async def _purge(settings: Settings, days: int) -> int:
+async def _purge(settings: Settings, days: int | None) -> int:
+    attendance_days = settings.attendance_days if days is None else days
+    audit_days = settings.audit_retention_days if days is None else days
+
     async def work(database: Database) -> int:
-        purged = await purge_attendance(SeriesStore(database), days, datetime.now(UTC))
-        print(f"purged {purged} attendance records older than {days} days")
+        now = datetime.now(UTC)
+        purged = await purge_attendance(SeriesStore(database), attendance_days, now)
+        print(f"purged {purged} attendance records older than {attendance_days} days")
+        audited = await purge_audit(SqlCircleStore(database), audit_days, now)
+        print(f"purged {audited} moderation records older than {audit_days} days")
         return 0
 
     return await _with_database(settings, work)

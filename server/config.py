@@ -32,6 +32,8 @@ class Settings:
     web_dir: Path = REPO_ROOT / "web"
     # Days attendance (who sat in an occurrence, by display name) is kept after they left.
     attendance_days: int = DEFAULT_ATTENDANCE_DAYS
+    # Days moderation records (the audit log) are kept; purged at start and every hour.
+    audit_retention_days: int = DEFAULT_ATTENDANCE_DAYS
 
     @property
     def effective_database_url(self) -> str:
@@ -54,6 +56,9 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,
         ice_addresses=ice,
         attendance_days=_positive_int(env, "HEARTH_ATTENDANCE_DAYS", DEFAULT_ATTENDANCE_DAYS),
+        audit_retention_days=_positive_int(
+            env, "HEARTH_AUDIT_RETENTION_DAYS", DEFAULT_ATTENDANCE_DAYS
+        ),
     )
 
 

@@ -6,16 +6,18 @@ the live circle can be tested against an in-memory store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from rooms.model import Circle, CircleState, Role
+from rooms.machine import AuditEntry
+from rooms.model import Circle, CircleSettings, CircleState, Role
 
 
 @dataclass(frozen=True, slots=True)
 class LinkMatch:
-    """The circle a link opens now, and the role the link grants.
+    """The circle a link opens now, the role the link grants, and the circle's settings.
 
     A series link outside every occurrence's window matches without a circle; then
     ``next_starts_at`` says when the next occurrence starts (if one is planned). Inside a
@@ -25,6 +27,7 @@ class LinkMatch:
     circle: Circle | None
     role: Role
     next_starts_at: datetime | None = None
+    settings: CircleSettings = field(default_factory=CircleSettings)
 
 
 class CircleStore(Protocol):
@@ -33,11 +36,19 @@ class CircleStore(Protocol):
         None when no series has such a link (unknown, rotated or revoked)."""
         ...
 
-    async def save_state(self, state: CircleState, *, now: datetime) -> None:
-        """Persist the live state in one transaction.
+    async def load_state(self, match: LinkMatch) -> CircleState | None:
+        """The live state last saved for this circle (with ``match``'s settings), or None."""
+        ...
 
-        Writes the circle's status (and opened_at/ended_at) and every seat in ``state``
-        (display name, role, muted, joined_at). Seats of this circle that are stored as
-        present but are not in ``state`` any more are marked as left at ``now``.
+    async def save_state(
+        self, state: CircleState, *, now: datetime, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Persist the live state, and the moderation actions that led to it, in one
+        transaction.
+
+        Writes the circle's status (and opened_at/ended_at), the whole live state (roles,
+        floor, queue, mutes, lobby, lock, bans, timer) and every seat in ``state`` for
+        attendance (display name, role, muted, joined_at). Seats of this circle that are
+        stored as present but are not in ``state`` any more are marked as left at ``now``.
         """
         ...

@@ -2,6 +2,7 @@
 
 import { CLOSE_NOT_OPEN, ServerConnection } from './protocol.js';
 import { AudioPeer, openMicrophone, stopStream } from './rtc.js';
+import { Moderation } from './moderation.js'; // moderation hook
 
 const RETRY_NOT_OPEN_MS = 15000;
 const RECONNECT_MAX_MS = 15000;
@@ -10,6 +11,7 @@ const TOKEN_KEY = 'hearth.token';
 const NAME_KEY = 'hearth.name';
 
 const $ = (id) => document.getElementById(id);
+let moderation = null; // moderation hook: made in start()
 
 const state = {
     token: null,
@@ -167,7 +169,7 @@ function makeRow() {
 function updateRow(li, person) {
     const parts = rowParts.get(li);
     const isYou = state.you !== null && person.id === state.you.id;
-    const iAmHost = state.you !== null && state.you.role === 'host';
+    const iAmHost = state.you !== null && ['host', 'cohost'].includes(state.you.role); // moderation hook
     li.dataset.id = person.id;
     li.dataset.name = person.display_name;
     li.dataset.muted = String(person.muted);
@@ -388,7 +390,12 @@ async function connectAndJoin() {
     const conn = new ServerConnection();
     state.conn = conn;
     conn.onJoined = (you, circle) => onJoined(conn, you, circle);
-    conn.onParticipants = (people) => { if (state.conn === conn) renderPeople(people); };
+    conn.onParticipants = (people) => {
+        if (state.conn !== conn) return;
+        renderPeople(people);
+        moderation.decorateRows(); // moderation hook
+    };
+    conn.onMessage = (message) => { if (state.conn === conn) moderation.handle(conn, message); };
     conn.onParticipantJoined = (p) => announce(`${p.display_name} joined the circle.`);
     conn.onParticipantLeft = (p) => announce(`${p.display_name} left the circle.`);
     conn.onParticipantUpdated = (p, by) => onParticipantUpdated(conn, p, by);
@@ -404,7 +411,7 @@ async function connectAndJoin() {
         return;
     }
     if (state.conn !== conn) return;
-    conn.join(state.token, state.name, state.wantMuted || !state.track);
+    conn.join(state.token, state.name, state.wantMuted || !state.track, moderation.joinExtras());
 }
 
 function connectionFailed() {
@@ -513,6 +520,17 @@ function onError(conn, code, message) {
         showNameError(message || 'Please choose a different name.');
         $('display-name').focus();
         break;
+    // moderation hook: refusals at the door; the person may try again (passcode) or not.
+    case 'passcode_required':
+    case 'circle_locked':
+    case 'banned':
+        dropConnection();
+        releaseMicrophone();
+        state.phase = 'idle';
+        setJoining(false);
+        showView('view-join', { focus: false });
+        setJoinStatus(message || 'You cannot come in right now.');
+        break;
     case 'invalid_sdp':
         setNotice('The sound could not be connected. Please leave and join again.');
         break;
@@ -534,6 +552,13 @@ function onClose(conn, code, wasLeaving) {
     if (state.conn !== conn) return;
     state.conn = null;
     if (wasLeaving || state.phase === 'left') return;
+    // moderation hook: removed, ended, or open in another tab: do not reconnect.
+    if (moderation.finalClose(code) !== null) {
+        state.phase = 'left';
+        closePeer();
+        releaseMicrophone();
+        return;
+    }
     if (code === CLOSE_NOT_OPEN) {
         showNotOpen();
         return;
@@ -596,6 +621,7 @@ function onLeaveClick() {
     const conn = state.conn;
     state.phase = 'left';
     clearRetry();
+    moderation.forgetSeat(); // moderation hook
     if (conn) {
         conn.leave();
         // The server closes the socket; should it not, do it ourselves.
@@ -634,6 +660,7 @@ function describeTime(circle) {
 // ---------------------------------------------------------------------------------------------
 
 function start() {
+    moderation = new Moderation(); // moderation hook
     state.token = readToken();
     if (!state.token) {
         showView('view-no-link', { focus: false });

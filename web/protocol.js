@@ -70,9 +70,15 @@ export class ServerConnection {
         return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
     }
 
-    join(token, displayName, muted) {
+    join(token, displayName, muted, extras = {}) {
         this.leaving = false;
-        this._send({ type: 'join', token, display_name: displayName, muted });
+        // moderation hook: `extras` carries seat_token, device_key, passcode (moderation.js).
+        this._send({ ...extras, type: 'join', token, display_name: displayName, muted });
+    }
+
+    /** moderation hook: moderation.js sends its own commands through this. */
+    send(message) {
+        return this._send(message);
     }
 
     offer(sdp) {
@@ -123,6 +129,8 @@ export class ServerConnection {
             return;
         }
         if (!message || typeof message.type !== 'string') return;
+        // moderation hook: moderation.js sees every message (it keeps the room and host views).
+        this._call('onMessage', message);
         switch (message.type) {
         case 'joined':
             this.you = message.you;
