@@ -18,7 +18,7 @@ from rooms import errors, machine
 from rooms.audio_policy import audible_seats
 from rooms.errors import RoomError
 from rooms.machine import Decision, SeatJoined, SeatLeft, SeatUpdated
-from rooms.model import CircleState, Role, Seat
+from rooms.model import CircleState, CircleStatus, Role, Seat
 from rooms.schedule import NOT_OPEN_MESSAGE
 from signaling.audio import AudioPath
 from signaling.protocol import PROTOCOL_VERSION, circle_json, participant_json
@@ -151,6 +151,25 @@ class CircleHub:
             )
             self._live[live.id] = live
         return live, match.role
+
+    async def describe_link(self, token: str) -> dict[str, Any] | None:
+        """What the join page may show before joining: the circle, the hosts present and the
+        role the link grants, only while the circle is open. An unknown link and a closed
+        circle both give None, as a refused join does. Loads nothing and opens nothing.
+        """
+        match = await self._store.find_by_link(token)
+        if match is None:
+            return None
+        live = self._live.get(match.circle.id)
+        circle = live.state.circle if live is not None else match.circle
+        if circle.status is not CircleStatus.OPEN:
+            return None
+        seats = live.state.seats.values() if live is not None else ()
+        return {
+            "circle": circle_json(circle),
+            "hosts": [seat.display_name for seat in seats if seat.role is Role.HOST],
+            "role": match.role.value,
+        }
 
     async def release_if_empty(self, live: LiveCircle) -> None:
         if live.is_empty() and self._live.get(live.id) is live:

@@ -1,13 +1,34 @@
-// The page: what a person sees and does. The connection lives in protocol.js, audio in rtc.js.
+// The page: what a person sees and does. The connection lives in protocol.js, audio in rtc.js,
+// and the seams other modules use to add to the page in hooks.js (see web/README.md).
 
+import * as hooks from './hooks.js';
 import { CLOSE_NOT_OPEN, ServerConnection } from './protocol.js';
-import { AudioPeer, openMicrophone, stopStream } from './rtc.js';
+import {
+    AudioPeer, LevelMeter, listMicrophones, microphonePermission, openMicrophone, stopStream,
+} from './rtc.js';
 
 const RETRY_NOT_OPEN_MS = 15000;
+const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 15000;
+// How long the server keeps a dropped seat for its seat_token (docs/protocol.md).
+const SEAT_KEPT_MS = 60000;
+// Without a fresh `levels` message for this long, nobody is shown as speaking.
+const SPEAKING_STALE_MS = 2000;
+// A meter level above this means the microphone picks up sound.
+const SOUND_LEVEL = 15;
 const MAX_NAME = 40;
 const TOKEN_KEY = 'hearth.token';
 const NAME_KEY = 'hearth.name';
+const SEAT_KEY = 'hearth.seat';
+const DEVICE_KEY = 'hearth.device';
+const MIC_KEY = 'hearth.mic';
+// Error codes (docs/protocol.md, issue 4) after which the page must not knock again.
+const REMOVED_CODES = new Set(['removed', 'banned']);
+const ENDED_CODES = new Set(['circle_ended']);
+const PASSCODE_CODES = new Set(['passcode_required', 'invalid_passcode', 'wrong_passcode']);
+// WebSocket close codes for the same (issue 4 contract; tolerated if never sent).
+const CLOSE_REMOVED = 4403;
+const CLOSE_ENDED = 4410;
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,23 +37,33 @@ const state = {
     name: '',
     // What the person asked for; the server's word (state.you.muted) is what is shown.
     wantMuted: true,
-    phase: 'idle', // idle | joining | in | not-open | left
+    phase: 'idle', // idle | joining | in | not-open | left | ended
+    connection: 'idle', // idle | connecting | connected | reconnecting | left
     conn: null,
     peer: null,
+    peerState: 'new',
     mic: null,
     track: null,
+    micDeviceId: null,
+    meter: null,
     // Why there is no microphone (null: not asked yet, or released while waiting).
     micReason: null,
     you: null,
+    circle: null,
     retryTimer: null,
     reconnectAttempts: 0,
     // True while the circle is not open and the page keeps checking.
     waiting: false,
     rows: new Map(),
+    speaking: new Set(),
+    speakingTimer: null,
+    pushToTalk: false,
+    wakeLock: null,
+    passcode: '',
 };
 
 // ---------------------------------------------------------------------------------------------
-// Where the circle link comes from
+// Where the circle link comes from, and what this tab remembers
 
 function readToken() {
     const match = window.location.pathname.match(/^\/c\/([^/]+)\/?$/);
@@ -55,10 +86,58 @@ function hideToken() {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Views
+// A random key for this browser, sent with every join so a host's ban can hold (issue 4).
+// It says nothing about the person and is never shown to anyone.
+function deviceKey() {
+    let key = null;
+    try {
+        key = localStorage.getItem(DEVICE_KEY);
+    } catch {
+        // Storage refused (private mode): a key for this page only.
+    }
+    if (!key) {
+        const bytes = crypto.getRandomValues(new Uint8Array(18));
+        key = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_');
+        try {
+            localStorage.setItem(DEVICE_KEY, key);
+        } catch {
+            // As above.
+        }
+    }
+    return key;
+}
 
-const VIEWS = ['view-join', 'view-not-open', 'view-circle', 'view-left', 'view-no-link'];
+// The seat this tab held, so a dropped connection or a reload takes the same seat back.
+function savedSeat() {
+    try {
+        const saved = JSON.parse(sessionStorage.getItem(SEAT_KEY) || 'null');
+        if (saved && saved.link === state.token && Date.now() - saved.at < SEAT_KEPT_MS) {
+            return saved.seat;
+        }
+    } catch {
+        // Unreadable: no seat to resume.
+    }
+    return null;
+}
+
+function saveSeat(seatToken) {
+    if (seatToken) {
+        sessionStorage.setItem(SEAT_KEY, JSON.stringify({ link: state.token, seat: seatToken, at: Date.now() }));
+    } else {
+        sessionStorage.removeItem(SEAT_KEY);
+    }
+}
+
+// Refreshed while connected, so "at" marks when the seat was last held.
+function touchSeat() {
+    const seat = state.conn && state.conn.seatToken;
+    if (seat && state.connection === 'connected') saveSeat(seat);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views and messages
+
+const VIEWS = ['view-join', 'view-not-open', 'view-circle', 'view-left', 'view-ended', 'view-no-link'];
 
 function showView(id, { focus = true } = {}) {
     for (const view of VIEWS) $(view).hidden = view !== id;
@@ -68,8 +147,8 @@ function showView(id, { focus = true } = {}) {
     }
 }
 
-function announce(text) {
-    const region = $('announcer');
+function announce(text, urgent = false) {
+    const region = $(urgent ? 'announcer-urgent' : 'announcer');
     region.textContent = '';
     // A fresh text node after clearing makes screen readers read repeated messages too.
     window.setTimeout(() => { region.textContent = text; }, 50);
@@ -95,10 +174,166 @@ function showNameError(text) {
     }
 }
 
+function joinLabel() {
+    return state.micReason && !state.track ? 'Join to listen' : 'Join';
+}
+
 function setJoining(busy) {
     const button = $('join');
     button.disabled = busy;
-    button.textContent = busy ? 'Joining…' : 'Join';
+    button.textContent = busy ? 'Joining…' : joinLabel();
+}
+
+const CONNECTION_TEXT = {
+    idle: 'Not connected',
+    connecting: 'Connecting…',
+    connected: 'Connected',
+    reconnecting: 'Reconnecting…',
+    left: 'Left',
+};
+
+function setConnection(connection) {
+    if (state.connection === connection) return;
+    state.connection = connection;
+    $('connection-state').dataset.state = connection;
+    $('connection-text').textContent = CONNECTION_TEXT[connection];
+    $('reconnect-banner').hidden = connection !== 'reconnecting';
+    renderSelfState();
+    hooks.emit('hearth:connection', { type: 'hearth:connection', state: connection });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Before joining: the circle, and the microphone check
+
+async function loadCircleInfo() {
+    let info;
+    try {
+        const response = await fetch('/circle-info', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ token: state.token }),
+            cache: 'no-store',
+            credentials: 'omit',
+        });
+        if (!response.ok) return;
+        info = await response.json();
+    } catch {
+        return;
+    }
+    if (!info || !info.open || !info.circle) return;
+    $('join-title').textContent = `Join ${info.circle.title}`;
+    document.title = `${info.circle.title} · Hearth`;
+    const when = describeTime(info.circle);
+    $('intro-when').textContent = when ? `The circle is open now. ${when}` : 'The circle is open now.';
+    $('intro-when').hidden = false;
+    const hosts = Array.isArray(info.hosts) ? info.hosts.filter((h) => typeof h === 'string') : [];
+    const hostsText = $('intro-hosts');
+    if (info.role === 'host') {
+        hostsText.textContent = 'You are joining as a host.';
+    } else if (hosts.length > 0) {
+        hostsText.textContent = `Hosted by ${listOf(hosts)}.`;
+    } else {
+        hostsText.textContent = 'A host will be with you soon.';
+    }
+    hostsText.hidden = false;
+}
+
+function listOf(names) {
+    if (names.length < 2) return names.join('');
+    return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
+
+const MIC_HELP = {
+    refused: 'Your browser did not allow this page to use the microphone. To speak in the circle: '
+        + 'open the site settings (the icon just left of the web address), set Microphone to '
+        + 'Allow, then press Try again. On an iPhone: Settings, then Safari, then Microphone. '
+        + 'You can also join now and listen only.',
+    'no-device': 'No microphone was found. Plug in a headset or a microphone and press Try again, '
+        + 'or join now and listen only.',
+    unsupported: 'This browser cannot use a microphone on this page. You can join now and listen '
+        + 'only, or open the link in a current Firefox, Chrome or Safari to speak.',
+    failed: 'The microphone could not be started; another app may be using it. Close that app and '
+        + 'press Try again, or join now and listen only.',
+};
+
+function stopMeter() {
+    if (state.meter) state.meter.stop();
+    state.meter = null;
+    $('mic-level').value = 0;
+}
+
+async function checkMicrophone(deviceId = state.micDeviceId) {
+    const button = $('mic-check');
+    button.disabled = true;
+    stopMeter();
+    releaseMicrophone();
+    $('mic-status').textContent = 'Asking for your microphone…';
+    const { stream, reason } = await openMicrophone(deviceId);
+    button.disabled = false;
+    if (state.phase !== 'idle') {
+        // Joined (or left) while the prompt was open: the join flow owns the microphone now.
+        stopStream(stream);
+        return;
+    }
+    takeMicrophone(stream, reason);
+    renderMicCheck();
+    if (!stream) return;
+    const meter = new LevelMeter(stream, (level) => {
+        $('mic-level').value = level;
+        const heard = $('mic-heard');
+        const text = level >= SOUND_LEVEL ? 'Sound is coming in' : 'Quiet';
+        if (heard.textContent !== text) heard.textContent = text;
+        heard.dataset.sound = String(level >= SOUND_LEVEL);
+    });
+    state.meter = meter;
+    await fillMicrophoneChoice();
+}
+
+function takeMicrophone(stream, reason) {
+    state.mic = stream;
+    state.track = stream ? stream.getAudioTracks()[0] || null : null;
+    state.micReason = reason;
+    if (state.track) {
+        const settings = state.track.getSettings ? state.track.getSettings() : {};
+        if (settings.deviceId) state.micDeviceId = settings.deviceId;
+    }
+}
+
+async function fillMicrophoneChoice() {
+    const mics = await listMicrophones();
+    const select = $('mic-select');
+    select.replaceChildren();
+    mics.forEach((mic, i) => {
+        const option = document.createElement('option');
+        option.value = mic.deviceId;
+        option.textContent = mic.label || `Microphone ${i + 1}`;
+        option.selected = mic.deviceId === state.micDeviceId;
+        select.append(option);
+    });
+    $('mic-choice').hidden = mics.length < 2;
+}
+
+function renderMicCheck() {
+    const help = $('mic-help');
+    const joinMuted = $('join-muted');
+    if (state.track) {
+        $('mic-status').textContent = 'Your microphone is ready. Speak and watch the bar move; '
+            + 'if it stays still, choose another microphone.';
+        $('mic-meter-wrap').hidden = false;
+        help.hidden = true;
+        $('mic-check').hidden = true;
+        joinMuted.disabled = false;
+    } else if (state.micReason) {
+        $('mic-status').textContent = 'You can join to listen only.';
+        help.textContent = MIC_HELP[state.micReason] || MIC_HELP.failed;
+        help.hidden = false;
+        $('mic-meter-wrap').hidden = true;
+        $('mic-check').hidden = false;
+        $('mic-check').textContent = 'Try again';
+        joinMuted.checked = true;
+        joinMuted.disabled = true;
+    }
+    if (state.phase === 'idle') $('join').textContent = joinLabel();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,7 +374,15 @@ function makeRow() {
     const role = document.createElement('span');
     role.className = 'tag';
     role.textContent = 'host';
-    who.append(name, ' ', you, ' ', role);
+    const away = document.createElement('span');
+    away.className = 'tag tag-away';
+    away.textContent = 'reconnecting…';
+    who.append(name, ' ', you, ' ', role, ' ', away);
+
+    const speaking = document.createElement('span');
+    speaking.className = 'speaking';
+    speaking.setAttribute('data-testid', 'speaking');
+    speaking.textContent = 'Speaking';
 
     const mic = document.createElement('span');
     mic.className = 'mic';
@@ -159,8 +402,8 @@ function makeRow() {
         if (state.conn && li.dataset.id) state.conn.muteParticipant(li.dataset.id);
     });
 
-    li.append(who, mic, mute);
-    rowParts.set(li, { name, you, role, mic, micText, mute, muteWho });
+    li.append(who, speaking, mic, mute);
+    rowParts.set(li, { name, you, role, away, speaking, mic, micText, mute, muteWho });
     return li;
 }
 
@@ -168,15 +411,20 @@ function updateRow(li, person) {
     const parts = rowParts.get(li);
     const isYou = state.you !== null && person.id === state.you.id;
     const iAmHost = state.you !== null && state.you.role === 'host';
+    const speaking = state.speaking.has(person.id) && !person.muted;
     li.dataset.id = person.id;
     li.dataset.name = person.display_name;
     li.dataset.muted = String(person.muted);
     li.dataset.role = person.role;
+    li.dataset.speaking = String(speaking);
+    li.dataset.connection = person.connection || 'connected';
     li.classList.toggle('is-you', isYou);
 
     parts.name.textContent = person.display_name;
     parts.you.hidden = !isYou;
     parts.role.hidden = person.role !== 'host';
+    parts.away.hidden = person.connection !== 'reconnecting';
+    parts.speaking.hidden = !speaking;
     parts.mic.classList.toggle('muted', person.muted);
     parts.mic.querySelector('path').setAttribute('d', person.muted ? MIC_OFF_PATH : MIC_ON_PATH);
     parts.micText.textContent = person.muted ? 'Muted' : 'Mic on';
@@ -185,6 +433,7 @@ function updateRow(li, person) {
     if (!canMute && parts.mute.contains(document.activeElement)) li.focus();
     parts.mute.hidden = !canMute;
     parts.muteWho.textContent = ` ${person.display_name}`;
+    hooks.decorate(li, person, state.you);
 }
 
 function renderPeople(people) {
@@ -212,21 +461,41 @@ function renderPeople(people) {
     $('people-count').textContent = `(${people.length})`;
 }
 
+function redrawPeople() {
+    if (state.conn) renderPeople(state.conn.participants);
+}
+
 function clearPeople() {
     for (const li of state.rows.values()) li.remove();
     state.rows.clear();
 }
 
+// Who is speaking now, from the server's `levels` messages. A server without them (or a pause
+// in them) simply shows nobody as speaking.
+function onLevels(ids) {
+    state.speaking = new Set(ids);
+    window.clearTimeout(state.speakingTimer);
+    state.speakingTimer = window.setTimeout(() => {
+        state.speaking = new Set();
+        redrawPeople();
+        renderSelfState();
+    }, SPEAKING_STALE_MS);
+    redrawPeople();
+    renderSelfState();
+}
+
 // ---------------------------------------------------------------------------------------------
-// Your own controls
+// Your own controls and whether you are heard
 
 function renderSelfMute() {
     const button = $('self-mute');
+    $('ptt-hint').hidden = !state.track;
     if (!state.track) {
         button.disabled = true;
         button.textContent = 'Listening only';
         button.removeAttribute('aria-pressed');
         button.classList.remove('primary');
+        renderSelfState();
         return;
     }
     const muted = !state.you || state.you.muted || !state.track.enabled;
@@ -234,6 +503,34 @@ function renderSelfMute() {
     button.textContent = muted ? 'Unmute' : 'Mute';
     button.setAttribute('aria-pressed', String(muted));
     button.classList.toggle('primary', muted);
+    renderSelfState();
+}
+
+// One sentence on whether the circle hears me: the server's mute state, this microphone, and
+// whether the sound connection is up. Text and icon say it, not colour alone.
+function selfState() {
+    if (!state.you) return { heard: false, text: '' };
+    if (state.connection === 'reconnecting') {
+        return { heard: false, text: 'Nobody hears you until the connection is back.' };
+    }
+    if (!state.track) return { heard: false, text: 'You are listening only. Nobody hears you.' };
+    if (state.you.muted || !state.track.enabled) {
+        return { heard: false, text: 'You are muted. Nobody hears you.' };
+    }
+    if (state.peerState !== 'connected') {
+        return { heard: false, text: 'Your microphone is on. Connecting the sound…' };
+    }
+    if (state.pushToTalk) return { heard: true, text: 'You can be heard while you hold the space bar.' };
+    if (state.speaking.has(state.you.id)) return { heard: true, text: 'You can be heard. You are speaking now.' };
+    return { heard: true, text: 'You can be heard.' };
+}
+
+function renderSelfState() {
+    const { heard, text } = selfState();
+    const box = $('self-state');
+    box.dataset.heard = String(heard);
+    box.dataset.speaking = String(Boolean(state.you && state.speaking.has(state.you.id)));
+    if ($('self-state-text').textContent !== text) $('self-state-text').textContent = text;
 }
 
 // The server drops a muted person's audio whatever the browser sends; switching the track off
@@ -262,6 +559,40 @@ function onSelfMuteClick() {
     renderSelfMute();
 }
 
+// Hold the space bar to talk while muted. Not while typing or on a button, where the space bar
+// already means something.
+function isTypingTarget(target) {
+    if (!(target instanceof Element)) return false;
+    return Boolean(target.closest('input, textarea, select, button, a[href], [contenteditable], summary'));
+}
+
+function onKeyDown(event) {
+    if (event.code !== 'Space' || event.repeat || isTypingTarget(event.target)) return;
+    if (state.phase !== 'in' || !state.conn || !state.you || !state.track) return;
+    if (!state.you.muted || state.pushToTalk) return;
+    event.preventDefault();
+    state.pushToTalk = true;
+    state.wantMuted = false;
+    state.conn.mute(false);
+    renderSelfState();
+}
+
+function endPushToTalk() {
+    if (!state.pushToTalk) return;
+    state.pushToTalk = false;
+    state.wantMuted = true;
+    applyLocalMute(true);
+    if (state.conn) state.conn.mute(true);
+    renderSelfMute();
+}
+
+function onKeyUp(event) {
+    if (event.code === 'Space' && state.pushToTalk) {
+        event.preventDefault();
+        endPushToTalk();
+    }
+}
+
 function micNote(reason) {
     switch (reason) {
     case 'refused':
@@ -286,15 +617,26 @@ function renderMicNote() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Audio out
+// Audio out, and staying awake
 
 function attachAudio(stream) {
     const audio = $('circle-audio');
     if (audio.srcObject !== stream) audio.srcObject = stream;
+    playAudio();
+}
+
+// Where the browser blocks sound until a tap (iOS Safari, some Chrome policies), say so and
+// offer the tap instead of leaving the person in silence.
+function playAudio() {
+    const audio = $('circle-audio');
+    if (!audio.srcObject) return;
     const played = audio.play();
     if (played && typeof played.then === 'function') {
         played.then(() => { $('tap-to-hear').hidden = true; }).catch(() => {
-            $('tap-to-hear').hidden = false;
+            if ($('tap-to-hear').hidden) {
+                $('tap-to-hear').hidden = false;
+                announce('Your browser is holding the sound back. Press Tap to hear the circle.', true);
+            }
         });
     }
 }
@@ -303,9 +645,49 @@ function onTapToHear() {
     const audio = $('circle-audio');
     audio.play().then(() => {
         $('tap-to-hear').hidden = true;
+        $('circle-title').focus();
     }).catch(() => {
         setNotice('The browser would not play the sound. Please check that this tab is not muted.');
     });
+}
+
+// Keep the screen (and so the connection) awake on phones where the platform allows it. The
+// lock is released whenever the page is hidden; it is taken again when the page comes back.
+async function keepAwake() {
+    if (!('wakeLock' in navigator) || state.wakeLock || state.phase !== 'in') return;
+    if (document.visibilityState !== 'visible') return;
+    try {
+        const lock = await navigator.wakeLock.request('screen');
+        state.wakeLock = lock;
+        lock.addEventListener('release', () => {
+            if (state.wakeLock === lock) state.wakeLock = null;
+        });
+    } catch {
+        // Refused (battery saver, or not allowed): the circle works without it.
+    }
+}
+
+function releaseWakeLock() {
+    const lock = state.wakeLock;
+    state.wakeLock = null;
+    if (lock) lock.release().catch(() => {});
+}
+
+// Back in the foreground (a phone unlocked, a tab brought back): check that everything still
+// works and mend what does not, without waiting for the next backoff step.
+function onVisible() {
+    if (document.visibilityState !== 'visible') {
+        endPushToTalk();
+        return;
+    }
+    if (state.phase === 'in') {
+        keepAwake();
+        playAudio();
+        const peerBroken = state.peer && ['failed', 'closed', 'disconnected'].includes(state.peerState);
+        if (!state.conn || !state.conn.isOpen || peerBroken) connectionLost();
+    } else if (state.connection === 'reconnecting') {
+        reconnectNow();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,10 +695,8 @@ function onTapToHear() {
 
 async function ensureMicrophone() {
     if (state.mic) return;
-    const { stream, reason } = await openMicrophone();
-    state.mic = stream;
-    state.track = stream ? stream.getAudioTracks()[0] || null : null;
-    state.micReason = reason;
+    const { stream, reason } = await openMicrophone(state.micDeviceId);
+    takeMicrophone(stream, reason);
 }
 
 function releaseMicrophone() {
@@ -329,6 +709,7 @@ function releaseMicrophone() {
 function closePeer() {
     if (state.peer) state.peer.close();
     state.peer = null;
+    state.peerState = 'new';
     const audio = $('circle-audio');
     audio.pause();
     audio.srcObject = null;
@@ -366,9 +747,12 @@ async function onJoinSubmit(event) {
     }
     showNameError('');
     state.name = name;
+    state.passcode = $('passcode').value.trim();
     state.wantMuted = $('join-muted').checked;
     // A click is the moment to ask for the microphone: the prompt makes sense to the person.
     setJoining(true);
+    state.phase = 'joining';
+    stopMeter();
     if (!state.mic) {
         setJoinStatus('Asking for your microphone…');
         await ensureMicrophone();
@@ -385,6 +769,7 @@ async function connectAndJoin() {
     clearRetry();
     dropConnection();
     state.phase = 'joining';
+    if (state.connection !== 'reconnecting') setConnection('connecting');
     const conn = new ServerConnection();
     state.conn = conn;
     conn.onJoined = (you, circle) => onJoined(conn, you, circle);
@@ -395,6 +780,12 @@ async function connectAndJoin() {
     conn.onAnswer = (sdp) => onAnswer(conn, sdp);
     conn.onError = (code, message) => onError(conn, code, message);
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);
+    conn.onLevels = (ids) => { if (state.conn === conn) onLevels(ids); };
+    conn.onMessage = (message) => {
+        if (state.conn !== conn) return;
+        onOtherMessage(message);
+        hooks.emit(message.type, message);
+    };
     try {
         await conn.connect();
     } catch {
@@ -404,7 +795,11 @@ async function connectAndJoin() {
         return;
     }
     if (state.conn !== conn) return;
-    conn.join(state.token, state.name, state.wantMuted || !state.track);
+    conn.join(state.token, state.name, state.wantMuted || !state.track, {
+        seat_token: savedSeat(),
+        device_key: deviceKey(),
+        passcode: state.passcode,
+    });
 }
 
 function connectionFailed() {
@@ -412,27 +807,33 @@ function connectionFailed() {
         showNotOpen();
         return;
     }
-    if (state.phase === 'in' || state.reconnectAttempts > 0) {
+    if (state.phase === 'in' || state.connection === 'reconnecting') {
         scheduleReconnect();
         return;
     }
     state.phase = 'idle';
+    setConnection('idle');
     setJoining(false);
     setJoinStatus('The circle could not be reached. Please check your connection and try again.');
 }
 
 async function onJoined(conn, you, circle) {
     if (state.conn !== conn) return;
+    const wasReconnecting = state.connection === 'reconnecting';
     state.phase = 'in';
     state.waiting = false;
     state.you = you;
+    state.circle = circle;
     state.reconnectAttempts = 0;
     hideToken();
+    saveSeat(conn.seatToken);
     sessionStorage.setItem(NAME_KEY, state.name);
     setJoining(false);
     setJoinStatus('');
     showNameError('');
     setNotice('');
+    setConnection('connected');
+    if (wasReconnecting) announce('Reconnected. You are back in the circle.');
 
     $('circle-title').textContent = circle.title;
     document.title = `${circle.title} · Hearth`;
@@ -440,6 +841,8 @@ async function onJoined(conn, you, circle) {
     const wasInCircle = !$('view-circle').hidden;
     if (!wasInCircle) showView('view-circle');
     renderPeople(conn.participants);
+    keepAwake();
+    hooks.emit('hearth:joined', { type: 'hearth:joined', you, circle, reconnected: wasReconnecting });
 
     // After waiting for the circle to open, the microphone was released; take it again now.
     if (!state.mic && state.micReason === null) await ensureMicrophone();
@@ -458,15 +861,15 @@ async function onJoined(conn, you, circle) {
 }
 
 async function startAudio(conn) {
+    closePeer();
     const peer = new AudioPeer(state.track);
     state.peer = peer;
     peer.onRemoteStream = (stream) => attachAudio(stream);
     peer.onStateChange = (connectionState) => {
         if (state.peer !== peer) return;
-        if (connectionState === 'failed') {
-            setNotice('The sound connection was lost. Reconnecting…');
-            connectionLost();
-        }
+        state.peerState = connectionState;
+        renderSelfState();
+        if (connectionState === 'failed') connectionLost();
     };
     try {
         const sdp = await peer.createOffer();
@@ -488,30 +891,61 @@ async function onAnswer(conn, sdp) {
 
 function onParticipantUpdated(conn, person, by) {
     if (state.conn !== conn || !state.you || person.id !== state.you.id) return;
+    const wasMuted = state.you.muted;
     state.you = person;
     state.wantMuted = person.muted;
     applyLocalMute(person.muted);
     renderSelfMute();
-    if (person.muted && by !== null && by !== person.id) {
+    if (person.muted && !wasMuted && by !== null && by !== person.id) {
+        endPushToTalk();
         setNotice('A host muted you.');
+        announce('You were muted by the host.', true);
+    }
+}
+
+// Messages app.js knows beyond the list of people: the end of the circle, a removal.
+function onOtherMessage(message) {
+    if (message.type === 'removed') {
+        showEnded('removed', message.message);
+    } else if (message.type === 'circle_ended') {
+        showEnded('ended', message.message);
+    } else if (message.type === 'circle_updated' && message.circle && message.circle.status === 'ended') {
+        showEnded('ended');
     }
 }
 
 function onError(conn, code, message) {
     if (state.conn !== conn) return;
+    if (REMOVED_CODES.has(code)) {
+        showEnded('removed', message);
+        return;
+    }
+    if (ENDED_CODES.has(code)) {
+        showEnded('ended', message);
+        return;
+    }
+    if (PASSCODE_CODES.has(code)) {
+        backToJoinWith(() => {
+            $('passcode-field').hidden = false;
+            setJoinStatus(message || 'This circle needs a passcode.');
+            $('passcode').focus();
+        });
+        return;
+    }
     switch (code) {
     case 'circle_not_open':
-        showNotOpen();
+        // Someone who was in the circle and cannot get back in: it closed while they were away.
+        if (state.connection === 'reconnecting' && state.you) {
+            showEnded('ended');
+        } else {
+            showNotOpen();
+        }
         break;
     case 'invalid_display_name':
-        dropConnection();
-        releaseMicrophone();
-        state.phase = 'idle';
-        setJoining(false);
-        setJoinStatus('');
-        showView('view-join', { focus: false });
-        showNameError(message || 'Please choose a different name.');
-        $('display-name').focus();
+        backToJoinWith(() => {
+            showNameError(message || 'Please choose a different name.');
+            $('display-name').focus();
+        });
         break;
     case 'invalid_sdp':
         setNotice('The sound could not be connected. Please leave and join again.');
@@ -525,23 +959,50 @@ function onError(conn, code, message) {
         break;
     default:
         // invalid_json, invalid_message, unknown_type, not_joined, already_joined: a bug in
-        // this page, not something the person can act on.
+        // this page, not something the person can act on. Hooks may know more codes.
         console.warn('Hearth server refused a message:', code, message);
     }
+}
+
+function backToJoinWith(then) {
+    dropConnection();
+    closePeer();
+    releaseMicrophone();
+    clearRetry();
+    state.phase = 'idle';
+    setConnection('idle');
+    setJoining(false);
+    setJoinStatus('');
+    showView('view-join', { focus: false });
+    renderMicCheck();
+    then();
 }
 
 function onClose(conn, code, wasLeaving) {
     if (state.conn !== conn) return;
     state.conn = null;
-    if (wasLeaving || state.phase === 'left') return;
+    if (wasLeaving || state.phase === 'left' || state.phase === 'ended') return;
+    if (code === CLOSE_REMOVED) {
+        showEnded('removed');
+        return;
+    }
+    if (code === CLOSE_ENDED) {
+        showEnded('ended');
+        return;
+    }
     if (code === CLOSE_NOT_OPEN) {
-        showNotOpen();
+        if (state.connection === 'reconnecting' && state.you) {
+            showEnded('ended');
+        } else {
+            showNotOpen();
+        }
         return;
     }
     if (state.phase === 'in' || state.phase === 'joining') connectionLost();
 }
 
 function connectionLost() {
+    endPushToTalk();
     closePeer();
     dropConnection();
     if (state.you) state.wantMuted = state.you.muted;
@@ -549,19 +1010,36 @@ function connectionLost() {
         connectionFailed();
         return;
     }
-    setNotice('The connection was lost. Reconnecting…');
+    setConnection('reconnecting');
+    state.speaking = new Set();
     scheduleReconnect();
 }
 
+// Exponential backoff with jitter (so a server restart is not met by everyone at once).
 function scheduleReconnect() {
     clearRetry();
     state.phase = 'joining';
-    const delay = Math.min(RECONNECT_MAX_MS, 1000 * 2 ** state.reconnectAttempts);
+    setConnection('reconnecting');
+    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** state.reconnectAttempts);
+    const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
     state.reconnectAttempts += 1;
+    const seconds = Math.max(1, Math.round(delay / 1000));
+    $('reconnect-text').replaceChildren(
+        Object.assign(document.createElement('strong'), { textContent: 'The connection was lost.' }),
+        ` Trying again in ${seconds} second${seconds === 1 ? '' : 's'}. `
+            + 'Your place in the circle is kept for a minute.',
+    );
     state.retryTimer = window.setTimeout(() => {
         state.retryTimer = null;
         connectAndJoin();
     }, delay);
+}
+
+function reconnectNow() {
+    if (state.connection !== 'reconnecting') return;
+    state.reconnectAttempts = 0;
+    clearRetry();
+    connectAndJoin();
 }
 
 function showNotOpen() {
@@ -573,6 +1051,7 @@ function showNotOpen() {
     const firstTime = !state.waiting;
     state.waiting = true;
     state.phase = 'not-open';
+    setConnection('idle');
     state.you = null;
     state.reconnectAttempts = 0;
     setJoining(false);
@@ -592,10 +1071,40 @@ function retryNotOpen() {
     connectAndJoin();
 }
 
+// The honest end: the circle is over, or a host removed this person. No knocking again.
+function showEnded(why, message) {
+    clearRetry();
+    endPushToTalk();
+    const conn = state.conn;
+    state.conn = null;
+    if (conn) conn.close();
+    closePeer();
+    releaseMicrophone();
+    releaseWakeLock();
+    clearPeople();
+    saveSeat(null);
+    state.phase = 'ended';
+    state.you = null;
+    setConnection('left');
+    if (why === 'removed') {
+        $('ended-title').textContent = 'A host removed you from this circle';
+        $('ended-text').textContent = message
+            || 'You cannot rejoin this circle. If you think this was a mistake, contact the people who run it.';
+        document.title = 'Removed · Hearth';
+    } else {
+        $('ended-title').textContent = 'This circle has ended';
+        $('ended-text').textContent = message || 'The circle is closed now. Thank you for being here.';
+        document.title = 'Circle ended · Hearth';
+    }
+    showView('view-ended');
+    hooks.emit('hearth:left', { type: 'hearth:left', why });
+}
+
 function onLeaveClick() {
     const conn = state.conn;
     state.phase = 'left';
     clearRetry();
+    endPushToTalk();
     if (conn) {
         conn.leave();
         // The server closes the socket; should it not, do it ourselves.
@@ -604,11 +1113,15 @@ function onLeaveClick() {
     state.conn = null;
     closePeer();
     releaseMicrophone();
+    releaseWakeLock();
     clearPeople();
+    saveSeat(null);
     state.you = null;
     setNotice('');
+    setConnection('left');
     document.title = 'You left · Hearth';
     showView('view-left');
+    hooks.emit('hearth:left', { type: 'hearth:left', why: 'left' });
 }
 
 function backToJoin() {
@@ -618,10 +1131,12 @@ function backToJoin() {
     state.waiting = false;
     $('display-name').value = state.name;
     $('join-muted').checked = true;
+    setConnection('idle');
     setJoining(false);
     setJoinStatus('');
     document.title = 'Hearth';
     showView('view-join', { focus: false });
+    renderMicCheck();
 }
 
 function describeTime(circle) {
@@ -641,12 +1156,41 @@ function start() {
     }
     const savedName = sessionStorage.getItem(NAME_KEY);
     if (savedName) $('display-name').value = savedName;
+    try {
+        state.micDeviceId = localStorage.getItem(MIC_KEY);
+    } catch {
+        state.micDeviceId = null;
+    }
+
+    hooks.connectBridge({
+        send: (message) => Boolean(state.conn && state.conn.send(message)),
+        announce: (text, urgent) => announce(text, urgent),
+        notify: (text) => setNotice(text),
+        redraw: () => redrawPeople(),
+        snapshot: () => ({
+            you: state.you,
+            circle: state.circle,
+            participants: state.conn ? state.conn.participants : [],
+            connection: state.connection,
+        }),
+    });
 
     $('join-form').addEventListener('submit', onJoinSubmit);
     $('display-name').addEventListener('input', () => showNameError(''));
+    $('mic-check').addEventListener('click', () => checkMicrophone());
+    $('mic-select').addEventListener('change', (event) => {
+        state.micDeviceId = event.target.value;
+        try {
+            localStorage.setItem(MIC_KEY, state.micDeviceId);
+        } catch {
+            // Not remembered; fine.
+        }
+        checkMicrophone(state.micDeviceId);
+    });
     $('self-mute').addEventListener('click', onSelfMuteClick);
     $('leave').addEventListener('click', onLeaveClick);
     $('tap-to-hear').addEventListener('click', onTapToHear);
+    $('reconnect-now').addEventListener('click', reconnectNow);
     $('rejoin').addEventListener('click', () => {
         backToJoin();
         $('join').focus();
@@ -660,12 +1204,27 @@ function start() {
         backToJoin();
         $('display-name').focus();
     });
+    document.addEventListener('keydown', onKeyDown);
+    document.addEventListener('keyup', onKeyUp);
+    window.addEventListener('blur', endPushToTalk);
+    document.addEventListener('visibilitychange', onVisible);
+    window.addEventListener('online', reconnectNow);
+    window.setInterval(touchSeat, 10000);
     window.addEventListener('pagehide', () => {
+        touchSeat();
         dropConnection();
         closePeer();
         releaseMicrophone();
     });
     showView('view-join', { focus: false });
+    // The page works from here on (the tests measure the time to this mark).
+    performance.mark('hearth-ready');
+    document.body.dataset.ready = 'true';
+    loadCircleInfo();
+    // Permission already given on an earlier visit: show the meter straight away, no prompt.
+    microphonePermission().then((permission) => {
+        if (permission === 'granted' && state.phase === 'idle' && !state.mic) checkMicrophone();
+    });
 }
 
 start();

@@ -23,6 +23,8 @@ export function socketUrl(loc = window.location) {
  *   onParticipantLeft(participant)        the person as last known
  *   onAnswer(sdp)
  *   onError(code, message, ref)
+ *   onLevels(speakingIds)                 who is speaking now (`levels`; absent on older servers)
+ *   onMessage(message)                    every message, after the callbacks above (for hooks.js)
  *   onClose(code, reason, wasLeaving)     the socket is gone
  */
 export class ServerConnection {
@@ -34,6 +36,7 @@ export class ServerConnection {
         // Keyed by id; a Map keeps insertion order, which is the join order the server gave.
         this.people = new Map();
         this.leaving = false;
+        this.seatToken = null;
     }
 
     /** Opens the socket; resolves once it is open, rejects if it cannot be opened. */
@@ -70,9 +73,23 @@ export class ServerConnection {
         return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
     }
 
-    join(token, displayName, muted) {
+    /**
+     * Takes a seat. `extra` may hold `seat_token` (resume the seat this page held before a
+     * dropped connection), `device_key` (this browser's random key) and `passcode`; the server
+     * ignores what it does not know.
+     */
+    join(token, displayName, muted, extra = {}) {
         this.leaving = false;
-        this._send({ type: 'join', token, display_name: displayName, muted });
+        const message = { type: 'join', token, display_name: displayName, muted };
+        for (const [key, value] of Object.entries(extra)) {
+            if (value !== null && value !== undefined && value !== '') message[key] = value;
+        }
+        this._send(message);
+    }
+
+    /** Sends any message (for hooks.js); returns whether it went out. */
+    send(message) {
+        return this._send(message);
     }
 
     offer(sdp) {
@@ -126,6 +143,7 @@ export class ServerConnection {
         switch (message.type) {
         case 'joined':
             this.you = message.you;
+            this.seatToken = typeof message.seat_token === 'string' ? message.seat_token : null;
             this.circle = message.circle;
             this.people = new Map(message.participants.map((p) => [p.id, p]));
             if (!this.people.has(message.you.id)) this.people.set(message.you.id, message.you);
@@ -158,9 +176,15 @@ export class ServerConnection {
         case 'error':
             this._call('onError', message.code, message.message ?? '', message.ref ?? null);
             break;
+        case 'levels':
+            if (Array.isArray(message.speaking)) {
+                this._call('onLevels', message.speaking.filter((id) => typeof id === 'string'));
+            }
+            break;
         default:
-            // A newer server may say more than this client knows; ignoring it is safe.
+            // A newer server may say more than this client knows: hooks.js listeners may use it.
             break;
         }
+        this._call('onMessage', message);
     }
 }
