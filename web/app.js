@@ -489,7 +489,7 @@ function onLevels(ids) {
 
 function renderSelfMute() {
     const button = $('self-mute');
-    $('ptt-hint').hidden = !state.track;
+    $('ptt-hint').hidden = !state.track || !state.you || !state.you.muted;
     if (!state.track) {
         button.disabled = true;
         button.textContent = 'Listening only';

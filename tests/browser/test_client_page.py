@@ -34,10 +34,13 @@ async () => {
             values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'],
         },
     });
-    return result.violations.map((v) => ({
-        id: v.id, impact: v.impact, help: v.help,
-        nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
-    }));
+    return {
+        passes: result.passes.length,
+        violations: result.violations.map((v) => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
+        })),
+    };
 }
 """
 
@@ -97,7 +100,10 @@ async def axe_violations(page: Page) -> list[dict[str, Any]]:
     # Evaluated through the DevTools protocol: the page's own CSP (script-src 'self') would
     # rightly refuse an injected <script>, and the test must not loosen it.
     await page.evaluate(AXE.read_text() + "\n;undefined")
-    violations: list[dict[str, Any]] = await page.evaluate(AXE_RUN_JS)
+    result = await page.evaluate(AXE_RUN_JS)
+    # A scan that checked nothing would pass anything.
+    assert result["passes"] >= 10, result
+    violations: list[dict[str, Any]] = result["violations"]
     return violations
 
 
@@ -168,8 +174,10 @@ async def test_join_page_explains_the_circle_and_its_meter_follows_the_fake_tone
         assert min(levels) <= max(levels) - 25, levels
         await expect(page.get_by_test_id("mic-heard")).to_have_text("Sound is coming in")
 
-        await assert_accessible(page, artifacts_dir, "join-page")
         await screenshots(page, artifacts_dir, "join-page")
+        await assert_accessible(page, artifacts_dir, "join-page")
+        await page.emulate_media(color_scheme="dark")
+        await assert_accessible(page, artifacts_dir, "join-page-dark")
         only_this_server(guest, hearth_server.base_url)
         assert guest.errors == [] and host.errors == [], guest.errors + host.errors
 
@@ -374,8 +382,10 @@ async def test_keyboard_alone_joins_mutes_and_talks_with_the_space_bar(
         await row(host.page, "Robin").get_by_test_id("mute").click()
         await expect(page.locator("#announcer-urgent")).to_have_text("You were muted by the host.")
 
+        await screenshots(page, artifacts_dir, "circle-view")
         await assert_accessible(page, artifacts_dir, "circle-view")
         await assert_accessible(host.page, artifacts_dir, "circle-view-host")
-        await screenshots(page, artifacts_dir, "circle-view")
+        await page.emulate_media(color_scheme="dark", reduced_motion="reduce")
+        await assert_accessible(page, artifacts_dir, "circle-view-dark")
         only_this_server(guest, hearth_server.base_url)
         assert guest.errors == [] and host.errors == [], guest.errors + host.errors
