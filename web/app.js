@@ -22,13 +22,17 @@ const NAME_KEY = 'hearth.name';
 const SEAT_KEY = 'hearth.seat';
 const DEVICE_KEY = 'hearth.device';
 const MIC_KEY = 'hearth.mic';
-// Error codes (docs/protocol.md, issue 4) after which the page must not knock again.
-const REMOVED_CODES = new Set(['removed', 'banned']);
-const ENDED_CODES = new Set(['circle_ended']);
+// Error codes (docs/protocol.md) after which the page must not knock again by itself.
+const FINAL_CODES = {
+    removed: 'removed', banned: 'removed', denied: 'denied', replaced: 'replaced', circle_ended: 'ended',
+};
 const PASSCODE_CODES = new Set(['passcode_required', 'invalid_passcode', 'wrong_passcode']);
-// WebSocket close codes for the same (issue 4 contract; tolerated if never sent).
+// WebSocket close codes for the same: removed, denied or banned; seat taken by another tab; ended.
 const CLOSE_REMOVED = 4403;
+const CLOSE_REPLACED = 4409;
 const CLOSE_ENDED = 4410;
+const MODERATORS = new Set(['host', 'cohost']);
+const ROLE_TAG = { host: 'host', cohost: 'co-host' };
 
 const $ = (id) => document.getElementById(id);
 
@@ -60,6 +64,7 @@ const state = {
     pushToTalk: false,
     wakeLock: null,
     passcode: '',
+    lobbySize: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +142,9 @@ function touchSeat() {
 // ---------------------------------------------------------------------------------------------
 // Views and messages
 
-const VIEWS = ['view-join', 'view-not-open', 'view-circle', 'view-left', 'view-ended', 'view-no-link'];
+const VIEWS = [
+    'view-join', 'view-not-open', 'view-waiting', 'view-circle', 'view-left', 'view-ended', 'view-no-link',
+];
 
 function showView(id, { focus = true } = {}) {
     for (const view of VIEWS) $(view).hidden = view !== id;
@@ -377,7 +384,14 @@ function makeRow() {
     const away = document.createElement('span');
     away.className = 'tag tag-away';
     away.textContent = 'reconnecting…';
-    who.append(name, ' ', you, ' ', role, ' ', away);
+    const floor = document.createElement('span');
+    floor.className = 'tag tag-floor';
+    floor.setAttribute('data-testid', 'has-floor');
+    floor.textContent = 'has the floor';
+    const hand = document.createElement('span');
+    hand.className = 'tag';
+    hand.setAttribute('data-testid', 'hand-raised');
+    who.append(name, ' ', you, ' ', role, ' ', floor, ' ', hand, ' ', away);
 
     const speaking = document.createElement('span');
     speaking.className = 'speaking';
@@ -403,14 +417,14 @@ function makeRow() {
     });
 
     li.append(who, speaking, mic, mute);
-    rowParts.set(li, { name, you, role, away, speaking, mic, micText, mute, muteWho });
+    rowParts.set(li, { name, you, role, away, floor, hand, speaking, mic, micText, mute, muteWho });
     return li;
 }
 
 function updateRow(li, person) {
     const parts = rowParts.get(li);
     const isYou = state.you !== null && person.id === state.you.id;
-    const iAmHost = state.you !== null && state.you.role === 'host';
+    const iAmHost = state.you !== null && MODERATORS.has(state.you.role);
     const speaking = state.speaking.has(person.id) && !person.muted;
     li.dataset.id = person.id;
     li.dataset.name = person.display_name;
@@ -420,10 +434,16 @@ function updateRow(li, person) {
     li.dataset.connection = person.connection || 'connected';
     li.classList.toggle('is-you', isYou);
 
-    parts.name.textContent = person.display_name;
+    // `label` tells apart two people who chose the same name ("Sam (2)").
+    parts.name.textContent = person.label || person.display_name;
     parts.you.hidden = !isYou;
-    parts.role.hidden = person.role !== 'host';
+    parts.role.hidden = !ROLE_TAG[person.role];
+    parts.role.textContent = ROLE_TAG[person.role] || '';
     parts.away.hidden = person.connection !== 'reconnecting';
+    parts.floor.hidden = !person.has_floor;
+    const place = queuePlace(person.id);
+    parts.hand.hidden = !person.hand_raised;
+    parts.hand.textContent = place ? `hand up, ${ordinal(place)} in the queue` : 'hand up';
     parts.speaking.hidden = !speaking;
     parts.mic.classList.toggle('muted', person.muted);
     parts.mic.querySelector('path').setAttribute('d', person.muted ? MIC_OFF_PATH : MIC_ON_PATH);
@@ -432,7 +452,7 @@ function updateRow(li, person) {
     const canMute = iAmHost && !isYou && !person.muted;
     if (!canMute && parts.mute.contains(document.activeElement)) li.focus();
     parts.mute.hidden = !canMute;
-    parts.muteWho.textContent = ` ${person.display_name}`;
+    parts.muteWho.textContent = ` ${person.label || person.display_name}`;
     hooks.decorate(li, person, state.you);
 }
 
@@ -520,9 +540,35 @@ function selfState() {
     if (state.peerState !== 'connected') {
         return { heard: false, text: 'Your microphone is on. Connecting the sound…' };
     }
+    const room = currentRoom();
+    if (room && room.speaking_mode === 'hand_raise' && !MODERATORS.has(state.you.role)
+            && !state.you.has_floor) {
+        const place = queuePlace(state.you.id);
+        const wait = place
+            ? ` Your hand is up: you are ${ordinal(place)} in the queue.`
+            : ' Raise your hand to ask for it.';
+        return { heard: false, text: `Nobody hears you until a host gives you the floor.${wait}` };
+    }
     if (state.pushToTalk) return { heard: true, text: 'You can be heard while you hold the space bar.' };
     if (state.speaking.has(state.you.id)) return { heard: true, text: 'You can be heard. You are speaking now.' };
     return { heard: true, text: 'You can be heard.' };
+}
+
+function currentRoom() {
+    return state.conn ? state.conn.room : null;
+}
+
+// 1-based place in the hand queue, or 0.
+function queuePlace(id) {
+    const room = currentRoom();
+    if (!room || !Array.isArray(room.hand_queue)) return 0;
+    return room.hand_queue.indexOf(id) + 1;
+}
+
+function ordinal(n) {
+    const tens = n % 100;
+    if (tens >= 11 && tens <= 13) return `${n}th`;
+    return `${n}${{ 1: 'st', 2: 'nd', 3: 'rd' }[n % 10] || 'th'}`;
 }
 
 function renderSelfState() {
@@ -781,6 +827,7 @@ async function connectAndJoin() {
     conn.onError = (code, message) => onError(conn, code, message);
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);
     conn.onLevels = (ids) => { if (state.conn === conn) onLevels(ids); };
+    conn.onRoom = () => { if (state.conn === conn) onRoom(); };
     conn.onMessage = (message) => {
         if (state.conn !== conn) return;
         onOtherMessage(message);
@@ -892,7 +939,15 @@ async function onAnswer(conn, sdp) {
 function onParticipantUpdated(conn, person, by) {
     if (state.conn !== conn || !state.you || person.id !== state.you.id) return;
     const wasMuted = state.you.muted;
+    const hadFloor = Boolean(state.you.has_floor);
     state.you = person;
+    if (person.has_floor && !hadFloor) {
+        announce('You have the floor.', true);
+        setNotice(person.muted ? 'You have the floor. Unmute when you are ready.' : 'You have the floor.');
+    } else if (hadFloor && !person.has_floor) {
+        announce('Your turn has ended.');
+        setNotice('');
+    }
     state.wantMuted = person.muted;
     applyLocalMute(person.muted);
     renderSelfMute();
@@ -905,23 +960,70 @@ function onParticipantUpdated(conn, person, by) {
 
 // Messages app.js knows beyond the list of people: the end of the circle, a removal.
 function onOtherMessage(message) {
-    if (message.type === 'removed') {
-        showEnded('removed', message.message);
-    } else if (message.type === 'circle_ended') {
-        showEnded('ended', message.message);
-    } else if (message.type === 'circle_updated' && message.circle && message.circle.status === 'ended') {
+    switch (message.type) {
+    case 'circle_ended':
         showEnded('ended');
+        break;
+    case 'circle_updated':
+        if (message.circle && message.circle.status === 'ended') showEnded('ended');
+        break;
+    case 'waiting':
+        showWaiting(message);
+        break;
+    case 'joined':
+    case 'moderation_updated': {
+        const lobby = message.moderation && Array.isArray(message.moderation.lobby)
+            ? message.moderation.lobby.length : 0;
+        if (lobby > state.lobbySize) {
+            announce(lobby === 1 ? 'Someone is waiting in the lobby.'
+                : `${lobby} people are waiting in the lobby.`, true);
+        }
+        state.lobbySize = lobby;
+        break;
     }
+    default:
+        break;
+    }
+}
+
+function onRoom() {
+    redrawPeople();
+    renderSelfState();
+}
+
+// In the lobby: a place in the line, no microphone on, and the seat token kept.
+function showWaiting(message) {
+    state.phase = 'waiting';
+    state.waiting = false;
+    state.reconnectAttempts = 0;
+    hideToken();
+    saveSeat(state.conn && state.conn.seatToken);
+    setConnection('connected');
+    setJoining(false);
+    setJoinStatus('');
+    releaseMicrophone();
+    const firstTime = $('view-waiting').hidden;
+    const position = Number.isInteger(message.position) ? message.position : 0;
+    const why = message.reason === 'no_host'
+        ? 'No host is here yet; you will be let in when one arrives.'
+        : 'A host will let you in soon.';
+    $('waiting-text').textContent = position === 1
+        ? `${why} You are next.`
+        : `${why}${position > 1 ? ` You are ${ordinal(position)} in line.` : ''}`;
+    document.title = 'Waiting to be let in · Hearth';
+    showView('view-waiting', { focus: firstTime });
 }
 
 function onError(conn, code, message) {
     if (state.conn !== conn) return;
-    if (REMOVED_CODES.has(code)) {
-        showEnded('removed', message);
+    if (FINAL_CODES[code]) {
+        showEnded(FINAL_CODES[code], message);
         return;
     }
-    if (ENDED_CODES.has(code)) {
-        showEnded('ended', message);
+    if (code === 'circle_locked' && state.phase !== 'in') {
+        backToJoinWith(() => {
+            setJoinStatus(message || 'The circle is locked: nobody new can come in right now.');
+        });
         return;
     }
     if (PASSCODE_CODES.has(code)) {
@@ -986,6 +1088,10 @@ function onClose(conn, code, wasLeaving) {
         showEnded('removed');
         return;
     }
+    if (code === CLOSE_REPLACED) {
+        showEnded('replaced');
+        return;
+    }
     if (code === CLOSE_ENDED) {
         showEnded('ended');
         return;
@@ -998,7 +1104,7 @@ function onClose(conn, code, wasLeaving) {
         }
         return;
     }
-    if (state.phase === 'in' || state.phase === 'joining') connectionLost();
+    if (state.phase === 'in' || state.phase === 'joining' || state.phase === 'waiting') connectionLost();
 }
 
 function connectionLost() {
@@ -1006,7 +1112,10 @@ function connectionLost() {
     closePeer();
     dropConnection();
     if (state.you) state.wantMuted = state.you.muted;
-    if ($('view-circle').hidden) {
+    if (!$('view-waiting').hidden) {
+        // Lost while in the lobby: knock again with the seat token, which keeps the place.
+        $('waiting-text').textContent = 'The connection was lost. Reconnecting… your place in line is kept.';
+    } else if ($('view-circle').hidden) {
         connectionFailed();
         return;
     }
@@ -1086,11 +1195,21 @@ function showEnded(why, message) {
     state.phase = 'ended';
     state.you = null;
     setConnection('left');
+    $('ended-actions').hidden = why !== 'denied';
     if (why === 'removed') {
         $('ended-title').textContent = 'A host removed you from this circle';
         $('ended-text').textContent = message
             || 'You cannot rejoin this circle. If you think this was a mistake, contact the people who run it.';
         document.title = 'Removed · Hearth';
+    } else if (why === 'denied') {
+        $('ended-title').textContent = 'A host did not let you in';
+        $('ended-text').textContent = 'You can ask again, or come back another time.';
+        document.title = 'Not let in · Hearth';
+    } else if (why === 'replaced') {
+        $('ended-title').textContent = 'You are in this circle in another tab';
+        $('ended-text').textContent = 'The circle continues in the tab or window you opened last. '
+            + 'You can close this one.';
+        document.title = 'Open elsewhere · Hearth';
     } else {
         $('ended-title').textContent = 'This circle has ended';
         $('ended-text').textContent = message || 'The circle is closed now. Thank you for being here.';
@@ -1191,6 +1310,11 @@ function start() {
     $('leave').addEventListener('click', onLeaveClick);
     $('tap-to-hear').addEventListener('click', onTapToHear);
     $('reconnect-now').addEventListener('click', reconnectNow);
+    $('waiting-leave').addEventListener('click', onLeaveClick);
+    $('ended-rejoin').addEventListener('click', () => {
+        backToJoin();
+        $('join').focus();
+    });
     $('rejoin').addEventListener('click', () => {
         backToJoin();
         $('join').focus();

@@ -23,6 +23,7 @@ export function socketUrl(loc = window.location) {
  *   onParticipantLeft(participant)        the person as last known
  *   onAnswer(sdp)
  *   onError(code, message, ref)
+ *   onRoom(room)                          the room view changed (`joined`, `waiting`, `room_updated`)
  *   onLevels(speakingIds)                 who is speaking now (`levels`; absent on older servers)
  *   onMessage(message)                    every message, after the callbacks above (for hooks.js)
  *   onClose(code, reason, wasLeaving)     the socket is gone
@@ -37,6 +38,8 @@ export class ServerConnection {
         this.people = new Map();
         this.leaving = false;
         this.seatToken = null;
+        // Speaking mode, floor, hand queue, turn... (docs/protocol.md), or null on older servers.
+        this.room = null;
     }
 
     /** Opens the socket; resolves once it is open, rejects if it cannot be opened. */
@@ -144,6 +147,7 @@ export class ServerConnection {
         case 'joined':
             this.you = message.you;
             this.seatToken = typeof message.seat_token === 'string' ? message.seat_token : null;
+            if (message.room) this.room = message.room;
             this.circle = message.circle;
             this.people = new Map(message.participants.map((p) => [p.id, p]));
             if (!this.people.has(message.you.id)) this.people.set(message.you.id, message.you);
@@ -175,6 +179,16 @@ export class ServerConnection {
         }
         case 'error':
             this._call('onError', message.code, message.message ?? '', message.ref ?? null);
+            break;
+        case 'waiting':
+            if (typeof message.seat_token === 'string') this.seatToken = message.seat_token;
+            if (message.room) this.room = message.room;
+            break;
+        case 'room_updated':
+            if (message.room) {
+                this.room = message.room;
+                this._call('onRoom', message.room);
+            }
             break;
         case 'levels':
             if (Array.isArray(message.speaking)) {
