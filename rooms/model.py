@@ -14,7 +14,33 @@ from enum import StrEnum
 
 class Role(StrEnum):
     HOST = "host"
+    COHOST = "cohost"
     PARTICIPANT = "participant"
+
+
+class SpeakingMode(StrEnum):
+    # Anyone unmuted is heard.
+    OPEN = "open"
+    # Only moderators and the person with the floor are heard.
+    HAND_RAISE = "hand_raise"
+
+
+class NoHostPolicy(StrEnum):
+    """What a circle does while neither a host nor a co-host is present."""
+
+    CONTINUE = "continue"
+    # Everyone is muted and new arrivals wait in the lobby until a host returns.
+    HOLD = "hold"
+
+
+class Connection(StrEnum):
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+
+
+class WaitReason(StrEnum):
+    LOBBY = "lobby"
+    NO_HOST = "no_host"
 
 
 class CircleStatus(StrEnum):
@@ -45,17 +71,92 @@ class Circle:
 
 
 @dataclass(frozen=True, slots=True)
+class CircleSettings:
+    """What the admin chose for a circle; the live state starts from these."""
+
+    speaking_mode: SpeakingMode = SpeakingMode.OPEN
+    lobby: bool = False
+    # Compared as given; None means no passcode.
+    passcode: str | None = None
+    wait_for_host: bool = False
+    no_host_policy: NoHostPolicy = NoHostPolicy.CONTINUE
+    allow_rename: bool = False
+    share_seconds: int | None = None
+    crisis_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Seat:
-    """One person present in a circle, known only by the name they chose."""
+    """One person present in a circle, known only by the name they chose.
+
+    ``token_hash`` and ``device_hash`` are SHA-256 digests of the seat token (the secret
+    that resumes this seat) and the browser's device key (for bans); neither is ever sent
+    to anyone. ``label`` is the name as listed, numbered when the name is already taken.
+    """
 
     id: str
     display_name: str
     role: Role
     joined_at: datetime
     muted: bool = True
+    label: str = ""
+    token_hash: str = ""
+    device_hash: str = ""
+    # Set while the connection is lost; the seat is kept until this plus RECONNECT_GRACE.
+    disconnected_at: datetime | None = None
+    unmute_requested: bool = False
+    needs_support: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.display_name)
+
+    @property
+    def connection(self) -> Connection:
+        return Connection.CONNECTED if self.disconnected_at is None else Connection.RECONNECTING
 
     def with_muted(self, muted: bool) -> Seat:
-        return replace(self, muted=muted)
+        return replace(
+            self, muted=muted, unmute_requested=False if not muted else self.unmute_requested
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Someone in the lobby: not seated, not heard, hears nothing."""
+
+    id: str
+    display_name: str
+    arrived_at: datetime
+    reason: WaitReason
+    muted: bool = True
+    token_hash: str = ""
+    device_hash: str = ""
+    disconnected_at: datetime | None = None
+
+    @property
+    def connection(self) -> Connection:
+        return Connection.CONNECTED if self.disconnected_at is None else Connection.RECONNECTING
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A removed person: refused by device key or seat token, whatever name they give."""
+
+    id: str
+    display_name: str
+    at: datetime
+    device_hash: str = ""
+    token_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Who has the floor since when, and until when if the turn is time-boxed."""
+
+    seat_id: str
+    started_at: datetime
+    ends_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +168,35 @@ class CircleState:
 
     circle: Circle
     seats: dict[str, Seat] = field(default_factory=dict)
+    settings: CircleSettings = field(default_factory=CircleSettings)
+    speaking_mode: SpeakingMode = SpeakingMode.OPEN
+    hand_queue: tuple[str, ...] = ()
+    turn: Turn | None = None
+    share_seconds: int | None = None
+    lobby_enabled: bool = False
+    lobby: tuple[Waiting, ...] = ()
+    locked: bool = False
+    bans: tuple[Ban, ...] = ()
+    # True while neither a host nor a co-host holds a seat.
+    no_host: bool = False
+
+    @classmethod
+    def starting(cls, circle: Circle, settings: CircleSettings) -> CircleState:
+        """A circle nobody has entered yet, with the live options the admin chose."""
+        return cls(
+            circle=circle,
+            settings=settings,
+            speaking_mode=settings.speaking_mode,
+            share_seconds=settings.share_seconds,
+            lobby_enabled=settings.lobby,
+        )
+
+    @property
+    def floor(self) -> str | None:
+        return None if self.turn is None else self.turn.seat_id
+
+    def waiting(self, waiting_id: str) -> Waiting | None:
+        return next((w for w in self.lobby if w.id == waiting_id), None)
 
     def seat(self, seat_id: str) -> Seat | None:
         return self.seats.get(seat_id)
@@ -77,8 +207,11 @@ class CircleState:
         return replace(self, seats=seats)
 
     def without_seat(self, seat_id: str) -> CircleState:
+        """The state without this seat, and without its hand or floor."""
         seats = {k: v for k, v in self.seats.items() if k != seat_id}
-        return replace(self, seats=seats)
+        turn = None if self.turn is not None and self.turn.seat_id == seat_id else self.turn
+        queue = tuple(q for q in self.hand_queue if q != seat_id)
+        return replace(self, seats=seats, turn=turn, hand_queue=queue)
 
     def with_circle(self, circle: Circle) -> CircleState:
         return replace(self, circle=circle)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import WSCloseCode, web
 
@@ -13,6 +15,7 @@ from server.api import add_api_routes
 from server.appkeys import DATABASE, HUB, SETTINGS
 from server.config import Settings
 from server.errors import api_error_middleware
+from server.moderation_api import add_moderation_routes
 from server.pages import OPEN_SOCKETS, add_page_routes, security_headers
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
@@ -37,6 +40,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app[SETTINGS] = settings
     restrict_ice_addresses(settings.ice_addresses)
     add_api_routes(app)
+    add_moderation_routes(app)  # issue 4
     add_page_routes(app)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -52,7 +56,13 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             if token is not None:
                 _announce_admin_token(token)
         app[HUB] = CircleHub(store, MixingAudioPath, clock)
+        purging = asyncio.get_running_loop().create_task(
+            _purge_audit_forever(store, settings.audit_retention_days, clock)
+        )
         yield
+        purging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purging
         await database.close()
 
     async def close_connections(app: web.Application) -> None:
@@ -65,6 +75,21 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.cleanup_ctx.append(database_ctx)
     app.on_shutdown.append(close_connections)
     return app
+
+
+AUDIT_PURGE_INTERVAL = 3600
+
+
+async def _purge_audit_forever(store: SqlCircleStore, days: int, clock: Clock) -> None:
+    """Moderation records are kept ``days`` days, like attendance, then deleted."""
+    while True:
+        try:
+            purged = await store.purge_audit(clock() - timedelta(days=days))
+            if purged:
+                log.info("purged %d moderation records older than %d days", purged, days)
+        except Exception:
+            log.exception("purging moderation records failed")
+        await asyncio.sleep(AUDIT_PURGE_INTERVAL)
 
 
 def _announce_admin_token(token: str) -> None:

@@ -29,6 +29,8 @@ class Settings:
     # Addresses the media relay offers as ICE host candidates; empty means every interface.
     ice_addresses: tuple[str, ...] = ()
     web_dir: Path = REPO_ROOT / "web"
+    # Moderation records older than this are purged (at start and every hour).
+    audit_retention_days: int = 30
 
     @property
     def effective_database_url(self) -> str:
@@ -50,4 +52,5 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         public_url=env.get("HEARTH_PUBLIC_URL", "").rstrip("/"),
         admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,
         ice_addresses=ice,
+        audit_retention_days=int(env.get("HEARTH_AUDIT_RETENTION_DAYS", "30")),
     )

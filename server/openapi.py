@@ -93,6 +93,75 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+MODERATION_SETTINGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "speaking_mode",
+        "lobby",
+        "passcode",
+        "wait_for_host",
+        "no_host_policy",
+        "allow_rename",
+        "share_seconds",
+        "crisis_text",
+    ],
+    "properties": {
+        "speaking_mode": {
+            "type": "string",
+            "enum": ["open", "hand_raise"],
+            "description": "How the circle starts; hosts can switch it live.",
+        },
+        "lobby": {"type": "boolean", "description": "Arrivals wait until a host admits them."},
+        "passcode": {"type": ["string", "null"], "minLength": 1, "maxLength": 100},
+        "wait_for_host": {
+            "type": "boolean",
+            "description": "Arrivals wait while no host or co-host is present.",
+        },
+        "no_host_policy": {
+            "type": "string",
+            "enum": ["continue", "hold"],
+            "description": "With no host or co-host present: carry on, or mute everyone and "
+            "hold new arrivals in the lobby.",
+        },
+        "allow_rename": {"type": "boolean"},
+        "share_seconds": {"type": ["integer", "null"], "minimum": 10, "maximum": 3600},
+        "crisis_text": {
+            "type": "string",
+            "maxLength": 4000,
+            "description": "Shown in the circle's crisis-resources panel.",
+        },
+    },
+}
+
+AUDIT_ENTRY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["at", "action", "actor", "target", "detail"],
+    "properties": {
+        "at": {"type": "string", "format": "date-time"},
+        "action": {"type": "string", "description": "e.g. mute, remove, admit, lock"},
+        "actor": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "label", "role"],
+            "properties": {
+                "id": {"type": "string"},
+                "label": {"type": "string"},
+                "role": {"type": "string", "enum": ["host", "cohost", "participant"]},
+            },
+        },
+        "target": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "required": ["id", "label"],
+            "properties": {"id": {"type": "string"}, "label": {"type": ["string", "null"]}},
+        },
+        "detail": {"type": "string"},
+    },
+}
+
+
 def _json(schema_name: str, description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -105,6 +174,8 @@ def _json(schema_name: str, description: str) -> dict[str, Any]:
 def _error(description: str) -> dict[str, Any]:
     return _json("Error", description)
 
+
+_CIRCLE_ID = {"name": "circle_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 _UNAUTHORIZED = _error("No bearer token, or not an admin token (`unauthorized`).")
 
@@ -168,6 +239,54 @@ _DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        f"{API_BASE}/circles/{{circle_id}}/moderation": {
+            "get": {
+                "operationId": "getModerationSettings",
+                "summary": "A circle's moderation settings",
+                "parameters": [_CIRCLE_ID],
+                "responses": {
+                    "200": _json("ModerationSettings", "The settings (defaults if never set)."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No circle has this id (`not_found`)."),
+                },
+            },
+            "put": {
+                "operationId": "putModerationSettings",
+                "summary": "Replace a circle's moderation settings",
+                "description": "Applies when the circle is next loaded; the live state "
+                "(mode, lobby, lock) of a running circle is the hosts'.",
+                "parameters": [_CIRCLE_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ModerationSettings"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("ModerationSettings", "Stored."),
+                    "400": _error("The body is not a JSON object (`invalid_json`)."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No circle has this id (`not_found`)."),
+                    "422": _error("A field is missing, unknown or invalid (`invalid_field`)."),
+                },
+            },
+        },
+        f"{API_BASE}/circles/{{circle_id}}/audit": {
+            "get": {
+                "operationId": "getModerationAudit",
+                "summary": "A circle's moderation actions, oldest first",
+                "description": "Who did what to whom, when. Kept for HEARTH_AUDIT_RETENTION_DAYS "
+                "(default 30), then purged.",
+                "parameters": [_CIRCLE_ID],
+                "responses": {
+                    "200": _json("AuditLog", "The actions."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No circle has this id (`not_found`)."),
+                },
+            }
+        },
         f"{API_BASE}/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -202,6 +321,19 @@ _DOCUMENT: dict[str, Any] = {
                 },
             },
             "Error": ERROR_SCHEMA,
+            "ModerationSettings": MODERATION_SETTINGS_SCHEMA,
+            "AuditLog": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["entries"],
+                "properties": {
+                    "entries": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/AuditEntry"},
+                    }
+                },
+            },
+            "AuditEntry": AUDIT_ENTRY_SCHEMA,
         },
     },
 }

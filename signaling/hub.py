@@ -1,14 +1,17 @@
 """Live circles: the state of each running circle, its connections and its audio path.
 
 Every command goes through ``LiveCircle.apply``: rooms/ decides, the new state is persisted
-in one transaction, and only then are the events carried out (messages queued to clients,
-audio gated). Commands on one circle are serialised by a lock, so the decisions see the
-state the previous command left.
+in one transaction, and only then is it published: what changed in the list of people, the
+room (floor, queue, timer, lobby, lock), the hosts' view (lobby, bans, support) and each
+waiting person's place is sent by comparing the views before and after; the events say the
+rest (who is let in, who is sent away). Commands on one circle are serialised by a lock, so
+the decisions see the state the previous command left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -17,11 +20,25 @@ from typing import Any, Protocol
 from rooms import errors, machine
 from rooms.audio_policy import audible_seats
 from rooms.errors import RoomError
-from rooms.machine import Decision, SeatJoined, SeatLeft, SeatUpdated
-from rooms.model import CircleState, CircleStatus, Role, Seat
+from rooms.machine import Admitted, CircleEnded, Decision, SentAway, UnmuteRequested
+from rooms.model import CircleState, CircleStatus, Role
 from rooms.schedule import NOT_OPEN_MESSAGE
 from signaling.audio import AudioPath
-from signaling.protocol import PROTOCOL_VERSION, circle_json, participant_json
+from signaling.protocol import (
+    CLOSE_ENDED,
+    CLOSE_REPLACED,
+    CLOSE_SENT_AWAY,
+    PROTOCOL_VERSION,
+    REPLACED,
+    circle_json,
+    error_message,
+    moderation_json,
+    participant_json,
+    participants_json,
+    room_json,
+    sees_moderation,
+    waiting_json,
+)
 from signaling.store import CircleStore
 
 log = logging.getLogger(__name__)
@@ -29,11 +46,20 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Command = Callable[[CircleState], Decision]
 
+SENT_AWAY_MESSAGES = {
+    errors.REMOVED: "A host removed you from this circle.",
+    errors.DENIED: "A host did not let you in this time.",
+}
+
 
 class Connection(Protocol):
-    """How a live circle reaches one client. ``send`` queues and never blocks."""
+    """How a live circle reaches one client. Neither call blocks."""
 
     def send(self, message: dict[str, Any]) -> None: ...
+
+    def close_soon(self, code: int) -> None:
+        """Close after the messages already queued have gone out."""
+        ...
 
 
 class LiveCircle:
@@ -45,7 +71,13 @@ class LiveCircle:
         self._store = store
         self._clock = clock
         self._lock = asyncio.Lock()
+        # Seated people and people waiting in the lobby, by seat (or lobby place) id.
         self._connections: dict[str, Connection] = {}
+        # The seat token each connection holds, to hand it over in `joined` when admitted.
+        self._tokens: dict[str, str] = {}
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
+        self.on_empty: Callable[[LiveCircle], None] | None = None
 
     @property
     def id(self) -> str:
@@ -59,68 +91,191 @@ class LiveCircle:
         async with self._lock:
             return await self._apply_locked(command)
 
-    async def join(self, seat_id: str, connection: Connection, command: Command) -> Seat:
-        """Seat someone and send them the circle as it is, before any later update."""
+    async def join(
+        self,
+        seat_id: str,
+        connection: Connection,
+        command: Command,
+        *,
+        seat_token: str = "",
+        resume_token: str | None = None,
+    ) -> str:
+        """Seat someone (or put them in the lobby, or give them their seat back) and send
+        them where they are, before any later update. Returns the id they now hold."""
         async with self._lock:
-            self._connections[seat_id] = connection
-            try:
-                decision = await self._apply_locked(command)
-            except BaseException:
-                self._connections.pop(seat_id, None)
-                raise
-            seat = decision.state.seat(seat_id)
-            assert seat is not None
-            connection.send(
-                {
-                    "type": "joined",
-                    "protocol": PROTOCOL_VERSION,
-                    "you": participant_json(seat),
-                    "circle": circle_json(self.state.circle),
-                    "participants": [participant_json(s) for s in self.state.seats.values()],
-                }
-            )
-            return seat
+            decision = await self._apply_locked(command)
+            held = decision.subject or seat_id
+            token = resume_token if held != seat_id and resume_token else seat_token
+            old = self._connections.get(held)
+            if old is not None and old is not connection:
+                old.send(error_message(REPLACED, "You joined from another tab.", None))
+                old.close_soon(CLOSE_REPLACED)
+            self._connections[held] = connection
+            self._tokens[held] = token
+            if held in self.state.seats:
+                self._send_joined(held)
+            else:
+                self._send_waiting(held)
+            return held
 
     async def leave(self, seat_id: str) -> None:
+        """Someone gives up their seat on purpose."""
         async with self._lock:
-            if seat_id in self.state.seats:
+            if seat_id in self.state.seats or self.state.waiting(seat_id) is not None:
                 await self._apply_locked(lambda s: machine.leave(s, seat_id=seat_id))
-            self._connections.pop(seat_id, None)
-            self.audio.detach(seat_id)
+            self._forget(seat_id)
+
+    async def disconnect(self, seat_id: str, connection: Connection) -> None:
+        """A connection dropped: its seat is kept a while for the person to come back."""
+        async with self._lock:
+            if self._connections.get(seat_id) is not connection:
+                return  # replaced by a newer connection, or already sent away
+            self._forget(seat_id)
+            now = self._clock()
+            await self._apply_locked(lambda s: machine.disconnect(s, seat_id=seat_id, now=now))
 
     def is_empty(self) -> bool:
-        return not self.state.seats and not self._connections
+        return not self.state.seats and not self.state.lobby and not self._connections
+
+    def start(self) -> None:
+        self.audio.set_audible(audible_seats(self.state))
+        self._schedule_expiry()
+
+    async def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+        await self.audio.close()
+
+    def _forget(self, seat_id: str) -> None:
+        self._connections.pop(seat_id, None)
+        self._tokens.pop(seat_id, None)
+        self.audio.detach(seat_id)
+
+    # --- seats kept for the reconnecting ---------------------------------------------
+
+    def _schedule_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        due = machine.next_expiry(self.state)
+        if due is None:
+            return
+        delay = max(0.0, (due - self._clock()).total_seconds()) + 0.05
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(delay, self._expire_soon)
+
+    def _expire_soon(self) -> None:
+        self._expiry = None
+        self._expiry_task = asyncio.get_running_loop().create_task(self._expire())
+
+    async def _expire(self) -> None:
+        try:
+            now = self._clock()
+            await self.apply(lambda s: machine.expire(s, now=now))
+        except Exception:
+            log.exception("giving up expired seats failed")
+            return
+        if self.is_empty() and self.on_empty is not None:
+            self.on_empty(self)
+
+    # --- decide, persist, publish -----------------------------------------------------
 
     async def _apply_locked(self, command: Command) -> Decision:
         decision = command(self.state)
-        if decision.state != self.state:
-            await self._store.save_state(decision.state, now=self._clock())
+        if decision.state != self.state or decision.audit:
+            await self._store.save_state(decision.state, now=self._clock(), audit=decision.audit)
+        before = self.state
         self.state = decision.state
         self.audio.set_audible(audible_seats(self.state))
-        self._publish(decision)
+        self._publish(before, decision)
+        self._schedule_expiry()
         return decision
 
-    def _publish(self, decision: Decision) -> None:
+    def _publish(self, before: CircleState, decision: Decision) -> None:
+        after = decision.state
+        admitted = {e.seat_id for e in decision.events if isinstance(e, Admitted)}
         for event in decision.events:
-            if isinstance(event, SeatJoined):
-                self._broadcast(
-                    {"type": "participant_joined", "participant": participant_json(event.seat)},
-                    skip=event.seat.id,
-                )
-            elif isinstance(event, SeatLeft):
-                self._broadcast({"type": "participant_left", "participant_id": event.seat_id})
-            elif isinstance(event, SeatUpdated):
-                self._broadcast(
-                    {
-                        "type": "participant_updated",
-                        "participant": participant_json(event.seat),
-                        "by": event.by,
-                    }
-                )
+            if isinstance(event, SentAway):
+                self._send_away(event.seat_id, event.code)
+            elif isinstance(event, CircleEnded):
+                self._end(event.by)
+                return
+        old_people, new_people = participants_json(before), participants_json(after)
+        for seat_id, person in new_people.items():
+            if seat_id not in old_people:
+                self._broadcast({"type": "participant_joined", "participant": person}, seat_id)
+            elif old_people[seat_id] != person:
+                by = decision.actor if decision.actor != seat_id else None
+                self._broadcast({"type": "participant_updated", "participant": person, "by": by})
+        for seat_id in old_people:
+            if seat_id not in new_people:
+                self._broadcast({"type": "participant_left", "participant_id": seat_id})
+        for seat_id in admitted:
+            if seat_id in self._connections:
+                self._send_joined(seat_id)
+        room = room_json(after)
+        if room != room_json(before):
+            self._broadcast({"type": "room_updated", "room": room}, skip=admitted)
+        view = moderation_json(after)
+        view_changed = view != moderation_json(before)
+        for seat_id, seat in after.seats.items():
+            was = before.seats.get(seat_id)
+            newly = was is None or not sees_moderation(was)
+            if sees_moderation(seat) and (view_changed or newly) and seat_id not in admitted:
+                self._send_to(seat_id, {"type": "moderation_updated", "moderation": view})
+        for waiting in after.lobby:
+            if waiting_json(after, waiting.id) != waiting_json(before, waiting.id):
+                self._send_waiting(waiting.id)
+        for event in decision.events:
+            if isinstance(event, UnmuteRequested):
+                self._send_to(event.seat_id, {"type": "unmute_requested", "by": event.by})
 
-    def _broadcast(self, message: dict[str, Any], skip: str | None = None) -> None:
+    def _send_joined(self, seat_id: str) -> None:
+        seat = self.state.seats[seat_id]
+        message: dict[str, Any] = {
+            "type": "joined",
+            "protocol": PROTOCOL_VERSION,
+            "you": participant_json(seat, self.state),
+            "circle": circle_json(self.state.circle),
+            "participants": list(participants_json(self.state).values()),
+            "room": room_json(self.state),
+            "seat_token": self._tokens.get(seat_id, ""),
+        }
+        if sees_moderation(seat):
+            message["moderation"] = moderation_json(self.state)
+        self._send_to(seat_id, message)
+
+    def _send_waiting(self, waiting_id: str) -> None:
+        view = waiting_json(self.state, waiting_id)
+        if view is not None:
+            token = self._tokens.get(waiting_id, "")
+            self._send_to(waiting_id, {"type": "waiting", **view, "seat_token": token})
+
+    def _send_away(self, seat_id: str, code: str) -> None:
+        connection = self._connections.get(seat_id)
+        self._forget(seat_id)
+        if connection is not None:
+            connection.send(error_message(code, SENT_AWAY_MESSAGES.get(code, code), None))
+            connection.close_soon(CLOSE_SENT_AWAY)
+
+    def _end(self, by: str) -> None:
+        for seat_id, connection in list(self._connections.items()):
+            connection.send({"type": "circle_ended", "by": by})
+            connection.close_soon(CLOSE_ENDED)
+            self._forget(seat_id)
+
+    def _send_to(self, seat_id: str, message: dict[str, Any]) -> None:
+        connection = self._connections.get(seat_id)
+        if connection is not None:
+            connection.send(message)
+
+    def _broadcast(self, message: dict[str, Any], skip: str | set[str] | None = None) -> None:
+        skipped = {skip} if isinstance(skip, str) else (skip or set())
         for seat_id, connection in self._connections.items():
-            if seat_id != skip:
+            # Only the seated: the lobby hears nothing of the circle.
+            if seat_id in self.state.seats and seat_id not in skipped:
                 connection.send(message)
 
 
@@ -139,17 +294,26 @@ class CircleHub:
         return self._clock()
 
     async def circle_for_link(self, token: str) -> tuple[LiveCircle, Role]:
-        """The live circle a link opens (loaded on first use) and the role it grants."""
+        """The live circle a link opens (loaded on first use) and the role it grants.
+
+        A circle loaded from storage had its connections in an earlier process (or none):
+        everyone in it is reconnecting, and keeps the seat for the grace period.
+        """
         match = await self._store.find_by_link(token)
         if match is None:
             # The same refusal as a closed circle: a guessed link learns nothing.
             raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
         live = self._live.get(match.circle.id)
         if live is None:
-            live = LiveCircle(
-                CircleState(match.circle), self._store, self._audio_factory(), self._clock
-            )
+            saved = await self._store.load_state(match)
+            if saved is None:
+                state = CircleState.starting(match.circle, match.settings)
+            else:
+                state = machine.restore(saved, now=self._clock()).state
+            live = LiveCircle(state, self._store, self._audio_factory(), self._clock)
+            live.on_empty = self._release_soon
             self._live[live.id] = live
+            live.start()
         return live, match.role
 
     async def describe_link(self, token: str) -> dict[str, Any] | None:
@@ -171,15 +335,19 @@ class CircleHub:
             "role": match.role.value,
         }
 
+    def _release_soon(self, live: LiveCircle) -> None:
+        asyncio.get_running_loop().create_task(self.release_if_empty(live))
+
     async def release_if_empty(self, live: LiveCircle) -> None:
         if live.is_empty() and self._live.get(live.id) is live:
             del self._live[live.id]
-            await live.audio.close()
+            await live.close()
 
     def live_circles(self) -> list[LiveCircle]:
         return list(self._live.values())
 
     async def close(self) -> None:
         for live in list(self._live.values()):
-            await live.audio.close()
+            with contextlib.suppress(Exception):
+                await live.close()
         self._live.clear()

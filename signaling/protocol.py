@@ -10,13 +10,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rooms.model import Circle, Seat
+from rooms.model import Circle, CircleState, Role, Seat, SpeakingMode
+from rooms.roles import Capability, can
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SDP_CHARS = 32 * 1024
 MAX_TOKEN_CHARS = 200
 MAX_NAME_INPUT_CHARS = 400
+MAX_KEY_CHARS = 200
+MAX_EXTEND_SECONDS = 3600
 
 # Stable error codes decided here (those decided by rooms/ live in rooms/errors.py).
 INVALID_JSON = "invalid_json"
@@ -25,10 +28,14 @@ UNKNOWN_TYPE = "unknown_type"
 NOT_JOINED = "not_joined"
 INVALID_SDP = "invalid_sdp"
 INTERNAL_ERROR = "internal_error"
+REPLACED = "replaced"
 
 # WebSocket close codes the server uses.
 CLOSE_LEFT = 1000
 CLOSE_NOT_OPEN = 4404
+CLOSE_SENT_AWAY = 4403
+CLOSE_REPLACED = 4409
+CLOSE_ENDED = 4410
 
 
 class ProtocolError(Exception):
@@ -44,6 +51,9 @@ class Join:
     token: str
     display_name: str
     muted: bool
+    seat_token: str | None = None
+    device_key: str | None = None
+    passcode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +76,42 @@ class Leave:
     pass
 
 
-ClientMessage = Join | Offer | Mute | MuteParticipant | Leave
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A moderation or care command: its type and its (checked) fields.
 
-MESSAGE_TYPES = ("join", "offer", "mute", "mute_participant", "leave")
+    ``participant_id`` names the person it is about, when there is one; ``value`` carries
+    the one other field (a bool, a mode, a number of seconds, a role, a name).
+    """
+
+    kind: str
+    participant_id: str | None = None
+    value: object = None
+
+
+ClientMessage = Join | Offer | Mute | MuteParticipant | Leave | Command
+
+# Commands with no fields.
+BARE_COMMANDS = ("mute_all", "raise_hand", "next_speaker", "end_turn", "admit_all", "end_circle")
+# Commands naming a person.
+PERSON_COMMANDS = ("request_unmute", "give_floor", "admit", "deny", "remove")
+COMMAND_TYPES = (
+    *BARE_COMMANDS,
+    *PERSON_COMMANDS,
+    "answer_unmute",
+    "lower_hand",
+    "extend_turn",
+    "set_share_time",
+    "set_speaking_mode",
+    "set_lobby",
+    "set_lock",
+    "unban",
+    "set_role",
+    "need_support",
+    "rename",
+)
+
+MESSAGE_TYPES = ("join", "offer", "mute", "mute_participant", "leave", *COMMAND_TYPES)
 
 
 def parse(raw: str) -> ClientMessage:
@@ -87,6 +130,9 @@ def parse(raw: str) -> ClientMessage:
             token=_string(data, kind, "token", max_chars=MAX_TOKEN_CHARS),
             display_name=_string(data, kind, "display_name", max_chars=MAX_NAME_INPUT_CHARS),
             muted=_bool(data, kind, "muted", default=True),
+            seat_token=_optional_string(data, kind, "seat_token", max_chars=MAX_TOKEN_CHARS),
+            device_key=_optional_string(data, kind, "device_key", max_chars=MAX_KEY_CHARS),
+            passcode=_optional_string(data, kind, "passcode", max_chars=MAX_KEY_CHARS),
         )
     if kind == "offer":
         return Offer(sdp=_string(data, kind, "sdp", max_chars=MAX_SDP_CHARS))
@@ -98,7 +144,69 @@ def parse(raw: str) -> ClientMessage:
         )
     if kind == "leave":
         return Leave()
+    if kind in COMMAND_TYPES:
+        return _command(data, kind)
     raise ProtocolError(UNKNOWN_TYPE, f"Unknown message type {kind[:40]!r}.", ref=kind[:40])
+
+
+def _command(data: dict[str, Any], kind: str) -> Command:
+    def person() -> str:
+        return _string(data, kind, "participant_id", max_chars=MAX_TOKEN_CHARS)
+
+    if kind in BARE_COMMANDS:
+        return Command(kind)
+    if kind in PERSON_COMMANDS:
+        return Command(kind, participant_id=person())
+    if kind == "lower_hand":
+        return Command(
+            kind, _optional_string(data, kind, "participant_id", max_chars=MAX_TOKEN_CHARS)
+        )
+    if kind == "answer_unmute":
+        return Command(kind, value=_bool(data, kind, "accept"))
+    if kind in ("set_lobby", "set_lock", "need_support"):
+        field_name = {"set_lobby": "enabled", "set_lock": "locked", "need_support": "active"}[kind]
+        return Command(kind, value=_bool(data, kind, field_name))
+    if kind == "extend_turn":
+        return Command(kind, value=_int(data, kind, "seconds", 1, MAX_EXTEND_SECONDS))
+    if kind == "set_share_time":
+        if data.get("seconds") is None and "seconds" in data:
+            return Command(kind, value=None)
+        return Command(kind, value=_int(data, kind, "seconds", 10, MAX_EXTEND_SECONDS))
+    if kind == "set_speaking_mode":
+        mode = data.get("mode")
+        if mode not in ("open", "hand_raise"):
+            raise ProtocolError(
+                INVALID_MESSAGE, "Field 'mode' must be 'open' or 'hand_raise'.", ref=kind
+            )
+        return Command(kind, value=SpeakingMode(mode))
+    if kind == "set_role":
+        role = data.get("role")
+        if role not in ("cohost", "participant"):
+            raise ProtocolError(
+                INVALID_MESSAGE, "Field 'role' must be 'cohost' or 'participant'.", ref=kind
+            )
+        return Command(kind, participant_id=person(), value=Role(role))
+    if kind == "unban":
+        return Command(kind, value=_string(data, kind, "ban_id", max_chars=MAX_TOKEN_CHARS))
+    # rename
+    return Command(kind, value=_string(data, kind, "display_name", max_chars=MAX_NAME_INPUT_CHARS))
+
+
+def _optional_string(data: dict[str, Any], kind: str, name: str, *, max_chars: int) -> str | None:
+    if data.get(name) is None:
+        return None
+    return _string(data, kind, name, max_chars=max_chars)
+
+
+def _int(data: dict[str, Any], kind: str, name: str, low: int, high: int) -> int:
+    value = data.get(name)
+    if type(value) is not int or not low <= value <= high:
+        raise ProtocolError(
+            INVALID_MESSAGE,
+            f"Field '{name}' must be a whole number from {low} to {high}.",
+            ref=kind,
+        )
+    return value
 
 
 def _string(data: dict[str, Any], kind: str, name: str, *, max_chars: int) -> str:
@@ -119,14 +227,80 @@ def _bool(data: dict[str, Any], kind: str, name: str, default: bool | None = Non
     return value
 
 
-def participant_json(seat: Seat) -> dict[str, Any]:
-    # Everything a client ever learns about a person: no address, no device.
+def participant_json(seat: Seat, state: CircleState | None = None) -> dict[str, Any]:
+    # Everything a client ever learns about a person: no address, no device, no token.
     return {
         "id": seat.id,
         "display_name": seat.display_name,
+        "label": seat.label,
         "role": seat.role.value,
         "muted": seat.muted,
+        "connection": seat.connection.value,
+        "hand_raised": state is not None and seat.id in state.hand_queue,
+        "has_floor": state is not None and state.floor == seat.id,
     }
+
+
+def participants_json(state: CircleState) -> dict[str, dict[str, Any]]:
+    return {seat.id: participant_json(seat, state) for seat in state.seats.values()}
+
+
+def room_json(state: CircleState) -> dict[str, Any]:
+    turn = state.turn
+    return {
+        "speaking_mode": state.speaking_mode.value,
+        "floor": state.floor,
+        "hand_queue": list(state.hand_queue),
+        "turn": None
+        if turn is None
+        else {
+            "participant_id": turn.seat_id,
+            "started_at": turn.started_at.isoformat(),
+            "ends_at": None if turn.ends_at is None else turn.ends_at.isoformat(),
+        },
+        "share_seconds": state.share_seconds,
+        "lobby": state.lobby_enabled,
+        "locked": state.locked,
+        "no_host": state.no_host,
+        "allow_rename": state.settings.allow_rename,
+        "passcode_required": bool(state.settings.passcode),
+        "crisis_text": state.settings.crisis_text,
+    }
+
+
+def moderation_json(state: CircleState) -> dict[str, Any]:
+    """What only hosts and co-hosts see: the lobby, the bans, who asked for support."""
+    return {
+        "lobby": [
+            {
+                "id": w.id,
+                "display_name": w.display_name,
+                "reason": w.reason.value,
+                "connection": w.connection.value,
+            }
+            for w in state.lobby
+        ],
+        "bans": [
+            {"id": b.id, "display_name": b.display_name, "at": b.at.isoformat()} for b in state.bans
+        ],
+        "support": [s.id for s in state.seats.values() if s.needs_support],
+    }
+
+
+def sees_moderation(seat: Seat) -> bool:
+    return can(seat.role, Capability.SEE_MODERATION)
+
+
+def waiting_json(state: CircleState, waiting_id: str) -> dict[str, Any] | None:
+    for position, waiting in enumerate(state.lobby, start=1):
+        if waiting.id == waiting_id:
+            return {
+                "position": position,
+                "waiting": len(state.lobby),
+                "reason": waiting.reason.value,
+                "room": room_json(state),
+            }
+    return None
 
 
 def circle_json(circle: Circle) -> dict[str, Any]:

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiortc.mediastreams import MediaStreamTrack
 
-from rooms import machine
+from rooms import errors, machine
 from rooms.errors import CIRCLE_NOT_OPEN, RoomError
+from rooms.machine import Decision
+from rooms.model import CircleState, Role, SpeakingMode
 from signaling import protocol
 from signaling.hub import CircleHub, LiveCircle
 from signaling.peer import MediaPeer
 from signaling.protocol import (
     ClientMessage,
+    Command,
     Join,
     Leave,
     Mute,
@@ -31,6 +36,21 @@ log = logging.getLogger(__name__)
 # Messages waiting for a slow client; past this the client is too far behind to follow the
 # circle and is disconnected (it reconnects and gets a fresh state).
 MAX_OUTBOX = 256
+SEAT_TOKEN_BYTES = 24
+# Refusals after which the connection is closed, and with which code.
+CLOSING_REFUSALS = {
+    CIRCLE_NOT_OPEN: protocol.CLOSE_NOT_OPEN,
+    errors.BANNED: protocol.CLOSE_SENT_AWAY,
+}
+
+
+def digest(secret: str, scope: str = "") -> str:
+    """SHA-256 of a secret, so that seat tokens and device keys are never stored as sent.
+
+    Device keys are scoped to one circle: the same browser cannot be followed across circles
+    by its stored digest.
+    """
+    return hashlib.sha256(f"{scope}\0{secret}".encode()).hexdigest()
 
 
 class ClientSession:
@@ -42,7 +62,9 @@ class ClientSession:
         self._seat_id: str | None = None
         self._peer: MediaPeer | None = None
         self._closing = False
+        self._leaving = False
         self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     # Connection (for the live circle) -------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -54,6 +76,10 @@ class ClientSession:
             self._outbox.put_nowait(None)
             return
         self._outbox.put_nowait(message)
+
+    def close_soon(self, code: int) -> None:
+        if self._closer is None:
+            self._closer = asyncio.get_running_loop().create_task(self._close(code))
 
     # Lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -101,7 +127,10 @@ class ClientSession:
             self._peer = None
         if live is not None and seat_id is not None:
             try:
-                await live.leave(seat_id)
+                if self._leaving:
+                    await live.leave(seat_id)
+                else:
+                    await live.disconnect(seat_id, self)
             except Exception:
                 log.exception("leaving the circle failed")
             await self._hub.release_if_empty(live)
@@ -117,8 +146,8 @@ class ClientSession:
             self._send_error(err.code, err.message, err.ref or ref)
         except RoomError as err:
             self._send_error(err.code, err.message, ref)
-            if err.code == CIRCLE_NOT_OPEN and self._seat_id is None:
-                await self._close(protocol.CLOSE_NOT_OPEN)
+            if err.code in CLOSING_REFUSALS and self._seat_id is None:
+                await self._close(CLOSING_REFUSALS[err.code])
         except Exception:
             # Details stay in the server's log; the client gets a stable code only.
             log.exception("handling a %s message failed", ref)
@@ -132,6 +161,8 @@ class ClientSession:
         if live is None or seat_id is None:
             raise ProtocolError(protocol.NOT_JOINED, "Join the circle first.", ref=None)
         if isinstance(message, Offer):
+            if seat_id not in live.state.seats:
+                raise RoomError(errors.IN_LOBBY, "Please wait until a host lets you in.")
             await self._answer(live, seat_id, message.sdp)
         elif isinstance(message, Mute):
             muted = message.muted
@@ -139,7 +170,10 @@ class ClientSession:
         elif isinstance(message, MuteParticipant):
             target = message.participant_id
             await live.apply(lambda s: machine.mute_other(s, actor_id=seat_id, target_id=target))
+        elif isinstance(message, Command):
+            await live.apply(_command(message, seat_id, self._hub.now))
         elif isinstance(message, Leave):
+            self._leaving = True
             await self._depart()
             await self._close(protocol.CLOSE_LEFT)
 
@@ -148,9 +182,10 @@ class ClientSession:
             raise RoomError("already_joined", "You are already in this circle.")
         live, role = await self._hub.circle_for_link(message.token)
         seat_id = secrets.token_urlsafe(9)
+        seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
         now = self._hub.now()
         try:
-            seat = await live.join(
+            held = await live.join(
                 seat_id,
                 self,
                 lambda s: machine.join(
@@ -160,12 +195,18 @@ class ClientSession:
                     role=role,
                     muted=message.muted,
                     now=now,
+                    token_hash=digest(seat_token),
+                    resume_hash=digest(message.seat_token) if message.seat_token else "",
+                    device_hash=digest(message.device_key, live.id) if message.device_key else "",
+                    passcode=message.passcode,
                 ),
+                seat_token=seat_token,
+                resume_token=message.seat_token,
             )
         except BaseException:
             await self._hub.release_if_empty(live)
             raise
-        self._live, self._seat_id = live, seat.id
+        self._live, self._seat_id = live, held
 
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:
@@ -181,7 +222,52 @@ class ClientSession:
         self.send(protocol.error_message(code, message, ref))
 
 
+def _command(
+    message: Command, me: str, clock: Callable[[], Any]
+) -> Callable[[CircleState], Decision]:
+    """The rooms/ decision a moderation or care command asks for, from ``me``."""
+    kind, who, value = message.kind, message.participant_id or "", message.value
+    now = clock()
+    m = machine
+    table: dict[str, Callable[[CircleState], Decision]] = {
+        "mute_all": lambda s: m.mute_all(s, actor_id=me),
+        "raise_hand": lambda s: m.raise_hand(s, seat_id=me),
+        "next_speaker": lambda s: m.next_speaker(s, actor_id=me, now=now),
+        "end_turn": lambda s: m.end_turn(s, actor_id=me),
+        "admit_all": lambda s: m.admit_all(s, actor_id=me, now=now),
+        "end_circle": lambda s: m.end_circle(s, actor_id=me, now=now),
+        "request_unmute": lambda s: m.request_unmute(s, actor_id=me, target_id=who),
+        "give_floor": lambda s: m.give_floor(s, actor_id=me, target_id=who, now=now),
+        "admit": lambda s: m.admit(s, actor_id=me, waiting_id=who, now=now),
+        "deny": lambda s: m.deny(s, actor_id=me, waiting_id=who),
+        "remove": lambda s: m.remove(s, actor_id=me, target_id=who, now=now),
+        "lower_hand": lambda s: m.lower_hand(s, actor_id=me, target_id=who or None),
+        "answer_unmute": lambda s: m.answer_unmute(s, seat_id=me, accept=bool(value)),
+        "set_lobby": lambda s: m.set_lobby(s, actor_id=me, enabled=bool(value), now=now),
+        "set_lock": lambda s: m.set_lock(s, actor_id=me, locked=bool(value)),
+        "need_support": lambda s: m.need_support(s, seat_id=me, active=bool(value)),
+        "extend_turn": lambda s: m.extend_turn(s, actor_id=me, seconds=_as_int(value), now=now),
+        "set_share_time": lambda s: m.set_share_time(
+            s, actor_id=me, seconds=None if value is None else _as_int(value)
+        ),
+        "set_speaking_mode": lambda s: m.set_speaking_mode(
+            s, actor_id=me, mode=SpeakingMode(str(value))
+        ),
+        "set_role": lambda s: m.set_role(s, actor_id=me, target_id=who, role=Role(str(value))),
+        "unban": lambda s: m.unban(s, actor_id=me, ban_id=str(value)),
+        "rename": lambda s: m.rename(s, seat_id=me, display_name=str(value)),
+    }
+    return table[kind]
+
+
+def _as_int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
 def _type_of(message: ClientMessage) -> str:
+    if isinstance(message, Command):
+        return message.kind
     return {
         Join: "join",
         Offer: "offer",

@@ -6,19 +6,22 @@ the live circle can be tested against an in-memory store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from rooms.model import Circle, CircleState, Role
+from rooms.machine import AuditEntry
+from rooms.model import Circle, CircleSettings, CircleState, Role
 
 
 @dataclass(frozen=True, slots=True)
 class LinkMatch:
-    """The circle a link opens, and the role the link grants."""
+    """The circle a link opens, the role the link grants, and the circle's settings."""
 
     circle: Circle
     role: Role
+    settings: CircleSettings = field(default_factory=CircleSettings)
 
 
 class CircleStore(Protocol):
@@ -26,11 +29,19 @@ class CircleStore(Protocol):
         """The circle whose join or host link carries ``token``, or None."""
         ...
 
-    async def save_state(self, state: CircleState, *, now: datetime) -> None:
-        """Persist the live state in one transaction.
+    async def load_state(self, match: LinkMatch) -> CircleState | None:
+        """The live state last saved for this circle (with ``match``'s settings), or None."""
+        ...
 
-        Writes the circle's status (and opened_at/ended_at) and every seat in ``state``
-        (display name, role, muted, joined_at). Seats of this circle that are stored as
-        present but are not in ``state`` any more are marked as left at ``now``.
+    async def save_state(
+        self, state: CircleState, *, now: datetime, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Persist the live state, and the moderation actions that led to it, in one
+        transaction.
+
+        Writes the circle's status (and opened_at/ended_at), the whole live state (roles,
+        floor, queue, mutes, lobby, lock, bans, timer) and every seat in ``state`` for
+        attendance (display name, role, muted, joined_at). Seats of this circle that are
+        stored as present but are not in ``state`` any more are marked as left at ``now``.
         """
         ...

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -100,7 +101,7 @@ class SeatRow(Base):
 
     __tablename__ = "seats"
     __table_args__ = (
-        CheckConstraint("role IN ('host', 'participant')", name="role"),
+        CheckConstraint("role IN ('host', 'cohost', 'participant')", name="role"),
         # Start-up and save_state look for the seats still present in a circle.
         Index("ix_seats_circle_id_left_at", "circle_id", "left_at"),
     )
@@ -125,3 +126,62 @@ class AdminTokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- moderation (issue 4) ----------------------------------------------------------------
+# Kept in tables of their own, keyed by circle, so that the move to series/occurrences can
+# re-key them without touching the circle's columns.
+
+
+class CircleModerationRow(Base):
+    """What the admin chose for a circle's moderation; absent means the defaults."""
+
+    __tablename__ = "circle_moderation"
+    __table_args__ = (
+        CheckConstraint("speaking_mode IN ('open', 'hand_raise')", name="speaking_mode"),
+        CheckConstraint("no_host_policy IN ('continue', 'hold')", name="no_host_policy"),
+    )
+
+    circle_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("circles.id", ondelete="CASCADE"), primary_key=True
+    )
+    speaking_mode: Mapped[str] = mapped_column(String(16))
+    lobby: Mapped[bool] = mapped_column(Boolean)
+    passcode: Mapped[str | None] = mapped_column(String(100))
+    wait_for_host: Mapped[bool] = mapped_column(Boolean)
+    no_host_policy: Mapped[str] = mapped_column(String(16))
+    allow_rename: Mapped[bool] = mapped_column(Boolean)
+    share_seconds: Mapped[int | None] = mapped_column(Integer)
+    crisis_text: Mapped[str] = mapped_column(Text)
+
+
+class LiveStateRow(Base):
+    """The whole live state of a circle (rooms.snapshot), rewritten with every command."""
+
+    __tablename__ = "live_states"
+
+    circle_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("circles.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(Text)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ModerationAuditRow(Base):
+    """One moderation action, for admins; purged after the retention period."""
+
+    __tablename__ = "moderation_audit"
+    __table_args__ = (Index("ix_moderation_audit_circle_id_at", "circle_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    circle_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("circles.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(String(SEAT_ID_LENGTH))
+    actor_label: Mapped[str] = mapped_column(String(100))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str | None] = mapped_column(String(SEAT_ID_LENGTH))
+    target_label: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(String(200))

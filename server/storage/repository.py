@@ -9,18 +9,37 @@ Database and read its session factory at each call.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, or_, select, update
+from sqlalchemy import CursorResult, Result, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rooms.model import Circle, CircleState, CircleStatus, Role
+from rooms import snapshot
+from rooms.machine import AuditEntry
+from rooms.model import (
+    Circle,
+    CircleSettings,
+    CircleState,
+    CircleStatus,
+    NoHostPolicy,
+    Role,
+    SpeakingMode,
+)
 from server.storage.database import Database
-from server.storage.models import AdminTokenRow, CircleRow, SeatRow
+from server.storage.models import (
+    AdminTokenRow,
+    CircleModerationRow,
+    CircleRow,
+    LiveStateRow,
+    ModerationAuditRow,
+    SeatRow,
+)
 from signaling.store import LinkMatch
 
 # 24 random bytes = 192 bits, 32 URL-safe characters: unguessable, and short enough for a link.
@@ -78,6 +97,35 @@ def _circle_from_row(row: CircleRow) -> Circle:
     )
 
 
+def _settings_from_row(row: CircleModerationRow | None) -> CircleSettings:
+    if row is None:
+        return CircleSettings()
+    return CircleSettings(
+        speaking_mode=SpeakingMode(row.speaking_mode),
+        lobby=row.lobby,
+        passcode=row.passcode,
+        wait_for_host=row.wait_for_host,
+        no_host_policy=NoHostPolicy(row.no_host_policy),
+        allow_rename=row.allow_rename,
+        share_seconds=row.share_seconds,
+        crisis_text=row.crisis_text,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One stored moderation action, as the admin API shows it."""
+
+    at: datetime
+    action: str
+    actor_id: str
+    actor_label: str
+    actor_role: str
+    target_id: str | None
+    target_label: str | None
+    detail: str
+
+
 def _scheduled_from_row(row: CircleRow) -> ScheduledCircle:
     return ScheduledCircle(
         circle=_circle_from_row(row),
@@ -109,12 +157,24 @@ class SqlCircleStore:
                     or_(CircleRow.join_token == token, CircleRow.host_token == token)
                 )
             )
+            if row is None:
+                return None
+            settings = await session.get(CircleModerationRow, row.id)
+        role = Role.HOST if row.host_token == token else Role.PARTICIPANT
+        return LinkMatch(
+            circle=_circle_from_row(row), role=role, settings=_settings_from_row(settings)
+        )
+
+    async def load_state(self, match: LinkMatch) -> CircleState | None:
+        async with self._sessions() as session:
+            row = await session.get(LiveStateRow, match.circle.id)
         if row is None:
             return None
-        role = Role.HOST if row.host_token == token else Role.PARTICIPANT
-        return LinkMatch(circle=_circle_from_row(row), role=role)
+        return snapshot.from_data(json.loads(row.state), match.circle, match.settings)
 
-    async def save_state(self, state: CircleState, *, now: datetime) -> None:
+    async def save_state(
+        self, state: CircleState, *, now: datetime, audit: Sequence[AuditEntry] = ()
+    ) -> None:
         circle = state.circle
         async with self._sessions.begin() as session:
             row = await session.get(CircleRow, circle.id)
@@ -123,6 +183,26 @@ class SqlCircleStore:
             row.status = circle.status.value
             row.opened_at = circle.opened_at
             row.ended_at = circle.ended_at
+            live = await session.get(LiveStateRow, circle.id)
+            if live is None:
+                live = LiveStateRow(circle_id=circle.id)
+                session.add(live)
+            live.state = json.dumps(snapshot.to_data(state), separators=(",", ":"))
+            live.saved_at = now
+            for entry in audit:
+                session.add(
+                    ModerationAuditRow(
+                        circle_id=circle.id,
+                        at=now,
+                        action=entry.action,
+                        actor_id=entry.actor_id,
+                        actor_label=entry.actor_label,
+                        actor_role=entry.actor_role,
+                        target_id=entry.target_id,
+                        target_label=entry.target_label,
+                        detail=entry.detail[:200],
+                    )
+                )
             # The seats that can change: those in the state, and those stored as present.
             stored = await session.scalars(
                 select(SeatRow).where(
@@ -158,6 +238,55 @@ class SqlCircleStore:
                 update(SeatRow).where(SeatRow.left_at.is_(None)).values(left_at=now)
             )
         return _rows_changed(result)
+
+    async def purge_audit(self, before: datetime) -> int:
+        """Delete moderation records older than ``before``; returns how many."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(ModerationAuditRow).where(ModerationAuditRow.at < before)
+            )
+        return _rows_changed(result)
+
+    async def audit_log(self, circle_id: str) -> list[AuditRecord]:
+        """A circle's moderation actions, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ModerationAuditRow)
+                .where(ModerationAuditRow.circle_id == circle_id)
+                .order_by(ModerationAuditRow.at, ModerationAuditRow.id)
+            )
+            return [
+                AuditRecord(
+                    at=r.at,
+                    action=r.action,
+                    actor_id=r.actor_id,
+                    actor_label=r.actor_label,
+                    actor_role=r.actor_role,
+                    target_id=r.target_id,
+                    target_label=r.target_label,
+                    detail=r.detail,
+                )
+                for r in rows
+            ]
+
+    async def moderation_settings(self, circle_id: str) -> CircleSettings:
+        async with self._sessions() as session:
+            return _settings_from_row(await session.get(CircleModerationRow, circle_id))
+
+    async def set_moderation_settings(self, circle_id: str, settings: CircleSettings) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(CircleModerationRow, circle_id)
+            if row is None:
+                row = CircleModerationRow(circle_id=circle_id)
+                session.add(row)
+            row.speaking_mode = settings.speaking_mode.value
+            row.lobby = settings.lobby
+            row.passcode = settings.passcode
+            row.wait_for_host = settings.wait_for_host
+            row.no_host_policy = settings.no_host_policy.value
+            row.allow_rename = settings.allow_rename
+            row.share_seconds = settings.share_seconds
+            row.crisis_text = settings.crisis_text
 
     async def ensure_bootstrap_token(self, *, now: datetime | None = None) -> str | None:
         """Start-up's one call for the first admin token; see AdminTokenStore."""

@@ -291,6 +291,9 @@ async def test_dropped_connection_shows_the_banner_and_comes_back_to_the_same_pl
         await expect(page.get_by_test_id("self-state")).to_have_text(
             "Nobody hears you until the connection is back."
         )
+        # The others see the seat kept, marked as reconnecting, not a departure.
+        await expect(row(host.page, "Sam")).to_have_attribute("data-connection", "reconnecting")
+        await expect(row(host.page, "Sam").get_by_text("reconnecting…")).to_be_visible()
         await page.screenshot(path=str(artifacts_dir / "reconnecting-360.png"), full_page=True)
         await asyncio.sleep(1.5)
         network.restore()
@@ -308,9 +311,10 @@ async def test_dropped_connection_shows_the_banner_and_comes_back_to_the_same_pl
             "You can be heard.", timeout=10_000
         )
         assert network.connections >= 2
-        if await page.evaluate("sessionStorage.getItem('hearth.seat')"):
-            # A server that resumes seats (issue 4) gives the very same seat back.
-            assert await row(page, "Sam").get_attribute("data-id") == first_id
+        # The very same seat (seat_token): same id, and nobody saw Sam leave and come back.
+        assert await row(page, "Sam").get_attribute("data-id") == first_id
+        assert await row(host.page, "Sam").get_attribute("data-id") == first_id
+        await expect(row(host.page, "Sam")).to_have_attribute("data-connection", "connected")
 
         # An honest end: removed by a host, the page says so and does not knock again.
         connections = network.connections

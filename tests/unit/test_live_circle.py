@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from rooms import machine
 from rooms.errors import RoomError
+from rooms.machine import AuditEntry
 from rooms.model import Circle, CircleState, Role
 from signaling.audio import MixingAudioPath
 from signaling.hub import CircleHub, Command, LiveCircle
@@ -25,16 +27,23 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.saved: list[CircleState] = []
+        self.audit: list[AuditEntry] = []
         self.fail = False
         self.links = {"host-token": LinkMatch(CIRCLE, Role.HOST)}
 
     async def find_by_link(self, token: str) -> LinkMatch | None:
         return self.links.get(token)
 
-    async def save_state(self, state: CircleState, *, now: datetime) -> None:
+    async def load_state(self, match: LinkMatch) -> CircleState | None:
+        return self.saved[-1] if self.saved else None
+
+    async def save_state(
+        self, state: CircleState, *, now: datetime, audit: Sequence[AuditEntry] = ()
+    ) -> None:
         if self.fail:
             raise OSError("disk full")
         self.saved.append(state)
+        self.audit.extend(audit)
 
 
 class Inbox:
@@ -42,11 +51,15 @@ class Inbox:
         self.messages: list[dict[str, Any]] = []
         self.store = store
         self.saved_when_sent: list[int] = []
+        self.closed: int | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         self.messages.append(message)
         if self.store is not None:
             self.saved_when_sent.append(len(self.store.saved))
+
+    def close_soon(self, code: int) -> None:
+        self.closed = code
 
     def types(self) -> list[str]:
         return [m["type"] for m in self.messages]

@@ -1,0 +1,127 @@
+"""Admin API for moderation: a circle's moderation settings and its audit log.
+
+Kept apart from server/api.py (scheduling), which another change reshapes into series.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from rooms.model import CircleSettings, NoHostPolicy, SpeakingMode
+from server.api import read_json_object
+from server.appkeys import DATABASE
+from server.auth import require_admin
+from server.errors import NOT_FOUND, ApiError, invalid_field
+from server.openapi import API_BASE
+from server.storage.repository import AuditRecord, SqlCircleStore
+
+MAX_CRISIS_TEXT = 4000
+MAX_PASSCODE = 100
+
+
+def render_settings(settings: CircleSettings) -> dict[str, Any]:
+    return {
+        "speaking_mode": settings.speaking_mode.value,
+        "lobby": settings.lobby,
+        "passcode": settings.passcode,
+        "wait_for_host": settings.wait_for_host,
+        "no_host_policy": settings.no_host_policy.value,
+        "allow_rename": settings.allow_rename,
+        "share_seconds": settings.share_seconds,
+        "crisis_text": settings.crisis_text,
+    }
+
+
+def parse_settings(body: dict[str, Any]) -> CircleSettings:
+    """A complete settings object; every field is required, so nothing is half-applied."""
+    defaults = render_settings(CircleSettings())
+    for name in body:
+        if name not in defaults:
+            raise invalid_field(name, f"Unknown field '{name}'.")
+    for name in defaults:
+        if name not in body:
+            raise invalid_field(name, f"'{name}' is required.")
+    for name in ("lobby", "wait_for_host", "allow_rename"):
+        if not isinstance(body[name], bool):
+            raise invalid_field(name, f"'{name}' must be true or false.")
+    if body["speaking_mode"] not in ("open", "hand_raise"):
+        raise invalid_field("speaking_mode", "'speaking_mode' must be 'open' or 'hand_raise'.")
+    if body["no_host_policy"] not in ("continue", "hold"):
+        raise invalid_field("no_host_policy", "'no_host_policy' must be 'continue' or 'hold'.")
+    passcode = body["passcode"]
+    if passcode is not None and (
+        not isinstance(passcode, str) or not 1 <= len(passcode) <= MAX_PASSCODE
+    ):
+        raise invalid_field(
+            "passcode", f"'passcode' must be null or 1 to {MAX_PASSCODE} characters."
+        )
+    share = body["share_seconds"]
+    if share is not None and (type(share) is not int or not 10 <= share <= 3600):
+        raise invalid_field("share_seconds", "'share_seconds' must be null or 10 to 3600.")
+    crisis = body["crisis_text"]
+    if not isinstance(crisis, str) or len(crisis) > MAX_CRISIS_TEXT:
+        raise invalid_field(
+            "crisis_text", f"'crisis_text' must be at most {MAX_CRISIS_TEXT} characters."
+        )
+    return CircleSettings(
+        speaking_mode=SpeakingMode(body["speaking_mode"]),
+        lobby=body["lobby"],
+        passcode=passcode,
+        wait_for_host=body["wait_for_host"],
+        no_host_policy=NoHostPolicy(body["no_host_policy"]),
+        allow_rename=body["allow_rename"],
+        share_seconds=share,
+        crisis_text=crisis,
+    )
+
+
+def render_audit(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "at": record.at.isoformat(),
+        "action": record.action,
+        "actor": {"id": record.actor_id, "label": record.actor_label, "role": record.actor_role},
+        "target": None
+        if record.target_id is None
+        else {"id": record.target_id, "label": record.target_label},
+        "detail": record.detail,
+    }
+
+
+async def _existing(request: web.Request) -> tuple[SqlCircleStore, str]:
+    await require_admin(request)
+    store = SqlCircleStore(request.app[DATABASE])
+    circle_id = request.match_info["circle_id"]
+    if await store.get_circle(circle_id) is None:
+        raise ApiError(404, NOT_FOUND, "No circle has this id.")
+    return store, circle_id
+
+
+def _no_store(response: web.Response) -> web.Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def get_moderation(request: web.Request) -> web.Response:
+    store, circle_id = await _existing(request)
+    return _no_store(web.json_response(render_settings(await store.moderation_settings(circle_id))))
+
+
+async def put_moderation(request: web.Request) -> web.Response:
+    store, circle_id = await _existing(request)
+    settings = parse_settings(await read_json_object(request))
+    await store.set_moderation_settings(circle_id, settings)
+    return _no_store(web.json_response(render_settings(settings)))
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    store, circle_id = await _existing(request)
+    records = await store.audit_log(circle_id)
+    return _no_store(web.json_response({"entries": [render_audit(r) for r in records]}))
+
+
+def add_moderation_routes(app: web.Application) -> None:
+    app.router.add_get(f"{API_BASE}/circles/{{circle_id}}/moderation", get_moderation)
+    app.router.add_put(f"{API_BASE}/circles/{{circle_id}}/moderation", put_moderation)
+    app.router.add_get(f"{API_BASE}/circles/{{circle_id}}/audit", get_audit)
