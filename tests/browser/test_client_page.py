@@ -247,7 +247,12 @@ class FlakyNetwork:
         self.down = False
 
     def say(self, message: dict[str, Any]) -> None:
+        """Sends to the page, as if the server had said it."""
         self.routes[-1][0].send(json.dumps(message))
+
+    def ask(self, message: dict[str, Any]) -> None:
+        """Sends to the server, as if the page had said it."""
+        self.routes[-1][1].send(json.dumps(message))
 
 
 async def test_dropped_connection_shows_the_banner_and_comes_back_to_the_same_place(
@@ -393,3 +398,72 @@ async def test_keyboard_alone_joins_mutes_and_talks_with_the_space_bar(
         await assert_accessible(page, artifacts_dir, "circle-view-dark")
         only_this_server(guest, hearth_server.base_url)
         assert guest.errors == [] and host.errors == [], guest.errors + host.errors
+
+
+async def routed_person(
+    browser: Browser, url: str, width: int = 360
+) -> tuple[Person, FlakyNetwork]:
+    context = await browser.new_context(viewport={"width": width, "height": 800})
+    network = FlakyNetwork()
+    await context.route_web_socket("**/ws", network.handle)
+    person = Person(await context.new_page())
+    await person.page.goto(url)
+    return person, network
+
+
+async def test_hand_raise_circle_says_who_is_heard_and_announces_floor_and_lobby(
+    hearth_server: ServerProcess, chromium_path: Path, artifacts_dir: Path
+) -> None:
+    """The host's commands are sent as the host's page would (web/moderation.js is not part of
+    this test); what is checked is what the other pages show and read out."""
+    async with browser_for(chromium_path, None) as browser:
+        circle = hearth_server.create_circle("Hand-raise circle")
+        host, host_net = await routed_person(
+            browser, urljoin(hearth_server.base_url, circle["host_url"]), 1280
+        )
+        await join(host.page, "Ana")
+        host_net.ask({"type": "set_speaking_mode", "mode": "hand_raise"})
+
+        guest, guest_net = await routed_person(
+            browser, urljoin(hearth_server.base_url, circle["join_url"])
+        )
+        page = guest.page
+        await join(page, "Sam", muted=False)
+        state = page.get_by_test_id("self-state")
+        await expect(state).to_have_text(
+            "Nobody hears you until a host gives you the floor. Raise your hand to ask for it.",
+            timeout=10_000,
+        )
+        await expect(state).to_have_attribute("data-heard", "false")
+
+        guest_net.ask({"type": "raise_hand"})
+        await expect(state).to_contain_text("Your hand is up: you are 1st in the queue.")
+        await expect(row(host.page, "Sam").get_by_test_id("hand-raised")).to_have_text(
+            "hand up, 1st in the queue"
+        )
+
+        sam_id = await row(host.page, "Sam").get_attribute("data-id")
+        host_net.ask({"type": "give_floor", "participant_id": sam_id})
+        await expect(page.locator("#announcer-urgent")).to_have_text("You have the floor.")
+        await expect(state).to_have_text("You can be heard.")
+        await expect(state).to_have_attribute("data-heard", "true")
+        await expect(row(host.page, "Sam").get_by_test_id("has-floor")).to_be_visible()
+
+        # The lobby: the host hears of a newcomer, the newcomer sees their place.
+        host_net.ask({"type": "set_lobby", "enabled": True})
+        await asyncio.sleep(0.3)
+        newcomer = await open_person(browser, urljoin(hearth_server.base_url, circle["join_url"]))
+        await newcomer.page.get_by_test_id("display-name").fill("Kim")
+        await newcomer.page.get_by_test_id("join").click()
+        await expect(newcomer.page.get_by_test_id("waiting")).to_be_visible(timeout=10_000)
+        await expect(newcomer.page.get_by_test_id("waiting")).to_contain_text("You are next.")
+        await expect(host.page.locator("#announcer-urgent")).to_have_text(
+            "Someone is waiting in the lobby."
+        )
+        await assert_accessible(newcomer.page, artifacts_dir, "waiting-view")
+        await newcomer.page.screenshot(path=str(artifacts_dir / "waiting-360.png"), full_page=True)
+        host_net.ask({"type": "admit_all"})
+        await expect(newcomer.page.get_by_test_id("participant")).to_have_count(3, timeout=10_000)
+        await expect(row(newcomer.page, "Ana")).to_contain_text("host")
+        for person in (host, guest, newcomer):
+            assert person.errors == [], person.errors
