@@ -467,3 +467,76 @@ async def test_hand_raise_circle_says_who_is_heard_and_announces_floor_and_lobby
         await expect(row(newcomer.page, "Ana")).to_contain_text("host")
         for person in (host, guest, newcomer):
             assert person.errors == [], person.errors
+
+
+# Like iOS Safari: sound plays only when asked for within a tap's own handler. And a Wake Lock that counts its requests and
+# can be taken away, as the system does when the screen dims.
+PHONE_JS = """
+(() => {
+    let inGesture = false;
+    for (const type of ['click', 'touchend', 'keydown']) {
+        window.addEventListener(type, () => {
+            inGesture = true;
+            setTimeout(() => { inGesture = false; }, 0);
+        }, true);
+    }
+    const play = HTMLMediaElement.prototype.play;
+    HTMLMediaElement.prototype.play = function () {
+        if (!inGesture) {
+            return Promise.reject(new DOMException('needs a tap', 'NotAllowedError'));
+        }
+        return play.call(this);
+    };
+    window.wakeLocks = [];
+    Object.defineProperty(navigator, 'wakeLock', { value: {
+        request: async (type) => {
+            const lock = new EventTarget();
+            lock.type = type;
+            lock.released = false;
+            lock.release = async () => {
+                lock.released = true;
+                lock.dispatchEvent(new Event('release'));
+            };
+            window.wakeLocks.push(lock);
+            return lock;
+        },
+    } });
+})();
+"""
+
+
+async def test_phone_page_asks_for_a_tap_to_hear_and_keeps_the_screen_awake(
+    hearth_server: ServerProcess, chromium_path: Path
+) -> None:
+    async with browser_for(chromium_path, None) as browser:
+        host, join_url = await open_circle(hearth_server, browser, "Phone circle")
+        context = await browser.new_context(viewport={"width": 360, "height": 800})
+        await context.add_init_script(PHONE_JS)
+        guest = Person(await context.new_page())
+        page = guest.page
+        await page.goto(join_url)
+        # Joined with the keyboard's Enter: by the time the sound arrives that gesture is over.
+        await page.get_by_test_id("display-name").fill("Sam")
+        await page.get_by_test_id("display-name").press("Enter")
+        tap = page.get_by_test_id("tap-to-hear")
+        await expect(tap).to_be_visible(timeout=10_000)
+        await expect(page.locator("#announcer-urgent")).to_contain_text("Tap to hear the circle")
+        await tap.click()
+        await expect(tap).to_be_hidden()
+        assert await page.evaluate("!document.querySelector('[data-testid=circle-audio]').paused")
+
+        # The screen is kept awake while in the circle; when the system takes the lock away
+        # (the screen dimmed, the page hidden) it is asked for again on return.
+        assert await page.evaluate("window.wakeLocks.length") == 1
+        await page.evaluate("window.wakeLocks[0].release()")
+        await page.evaluate(
+            """() => {
+                Object.defineProperty(document, 'visibilityState', {
+                    value: 'visible', configurable: true });
+                document.dispatchEvent(new Event('visibilitychange'));
+            }"""
+        )
+        await page.wait_for_function("() => window.wakeLocks.length === 2")
+        await page.get_by_test_id("leave").click()
+        assert await page.evaluate("window.wakeLocks[1].released")
+        assert guest.errors == [] and host.errors == [], guest.errors + host.errors
