@@ -469,8 +469,8 @@ async def test_hand_raise_circle_says_who_is_heard_and_announces_floor_and_lobby
             assert person.errors == [], person.errors
 
 
-# Like iOS Safari: sound plays only when asked for within a tap's own handler. And a Wake Lock that counts its requests and
-# can be taken away, as the system does when the screen dims.
+# Like iOS Safari: sound plays only when asked for within a tap's own handler. And a Wake Lock
+# that counts its requests and can be taken away, as the system does when the screen dims.
 PHONE_JS = """
 (() => {
     let inGesture = false;
