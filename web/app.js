@@ -2,6 +2,7 @@
 // and the seams other modules use to add to the page in hooks.js (see web/README.md).
 
 import * as hooks from './hooks.js';
+import { Moderation } from './moderation.js';
 import { CLOSE_NOT_OPEN, ServerConnection } from './protocol.js';
 import {
     AudioPeer, LevelMeter, listMicrophones, microphonePermission, openMicrophone, stopStream,
@@ -19,22 +20,23 @@ const SOUND_LEVEL = 15;
 const MAX_NAME = 40;
 const TOKEN_KEY = 'hearth.token';
 const NAME_KEY = 'hearth.name';
-const SEAT_KEY = 'hearth.seat';
-const DEVICE_KEY = 'hearth.device';
 const MIC_KEY = 'hearth.mic';
-// Error codes (docs/protocol.md) after which the page must not knock again by itself.
-const FINAL_CODES = {
-    removed: 'removed', banned: 'removed', denied: 'denied', replaced: 'replaced', circle_ended: 'ended',
-};
-const PASSCODE_CODES = new Set(['passcode_required', 'invalid_passcode', 'wrong_passcode']);
-// WebSocket close codes for the same: removed, denied or banned; seat taken by another tab; ended.
-const CLOSE_REMOVED = 4403;
+// WebSocket close codes after which the page must not knock again by itself
+// (docs/protocol.md): removed, denied or banned; the seat taken by another tab; the end.
+const CLOSE_SENT_AWAY = 4403;
 const CLOSE_REPLACED = 4409;
 const CLOSE_ENDED = 4410;
+const FINAL_CLOSES = new Set([CLOSE_SENT_AWAY, CLOSE_REPLACED, CLOSE_ENDED]);
+// Error codes that come just before such a close, and the close they mean.
+const FINAL_ERRORS = { removed: CLOSE_SENT_AWAY, denied: CLOSE_SENT_AWAY, replaced: CLOSE_REPLACED };
+// Refusals at the door: back to the join form, with the server's words.
+const DOOR_ERRORS = new Set(['passcode_required', 'circle_locked', 'banned']);
 const MODERATORS = new Set(['host', 'cohost']);
-const ROLE_TAG = { host: 'host', cohost: 'co-host' };
 
 const $ = (id) => document.getElementById(id);
+// The host panel, hands, lobby view, final view and the join fields of issue 4 (moderation.js):
+// app.js calls it at the places marked "moderation".
+let moderation = null;
 
 const state = {
     token: null,
@@ -63,7 +65,6 @@ const state = {
     speakingTimer: null,
     pushToTalk: false,
     wakeLock: null,
-    passcode: '',
     lobbySize: 0,
 };
 
@@ -91,60 +92,10 @@ function hideToken() {
     }
 }
 
-// A random key for this browser, sent with every join so a host's ban can hold (issue 4).
-// It says nothing about the person and is never shown to anyone.
-function deviceKey() {
-    let key = null;
-    try {
-        key = localStorage.getItem(DEVICE_KEY);
-    } catch {
-        // Storage refused (private mode): a key for this page only.
-    }
-    if (!key) {
-        const bytes = crypto.getRandomValues(new Uint8Array(18));
-        key = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_');
-        try {
-            localStorage.setItem(DEVICE_KEY, key);
-        } catch {
-            // As above.
-        }
-    }
-    return key;
-}
-
-// The seat this tab held, so a dropped connection or a reload takes the same seat back.
-function savedSeat() {
-    try {
-        const saved = JSON.parse(sessionStorage.getItem(SEAT_KEY) || 'null');
-        if (saved && saved.link === state.token && Date.now() - saved.at < SEAT_KEPT_MS) {
-            return saved.seat;
-        }
-    } catch {
-        // Unreadable: no seat to resume.
-    }
-    return null;
-}
-
-function saveSeat(seatToken) {
-    if (seatToken) {
-        sessionStorage.setItem(SEAT_KEY, JSON.stringify({ link: state.token, seat: seatToken, at: Date.now() }));
-    } else {
-        sessionStorage.removeItem(SEAT_KEY);
-    }
-}
-
-// Refreshed while connected, so "at" marks when the seat was last held.
-function touchSeat() {
-    const seat = state.conn && state.conn.seatToken;
-    if (seat && state.connection === 'connected') saveSeat(seat);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Views and messages
 
-const VIEWS = [
-    'view-join', 'view-not-open', 'view-waiting', 'view-circle', 'view-left', 'view-ended', 'view-no-link',
-];
+const VIEWS = ['view-join', 'view-not-open', 'view-circle', 'view-left', 'view-no-link'];
 
 function showView(id, { focus = true } = {}) {
     for (const view of VIEWS) $(view).hidden = view !== id;
@@ -381,17 +332,8 @@ function makeRow() {
     const role = document.createElement('span');
     role.className = 'tag';
     role.textContent = 'host';
-    const away = document.createElement('span');
-    away.className = 'tag tag-away';
-    away.textContent = 'reconnecting…';
-    const floor = document.createElement('span');
-    floor.className = 'tag tag-floor';
-    floor.setAttribute('data-testid', 'has-floor');
-    floor.textContent = 'has the floor';
-    const hand = document.createElement('span');
-    hand.className = 'tag';
-    hand.setAttribute('data-testid', 'hand-raised');
-    who.append(name, ' ', you, ' ', role, ' ', floor, ' ', hand, ' ', away);
+    // Co-host, floor, hand and reconnecting marks come from moderation.js (person-mark).
+    who.append(name, ' ', you, ' ', role);
 
     const speaking = document.createElement('span');
     speaking.className = 'speaking';
@@ -417,7 +359,7 @@ function makeRow() {
     });
 
     li.append(who, speaking, mic, mute);
-    rowParts.set(li, { name, you, role, away, floor, hand, speaking, mic, micText, mute, muteWho });
+    rowParts.set(li, { name, you, role, speaking, mic, micText, mute, muteWho });
     return li;
 }
 
@@ -437,13 +379,7 @@ function updateRow(li, person) {
     // `label` tells apart two people who chose the same name ("Sam (2)").
     parts.name.textContent = person.label || person.display_name;
     parts.you.hidden = !isYou;
-    parts.role.hidden = !ROLE_TAG[person.role];
-    parts.role.textContent = ROLE_TAG[person.role] || '';
-    parts.away.hidden = person.connection !== 'reconnecting';
-    parts.floor.hidden = !person.has_floor;
-    const place = queuePlace(person.id);
-    parts.hand.hidden = !person.hand_raised;
-    parts.hand.textContent = place ? `hand up, ${ordinal(place)} in the queue` : 'hand up';
+    parts.role.hidden = person.role !== 'host';
     parts.speaking.hidden = !speaking;
     parts.mic.classList.toggle('muted', person.muted);
     parts.mic.querySelector('path').setAttribute('d', person.muted ? MIC_OFF_PATH : MIC_ON_PATH);
@@ -483,6 +419,11 @@ function renderPeople(people) {
 
 function redrawPeople() {
     if (state.conn) renderPeople(state.conn.participants);
+}
+
+function renderPeopleAndMarks(people) {
+    renderPeople(people);
+    if (moderation) moderation.decorateRows();
 }
 
 function clearPeople() {
@@ -793,7 +734,6 @@ async function onJoinSubmit(event) {
     }
     showNameError('');
     state.name = name;
-    state.passcode = $('passcode').value.trim();
     state.wantMuted = $('join-muted').checked;
     // A click is the moment to ask for the microphone: the prompt makes sense to the person.
     setJoining(true);
@@ -819,7 +759,7 @@ async function connectAndJoin() {
     const conn = new ServerConnection();
     state.conn = conn;
     conn.onJoined = (you, circle) => onJoined(conn, you, circle);
-    conn.onParticipants = (people) => { if (state.conn === conn) renderPeople(people); };
+    conn.onParticipants = (people) => { if (state.conn === conn) renderPeopleAndMarks(people); };
     conn.onParticipantJoined = (p) => announce(`${p.display_name} joined the circle.`);
     conn.onParticipantLeft = (p) => announce(`${p.display_name} left the circle.`);
     conn.onParticipantUpdated = (p, by) => onParticipantUpdated(conn, p, by);
@@ -828,6 +768,9 @@ async function connectAndJoin() {
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);
     conn.onLevels = (ids) => { if (state.conn === conn) onLevels(ids); };
     conn.onRoom = () => { if (state.conn === conn) onRoom(); };
+    conn.onMessageFirst = (message) => {
+        if (state.conn === conn && moderation) moderation.handle(conn, message);
+    };
     conn.onMessage = (message) => {
         if (state.conn !== conn) return;
         onOtherMessage(message);
@@ -842,11 +785,9 @@ async function connectAndJoin() {
         return;
     }
     if (state.conn !== conn) return;
-    conn.join(state.token, state.name, state.wantMuted || !state.track, {
-        seat_token: savedSeat(),
-        device_key: deviceKey(),
-        passcode: state.passcode,
-    });
+    // seat_token (to take the same seat back), device_key and passcode: moderation.js keeps them.
+    conn.join(state.token, state.name, state.wantMuted || !state.track,
+        moderation ? moderation.joinExtras() : {});
 }
 
 function connectionFailed() {
@@ -873,7 +814,6 @@ async function onJoined(conn, you, circle) {
     state.circle = circle;
     state.reconnectAttempts = 0;
     hideToken();
-    saveSeat(conn.seatToken);
     sessionStorage.setItem(NAME_KEY, state.name);
     setJoining(false);
     setJoinStatus('');
@@ -887,7 +827,7 @@ async function onJoined(conn, you, circle) {
     $('circle-time').textContent = describeTime(circle);
     const wasInCircle = !$('view-circle').hidden;
     if (!wasInCircle) showView('view-circle');
-    renderPeople(conn.participants);
+    renderPeopleAndMarks(conn.participants);
     keepAwake();
     hooks.emit('hearth:joined', { type: 'hearth:joined', you, circle, reconnected: wasReconnecting });
 
@@ -961,14 +901,8 @@ function onParticipantUpdated(conn, person, by) {
 // Messages app.js knows beyond the list of people: the end of the circle, a removal.
 function onOtherMessage(message) {
     switch (message.type) {
-    case 'circle_ended':
-        showEnded('ended');
-        break;
-    case 'circle_updated':
-        if (message.circle && message.circle.status === 'ended') showEnded('ended');
-        break;
     case 'waiting':
-        showWaiting(message);
+        showWaiting();
         break;
     case 'joined':
     case 'moderation_updated': {
@@ -991,46 +925,35 @@ function onRoom() {
     renderSelfState();
 }
 
-// In the lobby: a place in the line, no microphone on, and the seat token kept.
-function showWaiting(message) {
+// In the lobby (moderation.js shows the place in line): no microphone on meanwhile, and a lost
+// connection knocks again with the seat token, which keeps the place.
+function showWaiting() {
+    const firstTime = state.phase !== 'waiting';
     state.phase = 'waiting';
     state.waiting = false;
     state.reconnectAttempts = 0;
     hideToken();
-    saveSeat(state.conn && state.conn.seatToken);
     setConnection('connected');
     setJoining(false);
     setJoinStatus('');
     releaseMicrophone();
-    const firstTime = $('view-waiting').hidden;
-    const position = Number.isInteger(message.position) ? message.position : 0;
-    const why = message.reason === 'no_host'
-        ? 'No host is here yet; you will be let in when one arrives.'
-        : 'A host will let you in soon.';
-    $('waiting-text').textContent = position === 1
-        ? `${why} You are next.`
-        : `${why}${position > 1 ? ` You are ${ordinal(position)} in line.` : ''}`;
     document.title = 'Waiting to be let in · Hearth';
-    showView('view-waiting', { focus: firstTime });
+    if (firstTime) {
+        const heading = document.querySelector('#view-lobby h1');
+        if (heading) heading.focus();
+    }
 }
 
 function onError(conn, code, message) {
     if (state.conn !== conn) return;
-    if (FINAL_CODES[code]) {
-        showEnded(FINAL_CODES[code], message);
+    if (FINAL_ERRORS[code] || (code === 'banned' && state.you)) {
+        showEnded(FINAL_ERRORS[code] || CLOSE_SENT_AWAY);
         return;
     }
-    if (code === 'circle_locked' && state.phase !== 'in') {
+    if (DOOR_ERRORS.has(code) && state.phase !== 'in') {
         backToJoinWith(() => {
-            setJoinStatus(message || 'The circle is locked: nobody new can come in right now.');
-        });
-        return;
-    }
-    if (PASSCODE_CODES.has(code)) {
-        backToJoinWith(() => {
-            $('passcode-field').hidden = false;
-            setJoinStatus(message || 'This circle needs a passcode.');
-            $('passcode').focus();
+            setJoinStatus(message || 'You cannot come in right now.');
+            if (code === 'passcode_required' && $('passcode')) $('passcode').focus();
         });
         return;
     }
@@ -1038,7 +961,7 @@ function onError(conn, code, message) {
     case 'circle_not_open':
         // Someone who was in the circle and cannot get back in: it closed while they were away.
         if (state.connection === 'reconnecting' && state.you) {
-            showEnded('ended');
+            showEnded(CLOSE_ENDED);
         } else {
             showNotOpen();
         }
@@ -1084,21 +1007,13 @@ function onClose(conn, code, wasLeaving) {
     if (state.conn !== conn) return;
     state.conn = null;
     if (wasLeaving || state.phase === 'left' || state.phase === 'ended') return;
-    if (code === CLOSE_REMOVED) {
-        showEnded('removed');
-        return;
-    }
-    if (code === CLOSE_REPLACED) {
-        showEnded('replaced');
-        return;
-    }
-    if (code === CLOSE_ENDED) {
-        showEnded('ended');
+    if (FINAL_CLOSES.has(code)) {
+        showEnded(code);
         return;
     }
     if (code === CLOSE_NOT_OPEN) {
         if (state.connection === 'reconnecting' && state.you) {
-            showEnded('ended');
+            showEnded(CLOSE_ENDED);
         } else {
             showNotOpen();
         }
@@ -1112,10 +1027,8 @@ function connectionLost() {
     closePeer();
     dropConnection();
     if (state.you) state.wantMuted = state.you.muted;
-    if (!$('view-waiting').hidden) {
-        // Lost while in the lobby: knock again with the seat token, which keeps the place.
-        $('waiting-text').textContent = 'The connection was lost. Reconnecting… your place in line is kept.';
-    } else if ($('view-circle').hidden) {
+    // Lost while in the lobby: knock again at once and quietly (the lobby view stays).
+    if (state.phase !== 'waiting' && $('view-circle').hidden) {
         connectionFailed();
         return;
     }
@@ -1180,8 +1093,9 @@ function retryNotOpen() {
     connectAndJoin();
 }
 
-// The honest end: the circle is over, or a host removed this person. No knocking again.
-function showEnded(why, message) {
+// The honest end: the circle is over, a host removed or turned away this person, or another
+// tab took the seat. moderation.js shows the words (the server's reason); no knocking again.
+function showEnded(closeCode) {
     clearRetry();
     endPushToTalk();
     const conn = state.conn;
@@ -1191,32 +1105,14 @@ function showEnded(why, message) {
     releaseMicrophone();
     releaseWakeLock();
     clearPeople();
-    saveSeat(null);
     state.phase = 'ended';
     state.you = null;
     setConnection('left');
-    $('ended-actions').hidden = why !== 'denied';
-    if (why === 'removed') {
-        $('ended-title').textContent = 'A host removed you from this circle';
-        $('ended-text').textContent = message
-            || 'You cannot rejoin this circle. If you think this was a mistake, contact the people who run it.';
-        document.title = 'Removed · Hearth';
-    } else if (why === 'denied') {
-        $('ended-title').textContent = 'A host did not let you in';
-        $('ended-text').textContent = 'You can ask again, or come back another time.';
-        document.title = 'Not let in · Hearth';
-    } else if (why === 'replaced') {
-        $('ended-title').textContent = 'You are in this circle in another tab';
-        $('ended-text').textContent = 'The circle continues in the tab or window you opened last. '
-            + 'You can close this one.';
-        document.title = 'Open elsewhere · Hearth';
-    } else {
-        $('ended-title').textContent = 'This circle has ended';
-        $('ended-text').textContent = message || 'The circle is closed now. Thank you for being here.';
-        document.title = 'Circle ended · Hearth';
-    }
-    showView('view-ended');
-    hooks.emit('hearth:left', { type: 'hearth:left', why });
+    document.title = 'Hearth';
+    if (moderation) moderation.finalClose(closeCode);
+    const heading = document.querySelector('#view-final h1');
+    if (heading) heading.focus();
+    hooks.emit('hearth:left', { type: 'hearth:left', why: closeCode });
 }
 
 function onLeaveClick() {
@@ -1234,7 +1130,7 @@ function onLeaveClick() {
     releaseMicrophone();
     releaseWakeLock();
     clearPeople();
-    saveSeat(null);
+    if (moderation) moderation.forgetSeat();
     state.you = null;
     setNotice('');
     setConnection('left');
@@ -1268,6 +1164,7 @@ function describeTime(circle) {
 // ---------------------------------------------------------------------------------------------
 
 function start() {
+    moderation = new Moderation();
     state.token = readToken();
     if (!state.token) {
         showView('view-no-link', { focus: false });
@@ -1310,11 +1207,6 @@ function start() {
     $('leave').addEventListener('click', onLeaveClick);
     $('tap-to-hear').addEventListener('click', onTapToHear);
     $('reconnect-now').addEventListener('click', reconnectNow);
-    $('waiting-leave').addEventListener('click', onLeaveClick);
-    $('ended-rejoin').addEventListener('click', () => {
-        backToJoin();
-        $('join').focus();
-    });
     $('rejoin').addEventListener('click', () => {
         backToJoin();
         $('join').focus();
@@ -1333,9 +1225,7 @@ function start() {
     window.addEventListener('blur', endPushToTalk);
     document.addEventListener('visibilitychange', onVisible);
     window.addEventListener('online', reconnectNow);
-    window.setInterval(touchSeat, 10000);
     window.addEventListener('pagehide', () => {
-        touchSeat();
         dropConnection();
         closePeer();
         releaseMicrophone();

@@ -25,6 +25,7 @@ export function socketUrl(loc = window.location) {
  *   onError(code, message, ref)
  *   onRoom(room)                          the room view changed (`joined`, `waiting`, `room_updated`)
  *   onLevels(speakingIds)                 who is speaking now (`levels`; absent on older servers)
+ *   onMessageFirst(message)               every message, before the callbacks above (moderation.js)
  *   onMessage(message)                    every message, after the callbacks above (for hooks.js)
  *   onClose(code, reason, wasLeaving)     the socket is gone
  */
@@ -143,6 +144,9 @@ export class ServerConnection {
             return;
         }
         if (!message || typeof message.type !== 'string') return;
+        // moderation.js sees every message first (it keeps the room and host views, and the
+        // reason for a removal before the page reacts to it).
+        this._call('onMessageFirst', message);
         switch (message.type) {
         case 'joined':
             this.you = message.you;

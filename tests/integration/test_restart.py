@@ -16,6 +16,9 @@ async def test_circle_and_links_work_after_the_server_restarts(tmp_path: Path) -
         host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", None)
         await host.connect()
         await host.join()
+        # Leaving on purpose: a connection that merely drops keeps its seat for 60 s (issue 4).
+        await host.send({"type": "leave"})
+        await host.wait_until(lambda: host.closed_code is not None)
         await host.close()
         server.stop()
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import fractions
 import json
+import secrets
 import time
 from typing import Any
 
@@ -115,6 +116,11 @@ class ScriptedParticipant:
         self._reader: asyncio.Task[None] | None = None
         self._arrivals: asyncio.Condition | None = None
         self.closed_code: int | None = None
+        # Like the web client: a device key kept across visits, a seat token per seat.
+        self.device_key = secrets.token_urlsafe(16)
+        self.seat_token: str | None = None
+        self.room: dict[str, Any] | None = None
+        self.moderation: dict[str, Any] | None = None
 
     async def connect(self) -> None:
         self._http = aiohttp.ClientSession()
@@ -138,6 +144,13 @@ class ScriptedParticipant:
 
     def _track(self, data: dict[str, Any]) -> None:
         kind = data["type"]
+        if kind in ("joined", "waiting"):
+            self.seat_token = data.get("seat_token", self.seat_token)
+            self.room = data.get("room", self.room)
+        if kind == "room_updated":
+            self.room = data["room"]
+        if kind == "moderation_updated" or (kind == "joined" and "moderation" in data):
+            self.moderation = data["moderation"]
         if kind == "joined":
             self.me = data["you"]
             self.participants = {p["id"]: p for p in data["participants"]}
@@ -172,12 +185,58 @@ class ScriptedParticipant:
             while not predicate():
                 await self._arrivals.wait()
 
-    async def join(self, muted: bool = False) -> dict[str, Any]:
+    async def join(
+        self, muted: bool = False, expect: str = "joined", **extra: Any
+    ) -> dict[str, Any]:
         mark = len(self.messages)
-        await self.send(
-            {"type": "join", "token": self.token, "display_name": self.name, "muted": muted}
-        )
-        return await self.wait_for("joined", after=mark)
+        message = {
+            "type": "join",
+            "token": self.token,
+            "display_name": self.name,
+            "muted": muted,
+            "device_key": self.device_key,
+            **extra,
+        }
+        if self.seat_token is not None:
+            message["seat_token"] = self.seat_token
+        await self.send(message)
+        return await self.wait_for(expect, after=mark)
+
+    async def drop(self) -> None:
+        """Lose the connection without leaving (like a network cut or a server crash)."""
+        self.recorder.stop()
+        if self.pc is not None:
+            await self.pc.close()
+            self.pc = None
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+        if self._http is not None:
+            await self._http.close()
+        self._ws = self._http = self._reader = None
+
+    async def reconnect(self, timeout: float = 30) -> dict[str, Any]:
+        """What the web client does after a lost connection: reconnect with the seat token
+        (retrying while the server is away), then set up audio again."""
+        await self.drop()
+        self.closed_code = None
+        self.recorder = Recorder()
+        if self.tone is not None:
+            self.tone = ToneTrack(self.tone.frequency, self.tone.amplitude)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await self.connect()
+                break
+            except aiohttp.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        joined = await self.join(muted=bool(self.me and self.me["muted"]))
+        await self.start_audio()
+        return joined
 
     async def start_audio(self) -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -143,3 +143,78 @@ async def test_an_unknown_link_and_an_emptied_circle(store: MemoryStore) -> None
     await live.leave("ana")
     await hub.release_if_empty(live)
     assert hub.live_circles() == []
+
+
+async def test_a_dropped_connection_shows_reconnecting_and_the_seat_token_takes_it_back(
+    live: LiveCircle,
+) -> None:
+    from signaling.session import digest
+
+    ana, sam = Inbox(), Inbox()
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.join(
+        "sam",
+        sam,
+        lambda s: machine.join(
+            s,
+            seat_id="sam",
+            display_name="Sam",
+            role=Role.PARTICIPANT,
+            muted=False,
+            now=NOW,
+            token_hash=digest("secret"),
+        ),
+        seat_token="secret",
+    )
+    assert sam.messages[0]["seat_token"] == "secret"
+    await live.disconnect("sam", sam)
+    update = ana.messages[-1]
+    assert update["type"] == "participant_updated"
+    assert update["participant"]["connection"] == "reconnecting"
+    assert "participant_left" not in ana.types()
+
+    back = Inbox()
+    held = await live.join(
+        "other-id",
+        back,
+        lambda s: machine.join(
+            s,
+            seat_id="other-id",
+            display_name="Whoever",
+            role=Role.PARTICIPANT,
+            muted=True,
+            now=NOW,
+            resume_hash=digest("secret"),
+        ),
+        seat_token="new",
+        resume_token="secret",
+    )
+    assert held == "sam"
+    assert back.messages[0]["type"] == "joined" and back.messages[0]["seat_token"] == "secret"
+    assert back.messages[0]["you"]["muted"] is False
+    assert ana.messages[-1]["participant"]["connection"] == "connected"
+
+
+async def test_the_lobby_waits_is_admitted_and_the_removed_are_closed(live: LiveCircle) -> None:
+    ana, sam = Inbox(), Inbox()
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.apply(lambda s: machine.set_lobby(s, actor_id="ana", enabled=True, now=NOW))
+    await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
+    assert sam.types() == ["waiting"] and sam.messages[0]["position"] == 1
+    assert ana.messages[-1]["type"] == "moderation_updated"
+    assert [w["display_name"] for w in ana.messages[-1]["moderation"]["lobby"]] == ["Sam"]
+
+    await live.apply(lambda s: machine.admit(s, actor_id="ana", waiting_id="sam", now=NOW))
+    assert sam.types()[-1] == "joined"
+    assert "participant_joined" in ana.types()
+
+    await live.apply(lambda s: machine.remove(s, actor_id="ana", target_id="sam", now=NOW))
+    assert sam.messages[-1] == {
+        "type": "error",
+        "code": "removed",
+        "message": "A host removed you from this circle.",
+        "ref": None,
+    }
+    assert sam.closed == 4403
+    assert ana.messages[-2:][0]["type"] in ("participant_left", "moderation_updated")
+    assert "sam" not in live.state.seats

@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from rooms import machine, snapshot
 from rooms.audio_policy import audible_seats, may_speak
@@ -27,9 +33,30 @@ from rooms.model import (
 from rooms.roles import is_moderator
 
 START = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
-PEOPLE = [f"p{i}" for i in range(6)]
+MODERATION = [
+    "mute",
+    "mute_all",
+    "request_unmute",
+    "give_floor",
+    "next",
+    "end_turn",
+    "mode_open",
+    "mode_hand",
+    "lobby_on",
+    "lobby_off",
+    "admit",
+    "admit_all",
+    "deny",
+    "lock",
+    "unlock",
+    "remove",
+    "unban",
+    "cohost",
+    "demote",
+    "share",
+    "extend",
+]
 DEVICES = ["d0", "d1", "d2", "d3"]
-person = st.sampled_from(PEOPLE)
 
 
 class CircleMachine(RuleBasedStateMachine):
@@ -68,10 +95,34 @@ class CircleMachine(RuleBasedStateMachine):
             if waiting.id not in known:
                 assert waiting.device_hash not in banned
 
-    @rule(seconds=st.integers(0, 90))
+    @rule(seconds=st.sampled_from([1, 5, 30, 61]))
     def time_passes(self, seconds: int) -> None:
         self.now += timedelta(seconds=seconds)
         self.attempt(lambda s: machine.expire(s, now=self.now))
+
+    @rule(device=st.sampled_from(DEVICES), muted=st.booleans())
+    def a_participant_arrives(self, device: str, muted: bool) -> None:
+        self.someone_arrives(False, device, muted)
+
+    @precondition(lambda self: bool(self.state.bans))
+    @rule(data=st.data(), resume=st.booleans())
+    def a_removed_person_tries_again(self, data: st.DataObject, resume: bool) -> None:
+        ban = data.draw(st.sampled_from(self.state.bans))
+        self.counter += 1
+        seat_id = f"s{self.counter}"
+        self.attempt(
+            lambda s: machine.join(
+                s,
+                seat_id=seat_id,
+                display_name="A New Name",
+                role=Role.PARTICIPANT,
+                muted=False,
+                now=self.now,
+                token_hash=f"t{seat_id}",
+                device_hash="fresh-device" if resume else ban.device_hash,
+                resume_hash=ban.token_hash if resume else "",
+            )
+        )
 
     @rule(host=st.booleans(), device=st.sampled_from(DEVICES), muted=st.booleans())
     def someone_arrives(self, host: bool, device: str, muted: bool) -> None:
@@ -140,36 +191,13 @@ class CircleMachine(RuleBasedStateMachine):
         me = self.pick(data)
         self.attempt(lambda s: machine.answer_unmute(s, seat_id=me, accept=accept))
 
-    @rule(
-        data=st.data(),
-        command=st.sampled_from(
-            [
-                "mute",
-                "mute_all",
-                "request_unmute",
-                "give_floor",
-                "next",
-                "end_turn",
-                "mode_open",
-                "mode_hand",
-                "lobby_on",
-                "lobby_off",
-                "admit",
-                "admit_all",
-                "deny",
-                "lock",
-                "unlock",
-                "remove",
-                "unban",
-                "cohost",
-                "demote",
-                "share",
-                "extend",
-            ]
-        ),
-    )
-    def moderate(self, data: st.DataObject, command: str) -> None:
-        actor = self.pick(data)
+    def _moderate(self, data: st.DataObject, command: str) -> None:
+        # Mostly from someone who may moderate, so that commands get past the role check.
+        moderators = [k for k, v in self.state.seats.items() if is_moderator(v.role)]
+        if moderators and data.draw(st.integers(0, 4)) > 0:
+            actor = data.draw(st.sampled_from(moderators))
+        else:
+            actor = self.pick(data)
         target = self.pick(data)
         ban = data.draw(st.sampled_from([b.id for b in self.state.bans] or ["none"]))
         now = self.now
@@ -202,6 +230,19 @@ class CircleMachine(RuleBasedStateMachine):
             "extend": lambda s: m.extend_turn(s, actor_id=actor, seconds=30, now=now),
         }
         self.attempt(table[command])
+
+    # Registered several times: Hypothesis picks rules evenly, and moderation is most of
+    # what there is to test.
+    moderate = precondition(lambda self: bool(self.state.seats))(
+        rule(data=st.data(), command=st.sampled_from(MODERATION))(_moderate)
+    )
+    moderate_again = moderate
+    moderate_more = precondition(lambda self: bool(self.state.seats))(
+        rule(data=st.data(), command=st.sampled_from(MODERATION))(_moderate)
+    )
+    moderate_once_more = precondition(lambda self: bool(self.state.seats))(
+        rule(data=st.data(), command=st.sampled_from(MODERATION))(_moderate)
+    )
 
     # --- what must always hold -------------------------------------------------------
 
@@ -252,8 +293,8 @@ class CircleMachine(RuleBasedStateMachine):
 
 
 CircleMachine.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=40,
+    max_examples=120,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -1,0 +1,95 @@
+"""The host panel in Chromium: lobby admit, next speaker and remove, enforced by the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from tests.browser.test_two_people_hear_each_other import chromium, join, open_page, row
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+
+def mark(page: Page, name: str) -> object:
+    return row(page, name).get_by_test_id("person-mark")
+
+
+async def test_host_panel_admits_from_the_lobby_gives_the_floor_and_removes(
+    hearth_server: ServerProcess, chromium_path: Path, artifacts_dir: Path
+) -> None:
+    circle = hearth_server.create_circle("Host panel circle")
+    host_url = urljoin(hearth_server.base_url, circle["host_url"])
+    join_url = urljoin(hearth_server.base_url, circle["join_url"])
+    errors: list[str] = []
+
+    async with async_playwright() as pw, chromium(pw, chromium_path, None) as browser:
+        # Each page has a browser context of its own: its own storage, so its own device key.
+        host = await open_page(browser, host_url, 1024, errors)
+        await join(host, "Ana", muted=True)
+        await expect(host.get_by_test_id("host-panel")).to_be_visible(timeout=10_000)
+        await host.get_by_test_id("lobby-toggle").click()
+        await expect(host.get_by_test_id("lobby-toggle")).to_have_text("Turn lobby off")
+
+        sam = await open_page(browser, join_url, 400, errors)
+        await join(sam, "Sam", muted=True)
+        await expect(sam.get_by_test_id("lobby-position")).to_have_text(
+            "You are number 1 of 1 waiting.", timeout=10_000
+        )
+        kim = await open_page(browser, join_url, 400, errors)
+        await join(kim, "Kim", muted=True)
+        await expect(kim.get_by_test_id("lobby-position")).to_have_text(
+            "You are number 2 of 2 waiting.", timeout=10_000
+        )
+        await expect(sam.get_by_test_id("participant")).to_have_count(0)
+
+        waiting = host.get_by_test_id("waiting-person")
+        await expect(waiting).to_have_count(2)
+        await waiting.filter(has_text="Sam").get_by_test_id("admit").click()
+        await expect(row(sam, "Sam")).to_contain_text("(you)", timeout=10_000)
+        await expect(kim.get_by_test_id("lobby-position")).to_have_text(
+            "You are number 1 of 1 waiting."
+        )
+        await host.get_by_test_id("waiting-person").get_by_test_id("admit").click()
+        for page in (host, sam, kim):
+            await expect(page.get_by_test_id("participant")).to_have_count(3, timeout=10_000)
+
+        # Hand-raise: hands in order, "next" gives the floor to the first.
+        await host.get_by_test_id("mode").click()
+        await expect(host.get_by_test_id("mode")).to_have_text("Switch to open floor")
+        await sam.get_by_test_id("raise-hand").click()
+        await expect(sam.get_by_test_id("lower-hand")).to_be_visible()
+        await kim.get_by_test_id("raise-hand").click()
+        await expect(host.get_by_test_id("queued")).to_have_text(["Sam", "Kim"])
+        await host.get_by_test_id("next").click()
+        await expect(mark(host, "Sam")).to_have_text("has the floor")
+        await expect(sam.get_by_test_id("end-my-turn")).to_be_visible()
+        await expect(host.get_by_test_id("queued")).to_have_text(["Kim"])
+        await host.get_by_test_id("next").click()
+        await expect(mark(kim, "Kim")).to_have_text("has the floor")
+        await expect(mark(kim, "Sam")).to_have_text("")
+        # A participant's page shows no host tools.
+        await expect(kim.get_by_test_id("host-panel")).to_be_hidden()
+        await expect(kim.locator('[data-testid="remove"]:visible')).to_have_count(0)
+
+        # Remove: one click; Sam's page says so and does not reconnect.
+        await row(host, "Sam").get_by_test_id("remove").click()
+        await expect(sam.get_by_test_id("final")).to_contain_text("removed", timeout=10_000)
+        for page in (host, kim):
+            await expect(page.get_by_test_id("participant")).to_have_count(2)
+        await expect(host.get_by_test_id("bans")).to_contain_text("Sam")
+        await host.screenshot(path=str(artifacts_dir / "host-panel.png"), full_page=True)
+
+        # Back from the same browser under another name: refused.
+        again = await sam.context.new_page()
+        await again.goto(join_url)
+        await join(again, "Someone New", muted=True)
+        await expect(again.locator("#join-status")).to_have_text(
+            "You cannot enter this circle.", timeout=10_000
+        )
+        await expect(host.get_by_test_id("participant")).to_have_count(2)
+
+    assert errors == []
