@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from server.appkeys import HUB, SETTINGS
-from signaling.protocol import MAX_MESSAGE_BYTES
+from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS
 from signaling.session import ClientSession
 
 # The page talks only to this server: no third-party scripts, fonts or connections.
@@ -55,6 +56,26 @@ async def circle_page(request: web.Request) -> web.StreamResponse:
 async def circle_page_without_token(request: web.Request) -> web.StreamResponse:
     # Where the page moves the address bar after joining, so a token is not left there.
     return _page(request)
+
+
+@routes.post("/circle-info")
+async def circle_info(request: web.Request) -> web.Response:
+    """What the join page shows before joining (title, hosts present, the link's role).
+
+    The token comes in the body, never the URL, so it stays out of access logs. An unknown
+    link and a circle that is not open get the same answer, as a refused join does.
+    """
+    token: object = None
+    with contextlib.suppress(ValueError):
+        body = await request.json()
+        if isinstance(body, dict):
+            token = body.get("token")
+    info = None
+    if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS:
+        info = await request.app[HUB].describe_link(token)
+    response = web.json_response({"open": False} if info is None else {"open": True, **info})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _page(request: web.Request) -> web.StreamResponse:

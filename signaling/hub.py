@@ -28,7 +28,7 @@ from rooms.machine import (
     SentAway,
     UnmuteRequested,
 )
-from rooms.model import CircleState, Role
+from rooms.model import CircleState, CircleStatus, Role
 from rooms.schedule import NOT_OPEN_MESSAGE
 from signaling.audio import AudioPath
 from signaling.protocol import (
@@ -339,6 +339,25 @@ class CircleHub:
             self._live[live.id] = live
             live.start()
         return live, match.role, details
+
+    async def describe_link(self, token: str) -> dict[str, Any] | None:
+        """What the join page may show before joining: the circle, the hosts present and the
+        role the link grants, only while the circle is open. An unknown link and a closed
+        circle both give None, as a refused join does. Loads nothing and opens nothing.
+        """
+        match = await self._store.find_by_link(token)
+        if match is None or match.circle is None:
+            return None
+        live = self._live.get(match.circle.id)
+        circle = live.state.circle if live is not None else match.circle
+        if circle.status is not CircleStatus.OPEN:
+            return None
+        seats = live.state.seats.values() if live is not None else ()
+        return {
+            "circle": circle_json(circle),
+            "hosts": [seat.display_name for seat in seats if seat.role is Role.HOST],
+            "role": match.role.value,
+        }
 
     def _release_soon(self, live: LiveCircle) -> None:
         asyncio.get_running_loop().create_task(self.release_if_empty(live))

@@ -1,40 +1,75 @@
-// The page: what a person sees and does. The connection lives in protocol.js, audio in rtc.js.
+// The page: what a person sees and does. The connection lives in protocol.js, audio in rtc.js,
+// and the seams other modules use to add to the page in hooks.js (see web/README.md).
 
+import * as hooks from './hooks.js';
+import { Moderation } from './moderation.js';
 import { CLOSE_NOT_OPEN, ServerConnection } from './protocol.js';
-import { AudioPeer, openMicrophone, stopStream } from './rtc.js';
-import { Moderation } from './moderation.js'; // moderation hook
+import {
+    AudioPeer, LevelMeter, listMicrophones, microphonePermission, openMicrophone, stopStream,
+} from './rtc.js';
 
 const RETRY_NOT_OPEN_MS = 15000;
+const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 15000;
+// How long the server keeps a dropped seat for its seat_token (docs/protocol.md).
+const SEAT_KEPT_MS = 60000;
+// Without a fresh `levels` message for this long, nobody is shown as speaking.
+const SPEAKING_STALE_MS = 2000;
+// A meter level above this means the microphone picks up sound.
+const SOUND_LEVEL = 15;
 const MAX_NAME = 40;
 const TOKEN_KEY = 'hearth.token';
 const NAME_KEY = 'hearth.name';
+const MIC_KEY = 'hearth.mic';
+// WebSocket close codes after which the page must not knock again by itself
+// (docs/protocol.md): removed, denied or banned; the seat taken by another tab; the end.
+const CLOSE_SENT_AWAY = 4403;
+const CLOSE_REPLACED = 4409;
+const CLOSE_ENDED = 4410;
+const FINAL_CLOSES = new Set([CLOSE_SENT_AWAY, CLOSE_REPLACED, CLOSE_ENDED]);
+// Error codes that come just before such a close, and the close they mean.
+const FINAL_ERRORS = { removed: CLOSE_SENT_AWAY, denied: CLOSE_SENT_AWAY, replaced: CLOSE_REPLACED };
+// Refusals at the door: back to the join form, with the server's words.
+const DOOR_ERRORS = new Set(['passcode_required', 'circle_locked', 'banned']);
+const MODERATORS = new Set(['host', 'cohost']);
 
 const $ = (id) => document.getElementById(id);
-let moderation = null; // moderation hook: made in start()
+// The host panel, hands, lobby view, final view and the join fields of issue 4 (moderation.js):
+// app.js calls it at the places marked "moderation".
+let moderation = null;
 
 const state = {
     token: null,
     name: '',
     // What the person asked for; the server's word (state.you.muted) is what is shown.
     wantMuted: true,
-    phase: 'idle', // idle | joining | in | not-open | left
+    phase: 'idle', // idle | joining | in | not-open | left | ended
+    connection: 'idle', // idle | connecting | connected | reconnecting | left
     conn: null,
     peer: null,
+    peerState: 'new',
     mic: null,
     track: null,
+    micDeviceId: null,
+    meter: null,
     // Why there is no microphone (null: not asked yet, or released while waiting).
     micReason: null,
     you: null,
+    circle: null,
     retryTimer: null,
     reconnectAttempts: 0,
     // True while the circle is not open and the page keeps checking.
     waiting: false,
     rows: new Map(),
+    speaking: new Set(),
+    speakingTimer: null,
+    pushToTalk: false,
+    wakeLock: null,
+    lobbySize: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
-// Where the circle link comes from
+// Where the circle link comes from, and what this tab remembers
 
 function readToken() {
     const match = window.location.pathname.match(/^\/c\/([^/]+)\/?$/);
@@ -58,7 +93,7 @@ function hideToken() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Views
+// Views and messages
 
 const VIEWS = ['view-join', 'view-not-open', 'view-circle', 'view-left', 'view-no-link'];
 
@@ -70,8 +105,8 @@ function showView(id, { focus = true } = {}) {
     }
 }
 
-function announce(text) {
-    const region = $('announcer');
+function announce(text, urgent = false) {
+    const region = $(urgent ? 'announcer-urgent' : 'announcer');
     region.textContent = '';
     // A fresh text node after clearing makes screen readers read repeated messages too.
     window.setTimeout(() => { region.textContent = text; }, 50);
@@ -97,10 +132,166 @@ function showNameError(text) {
     }
 }
 
+function joinLabel() {
+    return state.micReason && !state.track ? 'Join to listen' : 'Join';
+}
+
 function setJoining(busy) {
     const button = $('join');
     button.disabled = busy;
-    button.textContent = busy ? 'Joining…' : 'Join';
+    button.textContent = busy ? 'Joining…' : joinLabel();
+}
+
+const CONNECTION_TEXT = {
+    idle: 'Not connected',
+    connecting: 'Connecting…',
+    connected: 'Connected',
+    reconnecting: 'Reconnecting…',
+    left: 'Left',
+};
+
+function setConnection(connection) {
+    if (state.connection === connection) return;
+    state.connection = connection;
+    $('connection-state').dataset.state = connection;
+    $('connection-text').textContent = CONNECTION_TEXT[connection];
+    $('reconnect-banner').hidden = connection !== 'reconnecting';
+    renderSelfState();
+    hooks.emit('hearth:connection', { type: 'hearth:connection', state: connection });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Before joining: the circle, and the microphone check
+
+async function loadCircleInfo() {
+    let info;
+    try {
+        const response = await fetch('/circle-info', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ token: state.token }),
+            cache: 'no-store',
+            credentials: 'omit',
+        });
+        if (!response.ok) return;
+        info = await response.json();
+    } catch {
+        return;
+    }
+    if (!info || !info.open || !info.circle) return;
+    $('join-title').textContent = `Join ${info.circle.title}`;
+    document.title = `${info.circle.title} · Hearth`;
+    const when = describeTime(info.circle);
+    $('intro-when').textContent = when ? `The circle is open now. ${when}` : 'The circle is open now.';
+    $('intro-when').hidden = false;
+    const hosts = Array.isArray(info.hosts) ? info.hosts.filter((h) => typeof h === 'string') : [];
+    const hostsText = $('intro-hosts');
+    if (info.role === 'host') {
+        hostsText.textContent = 'You are joining as a host.';
+    } else if (hosts.length > 0) {
+        hostsText.textContent = `Hosted by ${listOf(hosts)}.`;
+    } else {
+        hostsText.textContent = 'A host will be with you soon.';
+    }
+    hostsText.hidden = false;
+}
+
+function listOf(names) {
+    if (names.length < 2) return names.join('');
+    return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
+
+const MIC_HELP = {
+    refused: 'Your browser did not allow this page to use the microphone. To speak in the circle: '
+        + 'open the site settings (the icon just left of the web address), set Microphone to '
+        + 'Allow, then press Try again. On an iPhone: Settings, then Safari, then Microphone. '
+        + 'You can also join now and listen only.',
+    'no-device': 'No microphone was found. Plug in a headset or a microphone and press Try again, '
+        + 'or join now and listen only.',
+    unsupported: 'This browser cannot use a microphone on this page. You can join now and listen '
+        + 'only, or open the link in a current Firefox, Chrome or Safari to speak.',
+    failed: 'The microphone could not be started; another app may be using it. Close that app and '
+        + 'press Try again, or join now and listen only.',
+};
+
+function stopMeter() {
+    if (state.meter) state.meter.stop();
+    state.meter = null;
+    $('mic-level').value = 0;
+}
+
+async function checkMicrophone(deviceId = state.micDeviceId) {
+    const button = $('mic-check');
+    button.disabled = true;
+    stopMeter();
+    releaseMicrophone();
+    $('mic-status').textContent = 'Asking for your microphone…';
+    const { stream, reason } = await openMicrophone(deviceId);
+    button.disabled = false;
+    if (state.phase !== 'idle') {
+        // Joined (or left) while the prompt was open: the join flow owns the microphone now.
+        stopStream(stream);
+        return;
+    }
+    takeMicrophone(stream, reason);
+    renderMicCheck();
+    if (!stream) return;
+    const meter = new LevelMeter(stream, (level) => {
+        $('mic-level').value = level;
+        const heard = $('mic-heard');
+        const text = level >= SOUND_LEVEL ? 'Sound is coming in' : 'Quiet';
+        if (heard.textContent !== text) heard.textContent = text;
+        heard.dataset.sound = String(level >= SOUND_LEVEL);
+    });
+    state.meter = meter;
+    await fillMicrophoneChoice();
+}
+
+function takeMicrophone(stream, reason) {
+    state.mic = stream;
+    state.track = stream ? stream.getAudioTracks()[0] || null : null;
+    state.micReason = reason;
+    if (state.track) {
+        const settings = state.track.getSettings ? state.track.getSettings() : {};
+        if (settings.deviceId) state.micDeviceId = settings.deviceId;
+    }
+}
+
+async function fillMicrophoneChoice() {
+    const mics = await listMicrophones();
+    const select = $('mic-select');
+    select.replaceChildren();
+    mics.forEach((mic, i) => {
+        const option = document.createElement('option');
+        option.value = mic.deviceId;
+        option.textContent = mic.label || `Microphone ${i + 1}`;
+        option.selected = mic.deviceId === state.micDeviceId;
+        select.append(option);
+    });
+    $('mic-choice').hidden = mics.length < 2;
+}
+
+function renderMicCheck() {
+    const help = $('mic-help');
+    const joinMuted = $('join-muted');
+    if (state.track) {
+        $('mic-status').textContent = 'Your microphone is ready. Speak and watch the bar move; '
+            + 'if it stays still, choose another microphone.';
+        $('mic-meter-wrap').hidden = false;
+        help.hidden = true;
+        $('mic-check').hidden = true;
+        joinMuted.disabled = false;
+    } else if (state.micReason) {
+        $('mic-status').textContent = 'You can join to listen only.';
+        help.textContent = MIC_HELP[state.micReason] || MIC_HELP.failed;
+        help.hidden = false;
+        $('mic-meter-wrap').hidden = true;
+        $('mic-check').hidden = false;
+        $('mic-check').textContent = 'Try again';
+        joinMuted.checked = true;
+        joinMuted.disabled = true;
+    }
+    if (state.phase === 'idle') $('join').textContent = joinLabel();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +332,13 @@ function makeRow() {
     const role = document.createElement('span');
     role.className = 'tag';
     role.textContent = 'host';
+    // Co-host, floor, hand and reconnecting marks come from moderation.js (person-mark).
     who.append(name, ' ', you, ' ', role);
+
+    const speaking = document.createElement('span');
+    speaking.className = 'speaking';
+    speaking.setAttribute('data-testid', 'speaking');
+    speaking.textContent = 'Speaking';
 
     const mic = document.createElement('span');
     mic.className = 'mic';
@@ -161,24 +358,29 @@ function makeRow() {
         if (state.conn && li.dataset.id) state.conn.muteParticipant(li.dataset.id);
     });
 
-    li.append(who, mic, mute);
-    rowParts.set(li, { name, you, role, mic, micText, mute, muteWho });
+    li.append(who, speaking, mic, mute);
+    rowParts.set(li, { name, you, role, speaking, mic, micText, mute, muteWho });
     return li;
 }
 
 function updateRow(li, person) {
     const parts = rowParts.get(li);
     const isYou = state.you !== null && person.id === state.you.id;
-    const iAmHost = state.you !== null && ['host', 'cohost'].includes(state.you.role); // moderation hook
+    const iAmHost = state.you !== null && MODERATORS.has(state.you.role);
+    const speaking = state.speaking.has(person.id) && !person.muted;
     li.dataset.id = person.id;
     li.dataset.name = person.display_name;
     li.dataset.muted = String(person.muted);
     li.dataset.role = person.role;
+    li.dataset.speaking = String(speaking);
+    li.dataset.connection = person.connection || 'connected';
     li.classList.toggle('is-you', isYou);
 
-    parts.name.textContent = person.display_name;
+    // `label` tells apart two people who chose the same name ("Sam (2)").
+    parts.name.textContent = person.label || person.display_name;
     parts.you.hidden = !isYou;
     parts.role.hidden = person.role !== 'host';
+    parts.speaking.hidden = !speaking;
     parts.mic.classList.toggle('muted', person.muted);
     parts.mic.querySelector('path').setAttribute('d', person.muted ? MIC_OFF_PATH : MIC_ON_PATH);
     parts.micText.textContent = person.muted ? 'Muted' : 'Mic on';
@@ -186,7 +388,8 @@ function updateRow(li, person) {
     const canMute = iAmHost && !isYou && !person.muted;
     if (!canMute && parts.mute.contains(document.activeElement)) li.focus();
     parts.mute.hidden = !canMute;
-    parts.muteWho.textContent = ` ${person.display_name}`;
+    parts.muteWho.textContent = ` ${person.label || person.display_name}`;
+    hooks.decorate(li, person, state.you);
 }
 
 function renderPeople(people) {
@@ -214,21 +417,46 @@ function renderPeople(people) {
     $('people-count').textContent = `(${people.length})`;
 }
 
+function redrawPeople() {
+    if (state.conn) renderPeople(state.conn.participants);
+}
+
+function renderPeopleAndMarks(people) {
+    renderPeople(people);
+    if (moderation) moderation.decorateRows();
+}
+
 function clearPeople() {
     for (const li of state.rows.values()) li.remove();
     state.rows.clear();
 }
 
+// Who is speaking now, from the server's `levels` messages. A server without them (or a pause
+// in them) simply shows nobody as speaking.
+function onLevels(ids) {
+    state.speaking = new Set(ids);
+    window.clearTimeout(state.speakingTimer);
+    state.speakingTimer = window.setTimeout(() => {
+        state.speaking = new Set();
+        redrawPeople();
+        renderSelfState();
+    }, SPEAKING_STALE_MS);
+    redrawPeople();
+    renderSelfState();
+}
+
 // ---------------------------------------------------------------------------------------------
-// Your own controls
+// Your own controls and whether you are heard
 
 function renderSelfMute() {
     const button = $('self-mute');
+    $('ptt-hint').hidden = !state.track || !state.you || !state.you.muted;
     if (!state.track) {
         button.disabled = true;
         button.textContent = 'Listening only';
         button.removeAttribute('aria-pressed');
         button.classList.remove('primary');
+        renderSelfState();
         return;
     }
     const muted = !state.you || state.you.muted || !state.track.enabled;
@@ -236,6 +464,60 @@ function renderSelfMute() {
     button.textContent = muted ? 'Unmute' : 'Mute';
     button.setAttribute('aria-pressed', String(muted));
     button.classList.toggle('primary', muted);
+    renderSelfState();
+}
+
+// One sentence on whether the circle hears me: the server's mute state, this microphone, and
+// whether the sound connection is up. Text and icon say it, not colour alone.
+function selfState() {
+    if (!state.you) return { heard: false, text: '' };
+    if (state.connection === 'reconnecting') {
+        return { heard: false, text: 'Nobody hears you until the connection is back.' };
+    }
+    if (!state.track) return { heard: false, text: 'You are listening only. Nobody hears you.' };
+    if (state.you.muted || !state.track.enabled) {
+        return { heard: false, text: 'You are muted. Nobody hears you.' };
+    }
+    if (state.peerState !== 'connected') {
+        return { heard: false, text: 'Your microphone is on. Connecting the sound…' };
+    }
+    const room = currentRoom();
+    if (room && room.speaking_mode === 'hand_raise' && !MODERATORS.has(state.you.role)
+            && !state.you.has_floor) {
+        const place = queuePlace(state.you.id);
+        const wait = place
+            ? ` Your hand is up: you are ${ordinal(place)} in the queue.`
+            : ' Raise your hand to ask for it.';
+        return { heard: false, text: `Nobody hears you until a host gives you the floor.${wait}` };
+    }
+    if (state.pushToTalk) return { heard: true, text: 'You can be heard while you hold the space bar.' };
+    if (state.speaking.has(state.you.id)) return { heard: true, text: 'You can be heard. You are speaking now.' };
+    return { heard: true, text: 'You can be heard.' };
+}
+
+function currentRoom() {
+    return state.conn ? state.conn.room : null;
+}
+
+// 1-based place in the hand queue, or 0.
+function queuePlace(id) {
+    const room = currentRoom();
+    if (!room || !Array.isArray(room.hand_queue)) return 0;
+    return room.hand_queue.indexOf(id) + 1;
+}
+
+function ordinal(n) {
+    const tens = n % 100;
+    if (tens >= 11 && tens <= 13) return `${n}th`;
+    return `${n}${{ 1: 'st', 2: 'nd', 3: 'rd' }[n % 10] || 'th'}`;
+}
+
+function renderSelfState() {
+    const { heard, text } = selfState();
+    const box = $('self-state');
+    box.dataset.heard = String(heard);
+    box.dataset.speaking = String(Boolean(state.you && state.speaking.has(state.you.id)));
+    if ($('self-state-text').textContent !== text) $('self-state-text').textContent = text;
 }
 
 // The server drops a muted person's audio whatever the browser sends; switching the track off
@@ -264,6 +546,40 @@ function onSelfMuteClick() {
     renderSelfMute();
 }
 
+// Hold the space bar to talk while muted. Not while typing or on a button, where the space bar
+// already means something.
+function isTypingTarget(target) {
+    if (!(target instanceof Element)) return false;
+    return Boolean(target.closest('input, textarea, select, button, a[href], [contenteditable], summary'));
+}
+
+function onKeyDown(event) {
+    if (event.code !== 'Space' || event.repeat || isTypingTarget(event.target)) return;
+    if (state.phase !== 'in' || !state.conn || !state.you || !state.track) return;
+    if (!state.you.muted || state.pushToTalk) return;
+    event.preventDefault();
+    state.pushToTalk = true;
+    state.wantMuted = false;
+    state.conn.mute(false);
+    renderSelfState();
+}
+
+function endPushToTalk() {
+    if (!state.pushToTalk) return;
+    state.pushToTalk = false;
+    state.wantMuted = true;
+    applyLocalMute(true);
+    if (state.conn) state.conn.mute(true);
+    renderSelfMute();
+}
+
+function onKeyUp(event) {
+    if (event.code === 'Space' && state.pushToTalk) {
+        event.preventDefault();
+        endPushToTalk();
+    }
+}
+
 function micNote(reason) {
     switch (reason) {
     case 'refused':
@@ -288,15 +604,26 @@ function renderMicNote() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Audio out
+// Audio out, and staying awake
 
 function attachAudio(stream) {
     const audio = $('circle-audio');
     if (audio.srcObject !== stream) audio.srcObject = stream;
+    playAudio();
+}
+
+// Where the browser blocks sound until a tap (iOS Safari, some Chrome policies), say so and
+// offer the tap instead of leaving the person in silence.
+function playAudio() {
+    const audio = $('circle-audio');
+    if (!audio.srcObject) return;
     const played = audio.play();
     if (played && typeof played.then === 'function') {
         played.then(() => { $('tap-to-hear').hidden = true; }).catch(() => {
-            $('tap-to-hear').hidden = false;
+            if ($('tap-to-hear').hidden) {
+                $('tap-to-hear').hidden = false;
+                announce('Your browser is holding the sound back. Press Tap to hear the circle.', true);
+            }
         });
     }
 }
@@ -305,9 +632,49 @@ function onTapToHear() {
     const audio = $('circle-audio');
     audio.play().then(() => {
         $('tap-to-hear').hidden = true;
+        $('circle-title').focus();
     }).catch(() => {
         setNotice('The browser would not play the sound. Please check that this tab is not muted.');
     });
+}
+
+// Keep the screen (and so the connection) awake on phones where the platform allows it. The
+// lock is released whenever the page is hidden; it is taken again when the page comes back.
+async function keepAwake() {
+    if (!('wakeLock' in navigator) || state.wakeLock || state.phase !== 'in') return;
+    if (document.visibilityState !== 'visible') return;
+    try {
+        const lock = await navigator.wakeLock.request('screen');
+        state.wakeLock = lock;
+        lock.addEventListener('release', () => {
+            if (state.wakeLock === lock) state.wakeLock = null;
+        });
+    } catch {
+        // Refused (battery saver, or not allowed): the circle works without it.
+    }
+}
+
+function releaseWakeLock() {
+    const lock = state.wakeLock;
+    state.wakeLock = null;
+    if (lock) lock.release().catch(() => {});
+}
+
+// Back in the foreground (a phone unlocked, a tab brought back): check that everything still
+// works and mend what does not, without waiting for the next backoff step.
+function onVisible() {
+    if (document.visibilityState !== 'visible') {
+        endPushToTalk();
+        return;
+    }
+    if (state.phase === 'in') {
+        keepAwake();
+        playAudio();
+        const peerBroken = state.peer && ['failed', 'closed', 'disconnected'].includes(state.peerState);
+        if (!state.conn || !state.conn.isOpen || peerBroken) connectionLost();
+    } else if (state.connection === 'reconnecting') {
+        reconnectNow();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,10 +682,8 @@ function onTapToHear() {
 
 async function ensureMicrophone() {
     if (state.mic) return;
-    const { stream, reason } = await openMicrophone();
-    state.mic = stream;
-    state.track = stream ? stream.getAudioTracks()[0] || null : null;
-    state.micReason = reason;
+    const { stream, reason } = await openMicrophone(state.micDeviceId);
+    takeMicrophone(stream, reason);
 }
 
 function releaseMicrophone() {
@@ -331,6 +696,7 @@ function releaseMicrophone() {
 function closePeer() {
     if (state.peer) state.peer.close();
     state.peer = null;
+    state.peerState = 'new';
     const audio = $('circle-audio');
     audio.pause();
     audio.srcObject = null;
@@ -371,6 +737,8 @@ async function onJoinSubmit(event) {
     state.wantMuted = $('join-muted').checked;
     // A click is the moment to ask for the microphone: the prompt makes sense to the person.
     setJoining(true);
+    state.phase = 'joining';
+    stopMeter();
     if (!state.mic) {
         setJoinStatus('Asking for your microphone…');
         await ensureMicrophone();
@@ -387,21 +755,27 @@ async function connectAndJoin() {
     clearRetry();
     dropConnection();
     state.phase = 'joining';
+    if (state.connection !== 'reconnecting') setConnection('connecting');
     const conn = new ServerConnection();
     state.conn = conn;
     conn.onJoined = (you, circle) => onJoined(conn, you, circle);
-    conn.onParticipants = (people) => {
-        if (state.conn !== conn) return;
-        renderPeople(people);
-        moderation.decorateRows(); // moderation hook
-    };
-    conn.onMessage = (message) => { if (state.conn === conn) moderation.handle(conn, message); };
+    conn.onParticipants = (people) => { if (state.conn === conn) renderPeopleAndMarks(people); };
     conn.onParticipantJoined = (p) => announce(`${p.display_name} joined the circle.`);
     conn.onParticipantLeft = (p) => announce(`${p.display_name} left the circle.`);
     conn.onParticipantUpdated = (p, by) => onParticipantUpdated(conn, p, by);
     conn.onAnswer = (sdp) => onAnswer(conn, sdp);
     conn.onError = (code, message) => onError(conn, code, message);
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);
+    conn.onLevels = (ids) => { if (state.conn === conn) onLevels(ids); };
+    conn.onRoom = () => { if (state.conn === conn) onRoom(); };
+    conn.onMessageFirst = (message) => {
+        if (state.conn === conn && moderation) moderation.handle(conn, message);
+    };
+    conn.onMessage = (message) => {
+        if (state.conn !== conn) return;
+        onOtherMessage(message);
+        hooks.emit(message.type, message);
+    };
     try {
         await conn.connect();
     } catch {
@@ -411,7 +785,9 @@ async function connectAndJoin() {
         return;
     }
     if (state.conn !== conn) return;
-    conn.join(state.token, state.name, state.wantMuted || !state.track, moderation.joinExtras());
+    // seat_token (to take the same seat back), device_key and passcode: moderation.js keeps them.
+    conn.join(state.token, state.name, state.wantMuted || !state.track,
+        moderation ? moderation.joinExtras() : {});
 }
 
 function connectionFailed() {
@@ -419,20 +795,23 @@ function connectionFailed() {
         showNotOpen();
         return;
     }
-    if (state.phase === 'in' || state.reconnectAttempts > 0) {
+    if (state.phase === 'in' || state.connection === 'reconnecting') {
         scheduleReconnect();
         return;
     }
     state.phase = 'idle';
+    setConnection('idle');
     setJoining(false);
     setJoinStatus('The circle could not be reached. Please check your connection and try again.');
 }
 
 async function onJoined(conn, you, circle) {
     if (state.conn !== conn) return;
+    const wasReconnecting = state.connection === 'reconnecting';
     state.phase = 'in';
     state.waiting = false;
     state.you = you;
+    state.circle = circle;
     state.reconnectAttempts = 0;
     hideToken();
     sessionStorage.setItem(NAME_KEY, state.name);
@@ -440,13 +819,17 @@ async function onJoined(conn, you, circle) {
     setJoinStatus('');
     showNameError('');
     setNotice('');
+    setConnection('connected');
+    if (wasReconnecting) announce('Reconnected. You are back in the circle.');
 
     $('circle-title').textContent = circle.title;
     document.title = `${circle.title} · Hearth`;
     $('circle-time').textContent = describeTime(circle);
     const wasInCircle = !$('view-circle').hidden;
     if (!wasInCircle) showView('view-circle');
-    renderPeople(conn.participants);
+    renderPeopleAndMarks(conn.participants);
+    keepAwake();
+    hooks.emit('hearth:joined', { type: 'hearth:joined', you, circle, reconnected: wasReconnecting });
 
     // After waiting for the circle to open, the microphone was released; take it again now.
     if (!state.mic && state.micReason === null) await ensureMicrophone();
@@ -465,15 +848,15 @@ async function onJoined(conn, you, circle) {
 }
 
 async function startAudio(conn) {
+    closePeer();
     const peer = new AudioPeer(state.track);
     state.peer = peer;
     peer.onRemoteStream = (stream) => attachAudio(stream);
     peer.onStateChange = (connectionState) => {
         if (state.peer !== peer) return;
-        if (connectionState === 'failed') {
-            setNotice('The sound connection was lost. Reconnecting…');
-            connectionLost();
-        }
+        state.peerState = connectionState;
+        renderSelfState();
+        if (connectionState === 'failed') connectionLost();
     };
     try {
         const sdp = await peer.createOffer();
@@ -495,41 +878,99 @@ async function onAnswer(conn, sdp) {
 
 function onParticipantUpdated(conn, person, by) {
     if (state.conn !== conn || !state.you || person.id !== state.you.id) return;
+    const wasMuted = state.you.muted;
+    const hadFloor = Boolean(state.you.has_floor);
     state.you = person;
+    if (person.has_floor && !hadFloor) {
+        announce('You have the floor.', true);
+        setNotice(person.muted ? 'You have the floor. Unmute when you are ready.' : 'You have the floor.');
+    } else if (hadFloor && !person.has_floor) {
+        announce('Your turn has ended.');
+        setNotice('');
+    }
     state.wantMuted = person.muted;
     applyLocalMute(person.muted);
     renderSelfMute();
-    if (person.muted && by !== null && by !== person.id) {
+    if (person.muted && !wasMuted && by !== null && by !== person.id) {
+        endPushToTalk();
         setNotice('A host muted you.');
+        announce('You were muted by the host.', true);
+    }
+}
+
+// Messages app.js knows beyond the list of people: the end of the circle, a removal.
+function onOtherMessage(message) {
+    switch (message.type) {
+    case 'waiting':
+        showWaiting();
+        break;
+    case 'joined':
+    case 'moderation_updated': {
+        const lobby = message.moderation && Array.isArray(message.moderation.lobby)
+            ? message.moderation.lobby.length : 0;
+        if (lobby > state.lobbySize) {
+            announce(lobby === 1 ? 'Someone is waiting in the lobby.'
+                : `${lobby} people are waiting in the lobby.`, true);
+        }
+        state.lobbySize = lobby;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+function onRoom() {
+    redrawPeople();
+    renderSelfState();
+}
+
+// In the lobby (moderation.js shows the place in line): no microphone on meanwhile, and a lost
+// connection knocks again with the seat token, which keeps the place.
+function showWaiting() {
+    const firstTime = state.phase !== 'waiting';
+    state.phase = 'waiting';
+    state.waiting = false;
+    state.reconnectAttempts = 0;
+    hideToken();
+    setConnection('connected');
+    setJoining(false);
+    setJoinStatus('');
+    releaseMicrophone();
+    document.title = 'Waiting to be let in · Hearth';
+    if (firstTime) {
+        const heading = document.querySelector('#view-lobby h1');
+        if (heading) heading.focus();
     }
 }
 
 function onError(conn, code, message) {
     if (state.conn !== conn) return;
+    if (FINAL_ERRORS[code] || (code === 'banned' && state.you)) {
+        showEnded(FINAL_ERRORS[code] || CLOSE_SENT_AWAY);
+        return;
+    }
+    if (DOOR_ERRORS.has(code) && state.phase !== 'in') {
+        backToJoinWith(() => {
+            setJoinStatus(message || 'You cannot come in right now.');
+            if (code === 'passcode_required' && $('passcode')) $('passcode').focus();
+        });
+        return;
+    }
     switch (code) {
     case 'circle_not_open':
-        showNotOpen();
+        // Someone who was in the circle and cannot get back in: it closed while they were away.
+        if (state.connection === 'reconnecting' && state.you) {
+            showEnded(CLOSE_ENDED);
+        } else {
+            showNotOpen();
+        }
         break;
     case 'invalid_display_name':
-        dropConnection();
-        releaseMicrophone();
-        state.phase = 'idle';
-        setJoining(false);
-        setJoinStatus('');
-        showView('view-join', { focus: false });
-        showNameError(message || 'Please choose a different name.');
-        $('display-name').focus();
-        break;
-    // moderation hook: refusals at the door; the person may try again (passcode) or not.
-    case 'passcode_required':
-    case 'circle_locked':
-    case 'banned':
-        dropConnection();
-        releaseMicrophone();
-        state.phase = 'idle';
-        setJoining(false);
-        showView('view-join', { focus: false });
-        setJoinStatus(message || 'You cannot come in right now.');
+        backToJoinWith(() => {
+            showNameError(message || 'Please choose a different name.');
+            $('display-name').focus();
+        });
         break;
     case 'invalid_sdp':
         setNotice('The sound could not be connected. Please leave and join again.');
@@ -543,50 +984,84 @@ function onError(conn, code, message) {
         break;
     default:
         // invalid_json, invalid_message, unknown_type, not_joined, already_joined: a bug in
-        // this page, not something the person can act on.
+        // this page, not something the person can act on. Hooks may know more codes.
         console.warn('Hearth server refused a message:', code, message);
     }
+}
+
+function backToJoinWith(then) {
+    dropConnection();
+    closePeer();
+    releaseMicrophone();
+    clearRetry();
+    state.phase = 'idle';
+    setConnection('idle');
+    setJoining(false);
+    setJoinStatus('');
+    showView('view-join', { focus: false });
+    renderMicCheck();
+    then();
 }
 
 function onClose(conn, code, wasLeaving) {
     if (state.conn !== conn) return;
     state.conn = null;
-    if (wasLeaving || state.phase === 'left') return;
-    // moderation hook: removed, ended, or open in another tab: do not reconnect.
-    if (moderation.finalClose(code) !== null) {
-        state.phase = 'left';
-        closePeer();
-        releaseMicrophone();
+    if (wasLeaving || state.phase === 'left' || state.phase === 'ended') return;
+    if (FINAL_CLOSES.has(code)) {
+        showEnded(code);
         return;
     }
     if (code === CLOSE_NOT_OPEN) {
-        showNotOpen();
+        if (state.connection === 'reconnecting' && state.you) {
+            showEnded(CLOSE_ENDED);
+        } else {
+            showNotOpen();
+        }
         return;
     }
-    if (state.phase === 'in' || state.phase === 'joining') connectionLost();
+    if (state.phase === 'in' || state.phase === 'joining' || state.phase === 'waiting') connectionLost();
 }
 
 function connectionLost() {
+    endPushToTalk();
     closePeer();
     dropConnection();
     if (state.you) state.wantMuted = state.you.muted;
-    if ($('view-circle').hidden) {
+    // Lost while in the lobby: knock again at once and quietly (the lobby view stays).
+    if (state.phase !== 'waiting' && $('view-circle').hidden) {
         connectionFailed();
         return;
     }
-    setNotice('The connection was lost. Reconnecting…');
+    setConnection('reconnecting');
+    state.speaking = new Set();
     scheduleReconnect();
 }
 
+// Exponential backoff with jitter (so a server restart is not met by everyone at once).
 function scheduleReconnect() {
     clearRetry();
     state.phase = 'joining';
-    const delay = Math.min(RECONNECT_MAX_MS, 1000 * 2 ** state.reconnectAttempts);
+    setConnection('reconnecting');
+    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** state.reconnectAttempts);
+    const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
     state.reconnectAttempts += 1;
+    const seconds = Math.max(1, Math.round(delay / 1000));
+    $('reconnect-text').replaceChildren(
+        Object.assign(document.createElement('strong'), { textContent: 'The connection was lost.' }),
+        ` Trying again in ${seconds} second${seconds === 1 ? '' : 's'}. `
+            + 'Your place in the circle is kept for a minute.',
+    );
     state.retryTimer = window.setTimeout(() => {
         state.retryTimer = null;
         connectAndJoin();
     }, delay);
+}
+
+function reconnectNow() {
+    if (state.connection !== 'reconnecting') return;
+    state.reconnectAttempts = 0;
+    clearRetry();
+    connectAndJoin();
 }
 
 function showNotOpen() {
@@ -598,6 +1073,7 @@ function showNotOpen() {
     const firstTime = !state.waiting;
     state.waiting = true;
     state.phase = 'not-open';
+    setConnection('idle');
     state.you = null;
     state.reconnectAttempts = 0;
     setJoining(false);
@@ -617,11 +1093,33 @@ function retryNotOpen() {
     connectAndJoin();
 }
 
+// The honest end: the circle is over, a host removed or turned away this person, or another
+// tab took the seat. moderation.js shows the words (the server's reason); no knocking again.
+function showEnded(closeCode) {
+    clearRetry();
+    endPushToTalk();
+    const conn = state.conn;
+    state.conn = null;
+    if (conn) conn.close();
+    closePeer();
+    releaseMicrophone();
+    releaseWakeLock();
+    clearPeople();
+    state.phase = 'ended';
+    state.you = null;
+    setConnection('left');
+    document.title = 'Hearth';
+    if (moderation) moderation.finalClose(closeCode);
+    const heading = document.querySelector('#view-final h1');
+    if (heading) heading.focus();
+    hooks.emit('hearth:left', { type: 'hearth:left', why: closeCode });
+}
+
 function onLeaveClick() {
     const conn = state.conn;
     state.phase = 'left';
     clearRetry();
-    moderation.forgetSeat(); // moderation hook
+    endPushToTalk();
     if (conn) {
         conn.leave();
         // The server closes the socket; should it not, do it ourselves.
@@ -630,11 +1128,15 @@ function onLeaveClick() {
     state.conn = null;
     closePeer();
     releaseMicrophone();
+    releaseWakeLock();
     clearPeople();
+    if (moderation) moderation.forgetSeat();
     state.you = null;
     setNotice('');
+    setConnection('left');
     document.title = 'You left · Hearth';
     showView('view-left');
+    hooks.emit('hearth:left', { type: 'hearth:left', why: 'left' });
 }
 
 function backToJoin() {
@@ -644,10 +1146,12 @@ function backToJoin() {
     state.waiting = false;
     $('display-name').value = state.name;
     $('join-muted').checked = true;
+    setConnection('idle');
     setJoining(false);
     setJoinStatus('');
     document.title = 'Hearth';
     showView('view-join', { focus: false });
+    renderMicCheck();
 }
 
 function describeTime(circle) {
@@ -660,7 +1164,7 @@ function describeTime(circle) {
 // ---------------------------------------------------------------------------------------------
 
 function start() {
-    moderation = new Moderation(); // moderation hook
+    moderation = new Moderation();
     state.token = readToken();
     if (!state.token) {
         showView('view-no-link', { focus: false });
@@ -668,12 +1172,41 @@ function start() {
     }
     const savedName = sessionStorage.getItem(NAME_KEY);
     if (savedName) $('display-name').value = savedName;
+    try {
+        state.micDeviceId = localStorage.getItem(MIC_KEY);
+    } catch {
+        state.micDeviceId = null;
+    }
+
+    hooks.connectBridge({
+        send: (message) => Boolean(state.conn && state.conn.send(message)),
+        announce: (text, urgent) => announce(text, urgent),
+        notify: (text) => setNotice(text),
+        redraw: () => redrawPeople(),
+        snapshot: () => ({
+            you: state.you,
+            circle: state.circle,
+            participants: state.conn ? state.conn.participants : [],
+            connection: state.connection,
+        }),
+    });
 
     $('join-form').addEventListener('submit', onJoinSubmit);
     $('display-name').addEventListener('input', () => showNameError(''));
+    $('mic-check').addEventListener('click', () => checkMicrophone());
+    $('mic-select').addEventListener('change', (event) => {
+        state.micDeviceId = event.target.value;
+        try {
+            localStorage.setItem(MIC_KEY, state.micDeviceId);
+        } catch {
+            // Not remembered; fine.
+        }
+        checkMicrophone(state.micDeviceId);
+    });
     $('self-mute').addEventListener('click', onSelfMuteClick);
     $('leave').addEventListener('click', onLeaveClick);
     $('tap-to-hear').addEventListener('click', onTapToHear);
+    $('reconnect-now').addEventListener('click', reconnectNow);
     $('rejoin').addEventListener('click', () => {
         backToJoin();
         $('join').focus();
@@ -687,12 +1220,25 @@ function start() {
         backToJoin();
         $('display-name').focus();
     });
+    document.addEventListener('keydown', onKeyDown);
+    document.addEventListener('keyup', onKeyUp);
+    window.addEventListener('blur', endPushToTalk);
+    document.addEventListener('visibilitychange', onVisible);
+    window.addEventListener('online', reconnectNow);
     window.addEventListener('pagehide', () => {
         dropConnection();
         closePeer();
         releaseMicrophone();
     });
     showView('view-join', { focus: false });
+    // The page works from here on (the tests measure the time to this mark).
+    performance.mark('hearth-ready');
+    document.body.dataset.ready = 'true';
+    loadCircleInfo();
+    // Permission already given on an earlier visit: show the meter straight away, no prompt.
+    microphonePermission().then((permission) => {
+        if (permission === 'granted' && state.phase === 'idle' && !state.mic) checkMicrophone();
+    });
 }
 
 start();

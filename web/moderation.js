@@ -250,7 +250,7 @@ export class Moderation {
         this.modeButton = button('mode', '', () => this._send({ type: 'set_speaking_mode', mode: this.room && this.room.speaking_mode === 'open' ? 'hand_raise' : 'open' }));
         this.lockButton = button('lock', '', () => this._send({ type: 'set_lock', locked: !(this.room && this.room.locked) }));
         this.lobbyButton = button('lobby-toggle', '', () => this._send({ type: 'set_lobby', enabled: !(this.room && this.room.lobby) }));
-        this.shareSelect = el('select', { testid: 'share-time', onchange: () => {
+        this.shareSelect = el('select', { testid: 'share-time', ariaLabel: 'Time for each share', onchange: () => {
             const v = this.shareSelect.value;
             this._send({ type: 'set_share_time', seconds: v ? Number(v) : null });
         } }, el('option', { value: '' }, 'No time box'),

@@ -23,6 +23,10 @@ export function socketUrl(loc = window.location) {
  *   onParticipantLeft(participant)        the person as last known
  *   onAnswer(sdp)
  *   onError(code, message, ref)
+ *   onRoom(room)                          the room view changed (`joined`, `waiting`, `room_updated`)
+ *   onLevels(speakingIds)                 who is speaking now (`levels`; absent on older servers)
+ *   onMessageFirst(message)               every message, before the callbacks above (moderation.js)
+ *   onMessage(message)                    every message, after the callbacks above (for hooks.js)
  *   onClose(code, reason, wasLeaving)     the socket is gone
  */
 export class ServerConnection {
@@ -34,6 +38,9 @@ export class ServerConnection {
         // Keyed by id; a Map keeps insertion order, which is the join order the server gave.
         this.people = new Map();
         this.leaving = false;
+        this.seatToken = null;
+        // Speaking mode, floor, hand queue, turn... (docs/protocol.md), or null on older servers.
+        this.room = null;
     }
 
     /** Opens the socket; resolves once it is open, rejects if it cannot be opened. */
@@ -70,13 +77,21 @@ export class ServerConnection {
         return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
     }
 
-    join(token, displayName, muted, extras = {}) {
+    /**
+     * Takes a seat. `extra` may hold `seat_token` (resume the seat this page held before a
+     * dropped connection), `device_key` (this browser's random key) and `passcode`; the server
+     * ignores what it does not know.
+     */
+    join(token, displayName, muted, extra = {}) {
         this.leaving = false;
-        // moderation hook: `extras` carries seat_token, device_key, passcode (moderation.js).
-        this._send({ ...extras, type: 'join', token, display_name: displayName, muted });
+        const message = { type: 'join', token, display_name: displayName, muted };
+        for (const [key, value] of Object.entries(extra)) {
+            if (value !== null && value !== undefined && value !== '') message[key] = value;
+        }
+        this._send(message);
     }
 
-    /** moderation hook: moderation.js sends its own commands through this. */
+    /** Sends any message (for hooks.js); returns whether it went out. */
     send(message) {
         return this._send(message);
     }
@@ -129,11 +144,14 @@ export class ServerConnection {
             return;
         }
         if (!message || typeof message.type !== 'string') return;
-        // moderation hook: moderation.js sees every message (it keeps the room and host views).
-        this._call('onMessage', message);
+        // moderation.js sees every message first (it keeps the room and host views, and the
+        // reason for a removal before the page reacts to it).
+        this._call('onMessageFirst', message);
         switch (message.type) {
         case 'joined':
             this.you = message.you;
+            this.seatToken = typeof message.seat_token === 'string' ? message.seat_token : null;
+            if (message.room) this.room = message.room;
             this.circle = message.circle;
             this.people = new Map(message.participants.map((p) => [p.id, p]));
             if (!this.people.has(message.you.id)) this.people.set(message.you.id, message.you);
@@ -166,9 +184,25 @@ export class ServerConnection {
         case 'error':
             this._call('onError', message.code, message.message ?? '', message.ref ?? null);
             break;
+        case 'waiting':
+            if (typeof message.seat_token === 'string') this.seatToken = message.seat_token;
+            if (message.room) this.room = message.room;
+            break;
+        case 'room_updated':
+            if (message.room) {
+                this.room = message.room;
+                this._call('onRoom', message.room);
+            }
+            break;
+        case 'levels':
+            if (Array.isArray(message.speaking)) {
+                this._call('onLevels', message.speaking.filter((id) => typeof id === 'string'));
+            }
+            break;
         default:
-            // A newer server may say more than this client knows; ignoring it is safe.
+            // A newer server may say more than this client knows: hooks.js listeners may use it.
             break;
         }
+        this._call('onMessage', message);
     }
 }

@@ -13,12 +13,15 @@ const GATHERING_TIMEOUT_MS = 3000;
  * Asks for the microphone. Resolves to {stream} or, when there is none or it was refused,
  * to {stream: null, reason} with reason one of 'refused', 'no-device', 'unsupported', 'failed'.
  */
-export async function openMicrophone() {
+export async function openMicrophone(deviceId = null) {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
         return { stream: null, reason: 'unsupported' };
     }
+    const constraints = deviceId
+        ? { ...VOICE_CONSTRAINTS, audio: { ...VOICE_CONSTRAINTS.audio, deviceId: { exact: deviceId } } }
+        : VOICE_CONSTRAINTS;
     try {
-        const stream = await navigator.mediaDevices.getUserMedia(VOICE_CONSTRAINTS);
+        const stream = await navigator.mediaDevices.getUserMedia(constraints);
         return { stream, reason: null };
     } catch (error) {
         const name = error && error.name;
@@ -29,6 +32,70 @@ export async function openMicrophone() {
             return { stream: null, reason: 'no-device' };
         }
         return { stream: null, reason: 'failed' };
+    }
+}
+
+/** The microphones the browser names (labels only once permission was given). */
+export async function listMicrophones() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return [];
+    try {
+        const devices = await navigator.mediaDevices.enumerateDevices();
+        return devices.filter((d) => d.kind === 'audioinput' && d.deviceId);
+    } catch {
+        return [];
+    }
+}
+
+/** Whether the microphone permission is already granted ('granted'|'denied'|'prompt'|null). */
+export async function microphonePermission() {
+    try {
+        const status = await navigator.permissions.query({ name: 'microphone' });
+        return status.state;
+    } catch {
+        return null;
+    }
+}
+
+/**
+ * A live level (0-100) of a microphone stream, sampled ten times a second: enough for a
+ * meter, cheap on an old phone. Calls onLevel(level) each time.
+ */
+export class LevelMeter {
+    constructor(stream, onLevel) {
+        this.onLevel = onLevel;
+        const Context = window.AudioContext || window.webkitAudioContext;
+        this.context = new Context();
+        this.source = this.context.createMediaStreamSource(stream);
+        this.analyser = this.context.createAnalyser();
+        this.analyser.fftSize = 1024;
+        this.source.connect(this.analyser);
+        this.samples = new Float32Array(this.analyser.fftSize);
+        this.timer = window.setInterval(() => this._sample(), 100);
+        // A context made outside a click may start suspended; any later click resumes it.
+        if (this.context.state === 'suspended') this.context.resume().catch(() => {});
+    }
+
+    _sample() {
+        if (this.context.state === 'suspended') this.context.resume().catch(() => {});
+        this.analyser.getFloatTimeDomainData(this.samples);
+        let sum = 0;
+        for (const v of this.samples) sum += v * v;
+        const rms = Math.sqrt(sum / this.samples.length);
+        // -60 dBFS .. 0 dBFS onto 0..100, so quiet speech still moves the bar.
+        const db = rms > 0 ? 20 * Math.log10(rms) : -100;
+        const level = Math.max(0, Math.min(100, Math.round(((db + 60) / 60) * 100)));
+        if (this.onLevel) this.onLevel(level);
+    }
+
+    stop() {
+        window.clearInterval(this.timer);
+        this.onLevel = null;
+        try {
+            this.source.disconnect();
+        } catch {
+            // Already disconnected.
+        }
+        this.context.close().catch(() => {});
     }
 }
 
