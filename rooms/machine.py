@@ -522,7 +522,8 @@ def set_lobby(state: CircleState, *, actor_id: str, enabled: bool, now: datetime
     events: list[Event] = []
     if not enabled:
         for waiting in state.lobby:
-            if waiting.reason is WaitReason.LOBBY:
+            # Those the circle has no room for keep their place until a seat frees up.
+            if waiting.reason is WaitReason.LOBBY and _has_room(next_state):
                 next_state = _seat_waiting(next_state, waiting, now, events)
     audit = (_audit("set_lobby", actor, detail="on" if enabled else "off"),)
     return _settled(next_state, events, actor=actor_id, audit=audit)
@@ -531,6 +532,8 @@ def set_lobby(state: CircleState, *, actor_id: str, enabled: bool, now: datetime
 def admit(state: CircleState, *, actor_id: str, waiting_id: str, now: datetime) -> Decision:
     actor = _allowed(state, actor_id, Capability.MANAGE_LOBBY, "Only a host can let people in.")
     waiting = _waiting(state, waiting_id)
+    if not _has_room(state):
+        raise RoomError(errors.CIRCLE_FULL, FULL_MESSAGE)
     events: list[Event] = []
     next_state = _seat_waiting(state, waiting, now, events)
     audit = (_audit("admit", actor, target_id=waiting.id, target_label=waiting.display_name),)
@@ -541,11 +544,18 @@ def admit_all(state: CircleState, *, actor_id: str, now: datetime) -> Decision:
     actor = _allowed(state, actor_id, Capability.MANAGE_LOBBY, "Only a host can let people in.")
     if not state.lobby:
         raise RoomError(errors.NO_CHANGE, "Nobody is waiting.")
+    if not _has_room(state):
+        raise RoomError(errors.CIRCLE_FULL, FULL_MESSAGE)
     events: list[Event] = []
     next_state = state
+    admitted = 0
     for waiting in state.lobby:
+        # First come, first in, as far as the capacity goes; the rest keep their place.
+        if not _has_room(next_state):
+            break
         next_state = _seat_waiting(next_state, waiting, now, events)
-    audit = (_audit("admit_all", actor, detail=str(len(state.lobby))),)
+        admitted += 1
+    audit = (_audit("admit_all", actor, detail=str(admitted)),)
     return _settled(next_state, events, actor=actor_id, audit=audit)
 
 
@@ -678,6 +688,11 @@ def _has_moderator(state: CircleState) -> bool:
     return any(is_moderator(s.role) for s in state.seats.values())
 
 
+def _has_room(state: CircleState) -> bool:
+    capacity = state.circle.capacity
+    return capacity is None or len(state.seats) < capacity
+
+
 def _holding(state: CircleState) -> bool:
     return state.no_host and state.settings.no_host_policy is NoHostPolicy.HOLD
 
@@ -709,7 +724,9 @@ def _settled(
     if not no_host:
         for waiting in next_state.lobby:
             if waiting.reason is WaitReason.NO_HOST:
-                if next_state.lobby_enabled:
+                # Held for want of a host: in they come once one is here, unless the lobby
+                # is on or the circle is full; then they wait for a host's admission.
+                if next_state.lobby_enabled or not _has_room(next_state):
                     lobby = tuple(
                         replace(w, reason=WaitReason.LOBBY) if w.id == waiting.id else w
                         for w in next_state.lobby

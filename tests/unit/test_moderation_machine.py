@@ -380,3 +380,38 @@ def test_with_wait_for_host_arrivals_wait_until_a_host_is_there() -> None:
     assert state.waiting("sam") is not None and state.lobby[0].reason is WaitReason.NO_HOST
     state = enter(state, "ana2", Role.HOST).state
     assert "sam" in state.seats and not state.lobby
+
+
+def test_a_full_circle_admits_from_the_lobby_only_as_far_as_its_capacity() -> None:
+    small = CircleState.starting(replace(CIRCLE, capacity=4), CircleSettings())
+    for seat_id, role in (ANA, SAM, KIM):
+        small = enter(small, seat_id, role).state
+    state = machine.set_lobby(small, actor_id="ana", enabled=True, now=NOW).state
+    for seat_id in ("lee", "max"):
+        state = enter(state, seat_id).state
+    state = machine.admit_all(state, actor_id="ana", now=NOW).state
+    assert "lee" in state.seats and [w.id for w in state.lobby] == ["max"]
+    for step in (
+        lambda s: machine.admit(s, actor_id="ana", waiting_id="max", now=NOW),
+        lambda s: machine.admit_all(s, actor_id="ana", now=NOW),
+    ):
+        with pytest.raises(RoomError) as refused:
+            step(state)
+        assert refused.value.code == errors.CIRCLE_FULL
+    # Turning the lobby off does not squeeze anyone in either: Max keeps his place.
+    opened = machine.set_lobby(state, actor_id="ana", enabled=False, now=NOW).state
+    assert "max" not in opened.seats and [w.id for w in opened.lobby] == ["max"]
+    # A seat frees up, and Max can be let in.
+    freed = machine.leave(opened, seat_id="sam").state
+    assert "max" in machine.admit(freed, actor_id="ana", waiting_id="max", now=NOW).state.seats
+
+
+def test_nobody_new_gets_past_a_full_circle_at_the_door() -> None:
+    full = CircleState.starting(replace(CIRCLE, capacity=2), CircleSettings())
+    for seat_id, role in (ANA, SAM):
+        full = enter(full, seat_id, role).state
+    with pytest.raises(RoomError) as refused:
+        enter(full, "kim")
+    assert refused.value.code == errors.CIRCLE_FULL
+    # Hosts always get in: a circle is never full for the people who run it.
+    assert "bo" in enter(full, "bo", Role.HOST).state.seats
