@@ -171,6 +171,25 @@ def current_or_next(
     return current, upcoming
 
 
+def clashing_neighbour(
+    moved: Occurrence, others: Iterable[Occurrence], windows: Windows
+) -> Occurrence | None:
+    """Another (not cancelled) occurrence whose window would overlap ``moved``'s, if any.
+
+    Windows run from the lobby opening to the close. Two that overlap would make the series
+    link ambiguous (which circle does it open?) and put one group's lobby inside another's
+    meeting, so a move may not create one.
+    """
+    for other in sorted(others, key=lambda o: o.starts_at):
+        if other.cancelled or other.original_start == moved.original_start:
+            continue
+        if opens_at(moved, windows) < closes_at(other, windows) and opens_at(
+            other, windows
+        ) < closes_at(moved, windows):
+            return other
+    return None
+
+
 def extend(occurrence: Occurrence, minutes: int) -> Occurrence:
     """A host keeps the circle open longer; the total is capped."""
     total = min(occurrence.extended_minutes + minutes, MAX_EXTENSION_MINUTES)

@@ -13,7 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from rooms.lifecycle import DEFAULT_GRACE_MINUTES, DEFAULT_LOBBY_MINUTES, phase
+from rooms.lifecycle import (
+    DEFAULT_GRACE_MINUTES,
+    DEFAULT_LOBBY_MINUTES,
+    Occurrence,
+    clashing_neighbour,
+    phase,
+)
 from rooms.recurrence import (
     RecurrenceError,
     SeriesSchedule,
@@ -382,10 +388,27 @@ async def change_occurrence(request: web.Request) -> web.Response:
         raise invalid_field(
             field, "Only an occurrence that has not begun can change, and only to the future."
         )
+    if starts_at is not None:
+        await _refuse_clash(store, series, replace(occurrence, starts_at=starts_at))
     changed = await store.change_occurrence(
         series, occurrence, cancelled=cancelled, starts_at=starts_at, now=now
     )
     return _json(render_occurrence(changed, now))
+
+
+async def _refuse_clash(store: SeriesStore, series: Series, moved: Occurrence) -> None:
+    # Durations are at most a day and extensions two hours: neighbours further than two
+    # days away cannot overlap.
+    span = timedelta(days=2)
+    nearby = await store.occurrences(series.id, moved.starts_at - span, moved.starts_at + span)
+    others = [found.occurrence for found in nearby or []]
+    clash = clashing_neighbour(moved, others, series.windows)
+    if clash is not None:
+        raise invalid_field(
+            "starts_at",
+            "That time would overlap the occurrence starting at "
+            f"{clash.starts_at.isoformat()} (lobby and grace included).",
+        )
 
 
 async def add_host_link(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rooms.lifecycle import Override, occurrences_between
+from rooms.lifecycle import Occurrence, Override, Windows, clashing_neighbour, occurrences_between
 from rooms.recurrence import (
     RecurrenceError,
     SeriesSchedule,
@@ -177,3 +177,18 @@ def test_an_end_date_before_the_start_is_refused_naming_ends_on() -> None:
     with pytest.raises(RecurrenceError) as refused:
         validate(schedule)
     assert refused.value.field == "ends_on"
+
+
+def test_windows_that_touch_do_not_clash_but_overlapping_ones_do() -> None:
+    windows = Windows(lobby_minutes=30, grace_minutes=15)
+    base = datetime(2026, 10, 13, 17, 0, tzinfo=UTC)
+    first = Occurrence("s", base, base, 60)  # window 16:30 - 18:15
+    later = base + timedelta(hours=2)
+    touching = Occurrence("s", later, later - timedelta(minutes=15), 60)  # opens 18:15
+    overlapping = Occurrence("s", later, later - timedelta(minutes=16), 60)  # opens 18:14
+    assert clashing_neighbour(touching, [first], windows) is None
+    assert clashing_neighbour(overlapping, [first], windows) == first
+    cancelled = Occurrence("s", base, base, 60, cancelled=True)
+    assert clashing_neighbour(overlapping, [cancelled], windows) is None
+    # An occurrence never clashes with itself (where it stood before the move).
+    assert clashing_neighbour(first, [first], windows) is None

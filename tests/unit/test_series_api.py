@@ -457,3 +457,34 @@ async def test_the_purge_timer_runs_at_start(
     clock.now += timedelta(days=31)
     second = await aiohttp_client(create_app(settings, clock=clock))
     assert await SqlCircleStore(second.app[DATABASE]).all_seats(match.circle.id) == []
+
+
+async def test_an_occurrence_cannot_be_moved_onto_its_neighbour(client: Client) -> None:
+    _, series = await create(client)
+    sid = series["id"]
+    first, second = await occurrences(client, sid, "2026-10-13T00:00:00Z", "2026-10-21T00:00:00Z")
+    path = f"{S}/{sid}/occurrences/{second['id']}"
+    # An hour after the first one starts: inside its 90 minutes, so the link would be ambiguous.
+    clash = (datetime.fromisoformat(first["starts_at"]) + timedelta(hours=1)).isoformat()
+    status, refused = await call(
+        client, "PATCH", path, headers=AUTH, json={"starts_at": clash}, documented_as=OCCURRENCE
+    )
+    assert status == 422
+    assert refused["error"]["field"] == "starts_at"
+    assert first["starts_at"][:16] in refused["error"]["message"]
+    unchanged = await occurrences(client, sid, "2026-10-13T00:00:00Z", "2026-10-21T00:00:00Z")
+    assert [o["starts_at"] for o in unchanged] == [first["starts_at"], second["starts_at"]]
+    # Once the first is cancelled, its slot is free to take.
+    status, _ = await call(
+        client,
+        "PATCH",
+        f"{S}/{sid}/occurrences/{first['id']}",
+        headers=AUTH,
+        json={"cancelled": True},
+        documented_as=OCCURRENCE,
+    )
+    assert status == 200
+    status, moved = await call(
+        client, "PATCH", path, headers=AUTH, json={"starts_at": clash}, documented_as=OCCURRENCE
+    )
+    assert (status, moved["starts_at"]) == (200, clash)
