@@ -72,6 +72,7 @@ export class Moderation {
         this.view = null;
         this.people = new Map();
         this.finalText = null;
+        this.deniedOnly = false;
         this.timer = window.setInterval(() => this._renderTurn(), 1000);
         this._build();
     }
@@ -148,6 +149,7 @@ export class Moderation {
             if (message.code in ERROR_TEXT) {
                 const text = ERROR_TEXT[message.code];
                 if (['removed', 'denied', 'banned'].includes(message.code)) this.finalText = text;
+                this.deniedOnly = message.code === 'denied';
                 if (text) this._say(text);
             }
             break;
@@ -211,9 +213,13 @@ export class Moderation {
             el('p', { className: 'hint' }, 'A host will let you in. You can keep this page open.'));
         $('main').append(this.lobbyView);
 
+        // Being turned away from the lobby is not a ban: the person may knock again.
+        this.askAgain = button('ask-again', 'Ask again', () => window.location.reload());
+        this.askAgain.hidden = true;
         this.finalView = el('section', { id: 'view-final', className: 'view', testid: 'final', hidden: true },
             el('h1', { tabIndex: -1 }, 'Hearth'),
-            this.finalMessage = el('p', {}));
+            this.finalMessage = el('p', {}),
+            this.askAgain);
         $('main').append(this.finalView);
 
         const circle = $('view-circle');
@@ -367,6 +373,7 @@ export class Moderation {
     _showFinal(text) {
         for (const view of document.querySelectorAll('main > .view')) view.hidden = view !== this.finalView;
         this.finalMessage.textContent = text;
+        this.askAgain.hidden = !this.deniedOnly;
     }
 
     _say(text) {

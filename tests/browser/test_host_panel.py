@@ -93,3 +93,42 @@ async def test_host_panel_admits_from_the_lobby_gives_the_floor_and_removes(
         await expect(host.get_by_test_id("participant")).to_have_count(2)
 
     assert errors == []
+
+
+async def test_someone_turned_away_from_the_lobby_may_ask_again_but_a_removed_person_may_not(
+    hearth_server: ServerProcess, chromium_path: Path
+) -> None:
+    circle = hearth_server.create_circle("Lobby circle")
+    host_url = urljoin(hearth_server.base_url, circle["host_url"])
+    join_url = urljoin(hearth_server.base_url, circle["join_url"])
+    errors: list[str] = []
+
+    async with async_playwright() as pw, chromium(pw, chromium_path, None) as browser:
+        host = await open_page(browser, host_url, 1024, errors)
+        await join(host, "Ana", muted=True)
+        await host.get_by_test_id("lobby-toggle").click()
+        await expect(host.get_by_test_id("lobby-toggle")).to_have_text("Turn lobby off")
+
+        lee = await open_page(browser, join_url, 400, errors)
+        await join(lee, "Lee", muted=True)
+        await expect(lee.get_by_test_id("lobby-position")).to_be_visible(timeout=10_000)
+        await host.get_by_test_id("waiting-person").get_by_test_id("deny").click()
+        await expect(lee.get_by_test_id("final")).to_contain_text("did not let you in")
+        await expect(lee.get_by_test_id("ask-again")).to_be_visible()
+
+        # Asking again puts Lee back in the lobby, where the host sees the knock.
+        await lee.get_by_test_id("ask-again").click()
+        await join(lee, "Lee", muted=True)
+        await expect(lee.get_by_test_id("lobby-position")).to_have_text(
+            "You are number 1 of 1 waiting.", timeout=10_000
+        )
+        await expect(host.get_by_test_id("waiting-person")).to_have_count(1)
+        await host.get_by_test_id("waiting-person").get_by_test_id("admit").click()
+        await expect(row(lee, "Lee")).to_contain_text("(you)", timeout=10_000)
+
+        # A removal is final: no "ask again".
+        await row(host, "Lee").get_by_test_id("remove").click()
+        await expect(lee.get_by_test_id("final")).to_contain_text("removed", timeout=10_000)
+        await expect(lee.get_by_test_id("ask-again")).to_be_hidden()
+
+    assert errors == []
