@@ -16,9 +16,10 @@ from server.errors import api_error_middleware
 from server.pages import OPEN_SOCKETS, add_page_routes, security_headers
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
-from signaling.audio import MixingAudioPath
+from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
 from signaling.peer import restrict_ice_addresses
+from signaling.voice import tune_opus_for_voice
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     )
     app[SETTINGS] = settings
     restrict_ice_addresses(settings.ice_addresses)
+    tune_opus_for_voice()
     add_api_routes(app)
     add_page_routes(app)
 
@@ -51,7 +53,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             token = await store.ensure_bootstrap_token()
             if token is not None:
                 _announce_admin_token(token)
-        app[HUB] = CircleHub(store, MixingAudioPath, clock)
+        app[HUB] = CircleHub(store, SharedMixAudioPath, clock)
         yield
         await database.close()
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from signaling.protocol import INVALID_SDP, ProtocolError
+from signaling.voice import VoiceInlet, bypass_receive_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,14 @@ def restrict_ice_addresses(addresses: tuple[str, ...]) -> None:
 
 
 class MediaPeer:
-    """One peer connection; a new offer replaces the connection (and restarts ICE)."""
+    """One peer connection; a new offer replaces the connection (and restarts ICE).
 
-    def __init__(self, on_voice: Callable[[MediaStreamTrack], None]) -> None:
-        self._on_voice = on_voice
+    The voice's packets go to ``inlet`` straight after SRTP: aiortc's jitter buffer and
+    decoder never see them.
+    """
+
+    def __init__(self, inlet: VoiceInlet) -> None:
+        self._inlet = inlet
         self._pc: RTCPeerConnection | None = None
 
     async def answer(self, offer_sdp: str, outbound: MediaStreamTrack) -> str:
@@ -46,16 +50,13 @@ class MediaPeer:
         # No ICE servers: the server has its own addresses and never asks a third party.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._pc = pc
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._on_voice(track)
-
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            if not any(t.kind == "audio" for t in pc.getTransceivers()):
+            audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+            if not audio:
                 raise ProtocolError(INVALID_SDP, "The offer has no audio.", ref="offer")
+            for transceiver in audio:
+                bypass_receive_pipeline(transceiver.receiver, self._inlet)
             pc.addTrack(outbound)
             await pc.setLocalDescription(await pc.createAnswer())
         except ProtocolError:
