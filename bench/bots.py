@@ -204,7 +204,7 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
 
 
 async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    restrict_ice_addresses(("127.0.0.1",))
+    restrict_ice_addresses((plan["ice_address"],))
     window = (plan["window"][0], plan["window"][1])
     cycles = {i: media.speech_cycle(f) for i, f in enumerate(media.TONES)}
     dtx = media.dtx_packet()

@@ -1,7 +1,13 @@
 """Janus AudioBridge (Debian's ``janus``) started by the bench with a config of its own.
 
 Only what the bench needs is loaded (the AudioBridge plugin and the HTTP transport, through
-folders holding just those two), everything is bound to 127.0.0.1, nothing is recorded.
+folders holding just those two), the HTTP API is bound to 127.0.0.1, nothing is recorded.
+
+Janus's ICE (libnice) never gathers a candidate on a loopback interface, so Janus and its
+bots run in a private network namespace of their own (``unshare -n``): loopback plus a veth
+pair whose two ends are both inside it, addressed 10.213.0.1. The namespace has no route to
+anything else, so no packet can leave the machine; from the host's point of view all of it
+is local traffic, like 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -9,12 +15,51 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+MEDIA_ADDRESS = "10.213.0.1"
+NAMESPACE_SETUP = (
+    "ip link set lo up && ip link add hb0 type veth peer name hb1 && "
+    f"ip addr add {MEDIA_ADDRESS}/24 dev hb0 && ip link set hb0 up && ip link set hb1 up && "
+    "echo ready && exec sleep 3600"
+)
+
+
+class Namespace:
+    """A private network namespace, kept alive by a sleeping holder process."""
+
+    def __init__(self) -> None:
+        self.holder = subprocess.Popen(
+            ["unshare", "-n", "sh", "-c", NAMESPACE_SETUP], stdout=subprocess.PIPE
+        )
+        assert self.holder.stdout is not None
+        if self.holder.stdout.readline().strip() != b"ready":
+            raise RuntimeError("could not set up the bench's network namespace")
+
+    def prefix(self) -> list[str]:
+        return ["nsenter", "-t", str(self.holder.pid), "-n"]
+
+    def close(self) -> None:
+        self.holder.terminate()
+        self.holder.wait()
+
+
+def post_in(namespace: Namespace, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to Janus's API from inside the namespace (where its HTTP port is)."""
+    out = subprocess.run(
+        [*namespace.prefix(), sys.executable, "-m", "bench.janus", url, json.dumps(body)],
+        capture_output=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
+    reply: dict[str, Any] = json.loads(out)
+    return reply
+
 
 JANUS_JCFG = """
 general: {{
@@ -23,7 +68,7 @@ general: {{
     transports_folder = "{transports}"
     events_folder = "{events}"
     loggers_folder = "{events}"
-    debug_level = 3
+    debug_level = 4
     session_timeout = 120
     hide_dependencies = true
 }}
@@ -32,7 +77,7 @@ media: {{
     rtp_port_range = "{ports}"
 }}
 nat: {{
-    ice_enforce_list = "127.0.0.1"
+    ice_enforce_list = "hb0"
     ice_lite = false
 }}
 plugins: {{
@@ -66,9 +111,10 @@ general: {
 
 
 class JanusProcess:
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, namespace: Namespace) -> None:
         self.workdir = workdir
         self.port = port
+        self.namespace = namespace
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -93,7 +139,15 @@ class JanusProcess:
         (conf / "janus.plugin.audiobridge.jcfg").write_text(AUDIOBRIDGE_JCFG)
         log = (self.workdir / "janus.log").open("ab")
         self.process = subprocess.Popen(
-            ["janus", "-C", str(conf / "janus.jcfg"), "-F", str(conf), "--disable-colors"],
+            [
+                *self.namespace.prefix(),
+                "janus",
+                "-C",
+                str(conf / "janus.jcfg"),
+                "-F",
+                str(conf),
+                "--disable-colors",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -104,7 +158,7 @@ class JanusProcess:
             try:
                 self.post(self.url, {"janus": "info"})
                 return
-            except OSError:
+            except (OSError, subprocess.CalledProcessError):
                 time.sleep(0.2)
         raise RuntimeError(f"janus did not start:\n{self.log_text()}")
 
@@ -112,10 +166,7 @@ class JanusProcess:
         return (self.workdir / "janus.log").read_text(errors="replace")[-4000:]
 
     def post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps({**body, "transaction": secrets.token_hex(6)}).encode()
-        request = urllib.request.Request(url, data=data, method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            reply: dict[str, Any] = json.loads(response.read())
+        reply = post_in(self.namespace, url, body)
         if reply.get("janus") == "error":
             raise RuntimeError(str(reply))
         return reply
@@ -154,3 +205,16 @@ class JanusProcess:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def _post_here(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    data = json.dumps({**body, "transaction": secrets.token_hex(6)}).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        reply: dict[str, Any] = json.loads(response.read())
+    return reply
+
+
+if __name__ == "__main__":
+    # python -m bench.janus URL JSON: one API call, run inside the namespace by post_in.
+    print(json.dumps(_post_here(sys.argv[1], json.loads(sys.argv[2]))))

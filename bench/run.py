@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import media
-from bench.janus import JanusProcess
+from bench.janus import MEDIA_ADDRESS, JanusProcess, Namespace
 from tests.support.server import ServerProcess, free_port, link_token
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -47,6 +47,8 @@ def percentile(values: list[float], q: float) -> float | None:
 
 class HearthTarget:
     name = "hearth"
+    ice_address = "127.0.0.1"
+    prefix: list[str] = []
 
     def __init__(self, workdir: Path) -> None:
         self.server = ServerProcess(data_dir=workdir / "hearth")
@@ -77,9 +79,12 @@ class HearthTarget:
 
 class JanusTarget:
     name = "janus"
+    ice_address = MEDIA_ADDRESS
 
     def __init__(self, workdir: Path) -> None:
-        self.janus = JanusProcess(workdir / "janus", free_port())
+        self.namespace = Namespace()
+        self.prefix = self.namespace.prefix()
+        self.janus = JanusProcess(workdir / "janus", free_port(), self.namespace)
 
     def start(self) -> int:
         self.janus.start()
@@ -94,6 +99,7 @@ class JanusTarget:
 
     def stop(self) -> None:
         self.janus.stop()
+        self.namespace.close()
 
 
 def plan_bots(
@@ -130,9 +136,14 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         window = (joined_by, joined_by + args.seconds)
         procs = []
         for p in range(args.bot_procs):
-            plan = {"target": target.name, "window": window, "bots": bots[p :: args.bot_procs]}
+            plan = {
+                "target": target.name,
+                "ice_address": target.ice_address,
+                "window": window,
+                "bots": bots[p :: args.bot_procs],
+            }
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.bots"],
+                [*target.prefix, sys.executable, "-m", "bench.bots"],
                 cwd=REPO,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -144,8 +155,18 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             procs.append(proc)
         time.sleep(max(0.0, window[0] - time.monotonic()))
         cpu0, load0 = cpu_seconds(pid), os.getloadavg()[0]
+        spy = None
+        if args.py_spy and target.name == "hearth":
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(pid), "--duration", str(int(args.seconds))]
+                + ["--format", "raw", "--output", args.py_spy, "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         time.sleep(max(0.0, window[1] - time.monotonic()))
         cpu1, rss_busy = cpu_seconds(pid), rss_mb(pid)
+        if spy is not None:
+            spy.wait()
         bot_cpu = 0.0
         reports: list[dict[str, Any]] = []
         for proc in procs:
@@ -230,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--join-rate", type=float, default=20, help="joins per second")
     parser.add_argument("--bot-procs", type=int, default=2)
     parser.add_argument("--targets", default="hearth,janus")
+    parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "scenario": {
