@@ -46,12 +46,15 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 class HearthTarget:
-    name = "hearth"
     ice_address = "127.0.0.1"
     prefix: list[str] = []
 
-    def __init__(self, workdir: Path) -> None:
-        self.server = ServerProcess(data_dir=workdir / "hearth")
+    def __init__(self, workdir: Path, forwarding: bool = True) -> None:
+        self.name = "hearth" if forwarding else "hearth_mixing_only"
+        self.server = ServerProcess(
+            data_dir=workdir / self.name,
+            extra_env={"HEARTH_AUDIO_FORWARDING": "1" if forwarding else "0"},
+        )
 
     def start(self) -> int:
         self.server.start()
@@ -156,10 +159,12 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         time.sleep(max(0.0, window[0] - time.monotonic()))
         cpu0, load0 = cpu_seconds(pid), os.getloadavg()[0]
         spy = None
-        if args.py_spy and target.name == "hearth":
+        if args.py_spy and target.name.startswith("hearth"):
             spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(pid), "--duration", str(int(args.seconds))]
-                + ["--format", "raw", "--output", args.py_spy, "--nonblocking"],
+                [
+                    *("py-spy", "record", "--pid", str(pid), "--duration", str(int(args.seconds))),
+                    *("--format", "raw", "--output", args.py_spy, "--nonblocking"),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -250,7 +255,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--settle", type=float, default=3)
     parser.add_argument("--join-rate", type=float, default=20, help="joins per second")
     parser.add_argument("--bot-procs", type=int, default=2)
-    parser.add_argument("--targets", default="hearth,janus")
+    parser.add_argument(
+        "--targets", default="hearth,janus", help="any of hearth, hearth_mixing_only, janus"
+    )
     parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
@@ -266,14 +273,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp:
         for name in args.targets.split(","):
-            target = HearthTarget(Path(tmp)) if name == "hearth" else JanusTarget(Path(tmp))
+            target: HearthTarget | JanusTarget
+            if name == "janus":
+                target = JanusTarget(Path(tmp))
+            else:
+                target = HearthTarget(Path(tmp), forwarding=name != "hearth_mixing_only")
             results["results"][name] = run_target(target, args)
     found = results["results"]
-    if "hearth" in found and "janus" in found:
-        janus_cpu = found["janus"]["server_cpu_ms_per_participant_s"]
-        if janus_cpu:
-            results["cpu_ratio_hearth_over_janus"] = round(
-                found["hearth"]["server_cpu_ms_per_participant_s"] / janus_cpu, 3
+    janus_cpu = found.get("janus", {}).get("server_cpu_ms_per_participant_s")
+    for name in ("hearth", "hearth_mixing_only"):
+        if name in found and janus_cpu:
+            results[f"cpu_ratio_{name}_over_janus"] = round(
+                found[name]["server_cpu_ms_per_participant_s"] / janus_cpu, 3
             )
     return results
 

@@ -156,4 +156,4 @@ class JanusSignaller:
 
 
 def signaller_for(target: str) -> HearthSignaller | JanusSignaller:
-    return HearthSignaller() if target == "hearth" else JanusSignaller()
+    return HearthSignaller() if target.startswith("hearth") else JanusSignaller()

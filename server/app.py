@@ -53,7 +53,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             token = await store.ensure_bootstrap_token()
             if token is not None:
                 _announce_admin_token(token)
-        app[HUB] = CircleHub(store, SharedMixAudioPath, clock)
+        forwarding = settings.audio_forwarding
+        app[HUB] = CircleHub(
+            store, lambda: SharedMixAudioPath(forward_lone_voice=forwarding), clock
+        )
         yield
         await database.close()
 

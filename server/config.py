@@ -28,6 +28,9 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     # Addresses the media relay offers as ICE host candidates; empty means every interface.
     ice_addresses: tuple[str, ...] = ()
+    # Forward a lone speaker's packets unchanged (the default); off, every tick is mixed and
+    # encoded (the benchmark's "mixing only" design, docs/performance.md).
+    audio_forwarding: bool = True
     web_dir: Path = REPO_ROOT / "web"
 
     @property
@@ -50,4 +53,5 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         public_url=env.get("HEARTH_PUBLIC_URL", "").rstrip("/"),
         admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,
         ice_addresses=ice,
+        audio_forwarding=env.get("HEARTH_AUDIO_FORWARDING", "1") != "0",
     )

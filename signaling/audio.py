@@ -5,12 +5,15 @@ inlet (signaling.voice takes them before aiortc's jitter buffer and decoder), ea
 gets one outbound track, and the room says whose voices may be heard.
 
 ``SharedMixAudioPath`` is the engine (docs/performance.md has the numbers that chose it).
-Every 20 ms it decodes the voices that may be heard and have a packet, sums them, and encodes
-that sum ONCE: every listener who is not speaking gets the very same packet. A speaker gets
-the sum minus their own voice from an encoder of their own (never your own voice back), so a
-tick costs one encode plus one per voice in the mix, whatever the number of listeners. When
-nobody speaks, a few encoded silence frames end the sound cleanly and then nothing is sent,
-as a browser does with DTX.
+While one voice speaks (most of a support circle's time), its Opus packets are forwarded
+unchanged to everyone else the moment they arrive, on the circle's own timeline: no decode, no
+encode, no wait for a tick. While several speak, every 20 ms it decodes the voices that may be
+heard, sums them, and encodes that sum ONCE: every listener who is not speaking gets the very
+same packet. A speaker gets the sum minus their own voice from an encoder of their own (never
+your own voice back), so a tick costs one encode plus one per voice in the mix, whatever the
+number of listeners. When the mix falls silent, a few encoded silence frames end it cleanly
+and then nothing is sent, as a browser does with DTX; a forwarded voice ends with the
+browser's own silence packets.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ MAX_LISTENER_PACKETS = 5
 # Encoded silence sent after a stream's last sound, so the decoder ends it softly instead of
 # playing ~0.4 s of loss concealment (a fading tail).
 SILENCE_TAIL_FRAMES = 3
-# A voice quieter than this (dBov, from the decoded samples) counts as not speaking.
-SPEAKING_DBOV = -50.0
+# A voice is speaking until this many ticks after its last speech packet. While exactly one
+# voice speaks, its packets are forwarded unchanged (no decode, no encode, no tick wait).
+FORWARD_HOLD_TICKS = 10
 
 Pcm = npt.NDArray[np.int16]
 if TYPE_CHECKING:
@@ -123,6 +127,7 @@ class _Voice:
         self.last_seq: int | None = None  # extended seq of the last packet taken
         self.decoder: Any = None
         self.level = -127.0
+        self.last_speech = -(10**9)  # tick of the last packet carrying speech
 
     def put(self, seq: int, payload: bytes) -> None:
         packets = self.packets
@@ -233,17 +238,22 @@ def dbov(pcm: Pcm) -> float:
 class SharedMixAudioPath:
     """Mix the audible voices once per tick and encode the listeners' common mix once."""
 
-    def __init__(self, *, run_clock: bool = True) -> None:
+    def __init__(self, *, run_clock: bool = True, forward_lone_voice: bool = True) -> None:
         # Tests turn the clock off and call mix_once themselves.
         self._run_clock = run_clock
+        self._forward_lone_voice = forward_lone_voice
         self._voices: dict[str, _Voice] = {}
         self._listeners: dict[str, ListenerTrack] = {}
         self._audible: frozenset[str] = frozenset()
         self._shared = _Stream()
         self._own: dict[str, _Stream] = {}  # mix-minus streams of the voices in the mix
-        self._pts = 0
+        self._tick = 0
+        self._next_pts = 0  # the circle's timeline: no packet goes out earlier than this
+        self._forwarded: str | None = None  # the lone voice sent on unchanged, if any
+        self._anchor: tuple[int, int] | None = None  # (its RTP timestamp, our pts)
         self._ticker: asyncio.Task[None] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
+        self.forwarded_packets = 0
 
     def is_audible(self, seat_id: str) -> bool:
         return seat_id in self._audible
@@ -255,7 +265,14 @@ class SharedMixAudioPath:
         def inlet(seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
                 return  # muted, without the floor, or replaced: dropped right here
-            voice.put(seq, payload)
+            if len(payload) > DTX_MAX_BYTES:
+                voice.last_speech = self._tick
+                if level is not None:
+                    voice.level = -float(level)
+            if self._forwarded == seat_id:
+                self._forward(seat_id, timestamp, payload)
+            else:
+                voice.put(seq, payload)
 
         self._ensure_ticking()
         return inlet
@@ -295,28 +312,27 @@ class SharedMixAudioPath:
             self._ticker = None
 
     def mix_once(self) -> None:
-        """One 20 ms tick: take a packet from each audible voice, send each listener its mix."""
+        """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs."""
+        self._tick += 1
+        tick_pts = self._tick * FRAME_SAMPLES
+        self._choose_forwarded()
         contributions: dict[str, Pcm] = {}
         for seat_id, voice in self._voices.items():
+            if seat_id == self._forwarded:
+                continue
             payload = voice.take()
             if payload is None or len(payload) <= DTX_MAX_BYTES or seat_id not in self._audible:
-                voice.level = -127.0
+                if self._tick - voice.last_speech > FORWARD_HOLD_TICKS:
+                    voice.level = -127.0
                 continue
             pcm = voice.decode(payload)
             if pcm is None:
                 continue
             voice.level = dbov(pcm)
             contributions[seat_id] = pcm
-        pts = self._pts
-        self._pts += FRAME_SAMPLES
 
-        shared_pcm: Pcm | None = None
-        minus: dict[str, Pcm | None] = {}
-        if contributions:
-            total, minus = mix(contributions)
-            shared_pcm = clip(total)
-        shared = self._encode(self._shared, shared_pcm, pts)
         own: dict[str, Encoded | None] = {}
+        pts = max(tick_pts, self._next_pts)
         for seat_id in list(self._own):
             if seat_id not in contributions:
                 # Out of the mix: finish this stream's silence tail, then the shared one.
@@ -324,17 +340,65 @@ class SharedMixAudioPath:
                 own[seat_id] = self._encode(stream, None, pts)
                 if stream.tail == 0:
                     del self._own[seat_id]
-        for seat_id, pcm in minus.items():
-            if seat_id in self._listeners:
-                if seat_id not in self._own:
-                    self._own[seat_id] = _Stream()
-                stream = self._own[seat_id]
-                own[seat_id] = self._encode(stream, pcm, pts)
-
+        shared: Encoded | None = None
+        if self._forwarded is None:
+            shared_pcm: Pcm | None = None
+            minus: dict[str, Pcm | None] = {}
+            if contributions:
+                total, minus = mix(contributions)
+                shared_pcm = clip(total)
+            shared = self._encode(self._shared, shared_pcm, pts)
+            for seat_id, pcm in minus.items():
+                if seat_id in self._listeners:
+                    if seat_id not in self._own:
+                        self._own[seat_id] = _Stream()
+                    own[seat_id] = self._encode(self._own[seat_id], pcm, pts)
+        sent = False
         for seat_id, listener in self._listeners.items():
             packet = own.get(seat_id, shared)
-            if packet is not None:
+            if packet is not None and seat_id != self._forwarded:
                 listener.push(packet)
+                sent = True
+        if sent:
+            self._next_pts = pts + FRAME_SAMPLES
+
+    def _choose_forwarded(self) -> None:
+        """Forward the one voice speaking, unchanged; mix when several are (or none is)."""
+        speaking = [
+            seat_id
+            for seat_id, voice in self._voices.items()
+            if seat_id in self._audible and self._tick - voice.last_speech <= FORWARD_HOLD_TICKS
+        ]
+        chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
+        if chosen == self._forwarded:
+            return
+        self._forwarded = chosen
+        self._anchor = None
+        if chosen is not None:
+            # The mix's streams stop here; what the voice had buffered goes out at once.
+            self._shared.tail = 0
+            voice = self._voices[chosen]
+            while (payload := voice.take()) is not None:
+                self._forward(chosen, None, payload)
+
+    def _forward(self, seat_id: str, timestamp: int | None, payload: bytes) -> None:
+        """Send one packet of the lone voice to everyone else, on the circle's timeline."""
+        if timestamp is None or self._anchor is None:
+            pts = max(self._tick * FRAME_SAMPLES, self._next_pts)
+            if timestamp is not None:
+                self._anchor = (timestamp, pts)
+        else:
+            # Rebased from the voice's own RTP clock, so gaps (DTX) keep their length.
+            anchor_ts, anchor_pts = self._anchor
+            pts = max(anchor_pts + ((timestamp - anchor_ts) & 0xFFFFFFFF), self._next_pts)
+        self._next_pts = pts + FRAME_SAMPLES
+        packet = av.Packet(payload)
+        packet.pts = pts
+        packet.time_base = TIME_BASE
+        for listener_id, listener in self._listeners.items():
+            if listener_id != seat_id and listener_id not in self._own:
+                listener.push(packet)
+        self.forwarded_packets += 1
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import itertools
 
 import av
 import numpy as np
@@ -21,6 +22,7 @@ from signaling.voice import FRAME_SAMPLES, SAMPLE_RATE, opus_decoder, opus_encod
 pytestmark = pytest.mark.asyncio
 
 TONES = {"a": 500.0, "b": 850.0, "c": 1270.0}
+SEATS = [*TONES, "d"]  # "d" only listens
 
 
 class Speaker:
@@ -72,19 +74,21 @@ def tone_levels(packets: list[av.Packet]) -> dict[str, float]:
 class Circle:
     """An engine ticked by hand, with what each listener was sent so far."""
 
-    def __init__(self, audible: set[str]) -> None:
-        self.path = SharedMixAudioPath(run_clock=False)
+    def __init__(self, audible: set[str], forward_lone_voice: bool = True) -> None:
+        self.path = SharedMixAudioPath(run_clock=False, forward_lone_voice=forward_lone_voice)
         self.path.set_audible(frozenset(audible))
-        self.tracks = {seat: self.path.listener_track(seat) for seat in TONES}
-        self.inlets = {seat: self.path.voice_inlet(seat) for seat in TONES}
+        self.tracks = {seat: self.path.listener_track(seat) for seat in SEATS}
+        self.inlets = {seat: self.path.voice_inlet(seat) for seat in SEATS}
         self.speakers = {seat: Speaker(TONES[seat]) for seat in TONES}
-        self.heard: dict[str, list[av.Packet]] = {seat: [] for seat in TONES}
+        self.heard: dict[str, list[av.Packet]] = {seat: [] for seat in SEATS}
+        self.sent: dict[str, list[bytes]] = {seat: [] for seat in TONES}
         self.seq = 0
 
     def tick(self, speaking: set[str], ticks: int = 1) -> None:
         for _ in range(ticks):
             for seat in speaking:
                 packet = self.speakers[seat].packet()
+                self.sent[seat].append(packet)
                 self.inlets[seat](self.seq, self.seq * FRAME_SAMPLES, packet, None)
             self.seq += 1
             self.path.mix_once()
@@ -114,19 +118,48 @@ async def test_a_muted_voice_never_leaves_the_server() -> None:
 
 
 async def test_listeners_who_do_not_speak_get_byte_identical_packets_from_one_encode() -> None:
-    circle = Circle(audible={"a", "b", "c"})
-    circle.tick({"a"}, ticks=20)
-    heard_b = [bytes(p) for p in circle.heard["b"]]  # type: ignore[arg-type]
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a", "b"}, ticks=20)
     heard_c = [bytes(p) for p in circle.heard["c"]]  # type: ignore[arg-type]
-    assert len(heard_b) == 20 and heard_b == heard_c
-    # One encode per tick for the listeners; the lone speaker hears nothing and costs none.
-    assert circle.path.encodes == 20
-    assert circle.heard["a"] == []
+    heard_d = [bytes(p) for p in circle.heard["d"]]  # type: ignore[arg-type]
+    assert len(heard_c) == 20 and heard_c == heard_d
+    # Per tick: one encode for all listeners, one mix-minus for each of the two speakers.
+    assert circle.path.encodes == 3 * 20
     await circle.path.close()
 
 
-async def test_a_speaker_who_stops_gets_a_short_silence_tail_then_nothing() -> None:
-    circle = Circle(audible={"a", "b", "c"})
+async def test_a_lone_voice_is_forwarded_unchanged_to_everyone_else_without_encoding() -> None:
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a"}, ticks=20)
+    for listener in ("b", "c", "d"):
+        assert [bytes(p) for p in circle.heard[listener]] == circle.sent["a"]  # type: ignore[arg-type]
+    assert circle.heard["a"] == []
+    assert circle.path.encodes == 0
+    await circle.path.close()
+
+
+async def test_the_timeline_runs_on_as_voices_move_between_forwarding_and_mixing() -> None:
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a"}, ticks=15)  # forwarded
+    circle.tick({"a", "b"}, ticks=15)  # mixed
+    circle.tick({"b"}, ticks=30)  # forwarded again once "a" has been quiet a while
+    circle.tick(set(), ticks=20)
+    for listener in ("c", "d"):
+        pts = [p.pts for p in circle.heard[listener]]
+        steps = [b - a for a, b in itertools.pairwise(pts)]
+        # Never backwards or overlapping, no jump but the gaps when nothing was to be heard.
+        assert steps and min(steps) >= FRAME_SAMPLES, steps
+        assert len(pts) >= 60
+    # Both voices come through at full level on each side of the switches.
+    heard = circle.heard["c"]
+    assert tone_levels(heard[:15])["a"] > 0.24
+    assert min(tone_levels(heard[15:30])[v] for v in ("a", "b")) > 0.24
+    assert tone_levels(heard[45:60])["b"] > 0.24
+    await circle.path.close()
+
+
+async def test_a_mix_that_stops_ends_with_a_short_silence_tail_then_nothing() -> None:
+    circle = Circle(audible={"a", "b", "c"}, forward_lone_voice=False)
     circle.tick({"a"}, ticks=10)
     before = len(circle.heard["b"])
     circle.tick(set(), ticks=10)
@@ -140,7 +173,7 @@ async def test_a_speaker_who_stops_gets_a_short_silence_tail_then_nothing() -> N
 
 
 async def test_timestamps_run_on_when_a_listener_moves_between_streams() -> None:
-    circle = Circle(audible={"a", "b", "c"})
+    circle = Circle(audible={"a", "b", "c"}, forward_lone_voice=False)
     circle.tick({"a", "b"}, ticks=5)  # "a" hears "b" from an encoder of its own
     circle.tick({"a"}, ticks=5)  # "b" went quiet: "a" hears its stream's silence tail
     circle.tick({"a", "b"}, ticks=5)
@@ -148,7 +181,7 @@ async def test_timestamps_run_on_when_a_listener_moves_between_streams() -> None
     pts = [p.pts for p in circle.heard["a"]]
     # One timeline across the streams; the gap is two ticks with nothing to hear (like DTX).
     ticks = [*range(5 + SILENCE_TAIL_FRAMES), *range(10, 20)]
-    assert pts == [t * FRAME_SAMPLES for t in ticks]
+    assert [p - pts[0] for p in pts] == [t * FRAME_SAMPLES for t in ticks]
     await circle.path.close()
 
 
