@@ -34,6 +34,7 @@ from signaling.voice import bypass_receive_pipeline
 
 TIME_BASE = fractions.Fraction(1, media.SAMPLE_RATE)
 LOUD = 0.1  # a tone at least this loud (of full scale) is heard
+QUIET_BEFORE_ONSET = 3
 
 
 class PacedPackets(MediaStreamTrack):
@@ -111,7 +112,7 @@ class Bot:
     pc: RTCPeerConnection | None = None
     _decoder: Any = None
     _meter: media.ToneMeter | None = None
-    _last_loud: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    _quiet_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
 
     def measuring(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -139,12 +140,15 @@ class Bot:
             amplitudes = self._meter.amplitudes(frame.to_ndarray().reshape(-1))
             self.frames += 1
             for i, amplitude in enumerate(amplitudes):
-                if amplitude >= LOUD:
-                    self.loud_frames[i] += 1
-                    # A burst starts after at least 100 ms without that tone.
-                    if now - self._last_loud[i] > 0.1:
-                        self.onsets.append((i, now))
-                    self._last_loud[i] = now
+                if amplitude < LOUD:
+                    self._quiet_frames[i] += 1
+                    continue
+                self.loud_frames[i] += 1
+                # A burst starts after a few quiet frames (counted in frames, not time, so
+                # late arrivals do not look like new bursts).
+                if self._quiet_frames[i] >= QUIET_BEFORE_ONSET:
+                    self.onsets.append((i, now))
+                self._quiet_frames[i] = 0
 
     def report(self) -> dict[str, Any]:
         return {

@@ -53,6 +53,8 @@ SILENCE_TAIL_FRAMES = 3
 # A voice is speaking until this many ticks after its last speech packet. While exactly one
 # voice speaks, its packets are forwarded unchanged (no decode, no encode, no tick wait).
 FORWARD_HOLD_TICKS = 10
+# A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
+SILENT_LEVEL = 60
 
 Pcm = npt.NDArray[np.int16]
 if TYPE_CHECKING:
@@ -211,6 +213,12 @@ class _Stream:
         return packet
 
 
+def is_speech(payload: bytes, level: int | None) -> bool:
+    """Whether a packet carries speech: not DTX, and not below the speaking level if the
+    sender said how loud it is (RFC 6464, in -dBov)."""
+    return len(payload) > DTX_MAX_BYTES and (level is None or level <= SILENT_LEVEL)
+
+
 def mix(contributions: dict[str, Pcm]) -> tuple[npt.NDArray[np.int32], dict[str, Pcm | None]]:
     """The sum of all voices, and for each voice the sum of the others (clipped to 16 bits).
 
@@ -265,7 +273,7 @@ class SharedMixAudioPath:
         def inlet(seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
                 return  # muted, without the floor, or replaced: dropped right here
-            if len(payload) > DTX_MAX_BYTES:
+            if is_speech(payload, level):
                 voice.last_speech = self._tick
                 if level is not None:
                     voice.level = -float(level)
