@@ -53,6 +53,7 @@ SILENCE_TAIL_FRAMES = 3
 # A voice is speaking until this many ticks after its last speech packet. While exactly one
 # voice speaks, its packets are forwarded unchanged (no decode, no encode, no tick wait).
 FORWARD_HOLD_TICKS = 10
+UNMEASURED_SPEECH_DBOV = -30.0
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
 
@@ -275,8 +276,8 @@ class SharedMixAudioPath:
                 return  # muted, without the floor, or replaced: dropped right here
             if is_speech(payload, level):
                 voice.last_speech = self._tick
-                if level is not None:
-                    voice.level = -float(level)
+                # A sender without RFC 6464 levels (not a browser) counts as plainly audible.
+                voice.level = -float(level) if level is not None else UNMEASURED_SPEECH_DBOV
             if self._forwarded == seat_id:
                 self._forward(seat_id, timestamp, payload)
             else:

@@ -9,6 +9,7 @@ state the previous command left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -20,8 +21,9 @@ from rooms.errors import RoomError
 from rooms.machine import Decision, SeatJoined, SeatLeft, SeatUpdated
 from rooms.model import CircleState, Role, Seat
 from rooms.schedule import NOT_OPEN_MESSAGE
+from rooms.voice_activity import MIN_INTERVAL, Speaking, VoiceActivity, observe
 from signaling.audio import AudioPath
-from signaling.protocol import PROTOCOL_VERSION, circle_json, participant_json
+from signaling.protocol import PROTOCOL_VERSION, circle_json, participant_json, speaking_json
 from signaling.store import CircleStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class LiveCircle:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._connections: dict[str, Connection] = {}
+        self._activity = VoiceActivity()
+        self._speaking_task: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> str:
@@ -61,6 +65,8 @@ class LiveCircle:
 
     async def join(self, seat_id: str, connection: Connection, command: Command) -> Seat:
         """Seat someone and send them the circle as it is, before any later update."""
+        if self._speaking_task is None:
+            self._speaking_task = asyncio.get_running_loop().create_task(self._tell_speaking())
         async with self._lock:
             self._connections[seat_id] = connection
             try:
@@ -90,6 +96,28 @@ class LiveCircle:
 
     def is_empty(self) -> bool:
         return not self.state.seats and not self._connections
+
+    async def close(self) -> None:
+        task, self._speaking_task = self._speaking_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.audio.close()
+
+    def observe_voices(self, now: float) -> Speaking | None:
+        """Read the audio path's levels; an update for the pages when one is due."""
+        self._activity, update = observe(self._activity, self.audio.levels(), now)
+        return update
+
+    async def _tell_speaking(self) -> None:
+        # Polled at the coalescing interval, so a circle gets at most 5 updates a second.
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(MIN_INTERVAL)
+            update = self.observe_voices(loop.time())
+            if update is not None:
+                self._broadcast(speaking_json(update))
 
     async def _apply_locked(self, command: Command) -> Decision:
         decision = command(self.state)
@@ -155,12 +183,12 @@ class CircleHub:
     async def release_if_empty(self, live: LiveCircle) -> None:
         if live.is_empty() and self._live.get(live.id) is live:
             del self._live[live.id]
-            await live.audio.close()
+            await live.close()
 
     def live_circles(self) -> list[LiveCircle]:
         return list(self._live.values())
 
     async def close(self) -> None:
         for live in list(self._live.values()):
-            await live.audio.close()
+            await live.close()
         self._live.clear()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rooms.model import Circle, Seat
+from rooms.voice_activity import Speaking
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -69,6 +70,15 @@ class Leave:
 ClientMessage = Join | Offer | Mute | MuteParticipant | Leave
 
 MESSAGE_TYPES = ("join", "offer", "mute", "mute_participant", "leave")
+SERVER_MESSAGE_TYPES = (
+    "joined",
+    "answer",
+    "participant_joined",
+    "participant_updated",
+    "participant_left",
+    "speaking",
+    "error",
+)
 
 
 def parse(raw: str) -> ClientMessage:
@@ -126,6 +136,14 @@ def participant_json(seat: Seat) -> dict[str, Any]:
         "display_name": seat.display_name,
         "role": seat.role.value,
         "muted": seat.muted,
+    }
+
+
+def speaking_json(update: Speaking) -> dict[str, Any]:
+    return {
+        "type": "speaking",
+        "speakers": list(update.speakers),
+        "levels": dict(update.levels),
     }
 
 
