@@ -78,6 +78,9 @@ class HearthTarget:
 
     def stop(self) -> None:
         self.server.stop()
+        # Keep the last server log for a look at any errors (no media, no personal data).
+        log = self.server.log_text()
+        Path(tempfile.gettempdir(), f"{self.name}-bench-server.log").write_text(log)
 
 
 class JanusTarget:
@@ -158,6 +161,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             procs.append(proc)
         time.sleep(max(0.0, window[0] - time.monotonic()))
         cpu0, load0 = cpu_seconds(pid), os.getloadavg()[0]
+        bots0 = sum(cpu_seconds(proc.pid) for proc in procs)
         spy = None
         if args.py_spy and target.name.startswith("hearth"):
             spy = subprocess.Popen(
@@ -170,9 +174,9 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             )
         time.sleep(max(0.0, window[1] - time.monotonic()))
         cpu1, rss_busy = cpu_seconds(pid), rss_mb(pid)
+        bot_cpu = sum(cpu_seconds(proc.pid) for proc in procs) - bots0
         if spy is not None:
             spy.wait()
-        bot_cpu = 0.0
         reports: list[dict[str, Any]] = []
         for proc in procs:
             assert proc.stdout is not None
@@ -237,6 +241,9 @@ def summarise(
         "latency_samples": len(latencies),
         "join_s_p50": _round(percentile(joins, 0.5)),
         "join_s_p95": _round(percentile(joins, 0.95)),
+        # Bots near 1 core per process cannot keep their pace: the run then says more
+        # about the bots than about the server.
+        "bot_cpu_cores": round(bot_cpu / args.seconds, 3),
         "loadavg_1m_at_window_start": round(load, 2),
     }
 
