@@ -43,6 +43,8 @@ from signaling.voice import (
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+# A sequence number this far from the last one starts a new stream.
+RESTART_GAP = 3000
 # Packets a voice may hold; past this the oldest go (the voice fell far behind).
 MAX_VOICE_PACKETS = 5
 # Packets a listener's track may hold if its sender falls behind; the oldest go first.
@@ -139,7 +141,12 @@ class _Voice:
         near = packets[-1][0] if packets else self.last_seq
         if near is not None:
             seq = near + ((seq - near + 0x8000) & 0xFFFF) - 0x8000
-            if self.last_seq is not None and seq <= self.last_seq:
+            if abs(seq - near) > RESTART_GAP:
+                # A new stream (the browser renegotiated): start over rather than call
+                # every packet of it late.
+                packets.clear()
+                self.last_seq = None
+            elif self.last_seq is not None and seq <= self.last_seq:
                 return
         if not packets or packets[-1][0] < seq:
             packets.append((seq, payload))
@@ -399,7 +406,12 @@ class SharedMixAudioPath:
         else:
             # Rebased from the voice's own RTP clock, so gaps (DTX) keep their length.
             anchor_ts, anchor_pts = self._anchor
-            pts = max(anchor_pts + ((timestamp - anchor_ts) & 0xFFFFFFFF), self._next_pts)
+            pts = anchor_pts + ((timestamp - anchor_ts) & 0xFFFFFFFF)
+            if abs(pts - self._tick * FRAME_SAMPLES) > SAMPLE_RATE:
+                # The voice's clock jumped (a new stream): anchor again on ours.
+                pts = self._tick * FRAME_SAMPLES
+                self._anchor = (timestamp, pts)
+            pts = max(pts, self._next_pts)
         self._next_pts = pts + FRAME_SAMPLES
         packet = av.Packet(payload)
         packet.pts = pts

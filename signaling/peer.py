@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -37,12 +38,12 @@ def restrict_ice_addresses(addresses: tuple[str, ...]) -> None:
 class MediaPeer:
     """One peer connection; a new offer replaces the connection (and restarts ICE).
 
-    The voice's packets go to ``inlet`` straight after SRTP: aiortc's jitter buffer and
-    decoder never see them.
+    The voice's packets go to an inlet of the audio path straight after SRTP: aiortc's jitter
+    buffer and decoder never see them. Each connection gets a fresh inlet (a new stream).
     """
 
-    def __init__(self, inlet: VoiceInlet) -> None:
-        self._inlet = inlet
+    def __init__(self, inlet_for: Callable[[], VoiceInlet]) -> None:
+        self._inlet_for = inlet_for
         self._pc: RTCPeerConnection | None = None
 
     async def answer(self, offer_sdp: str, outbound: MediaStreamTrack) -> str:
@@ -55,8 +56,9 @@ class MediaPeer:
             audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
             if not audio:
                 raise ProtocolError(INVALID_SDP, "The offer has no audio.", ref="offer")
+            inlet = self._inlet_for()
             for transceiver in audio:
-                bypass_receive_pipeline(transceiver.receiver, self._inlet)
+                bypass_receive_pipeline(transceiver.receiver, inlet)
             pc.addTrack(outbound)
             await pc.setLocalDescription(await pc.createAnswer())
         except ProtocolError:

@@ -215,3 +215,16 @@ async def test_listener_track_ends_when_stopped() -> None:
     track.stop()
     with pytest.raises(MediaStreamError):
         await task
+
+
+async def test_a_renegotiated_stream_with_new_numbers_is_heard_not_dropped_as_late() -> None:
+    path = SharedMixAudioPath(run_clock=False, forward_lone_voice=False)
+    path.set_audible(frozenset({"a"}))
+    inlet = path.voice_inlet("a")
+    speaker = Speaker(TONES["a"])
+    for seq in (40000, 40001):
+        inlet(seq, 0, speaker.packet(), None)
+    path.mix_once()
+    inlet(7, 0, speaker.packet(), None)  # the browser's new stream starts far below
+    assert [seq & 0xFFFF for seq, _ in path._voices["a"].packets] == [7]
+    await path.close()
