@@ -212,6 +212,16 @@ function renderPeople(people) {
     $('people-count').textContent = `(${people.length})`;
 }
 
+function renderSpeaking(speakers, levels) {
+    const speaking = new Set(speakers);
+    for (const [id, li] of state.rows) {
+        const on = speaking.has(id);
+        li.classList.toggle('is-speaking', on);
+        if (on) li.dataset.level = String(levels[id] ?? 0);
+        else delete li.dataset.level;
+    }
+}
+
 function clearPeople() {
     for (const li of state.rows.values()) li.remove();
     state.rows.clear();
@@ -392,6 +402,9 @@ async function connectAndJoin() {
     conn.onParticipantJoined = (p) => announce(`${p.display_name} joined the circle.`);
     conn.onParticipantLeft = (p) => announce(`${p.display_name} left the circle.`);
     conn.onParticipantUpdated = (p, by) => onParticipantUpdated(conn, p, by);
+    conn.onSpeaking = (speakers, levels) => {
+        if (state.conn === conn) renderSpeaking(speakers, levels);
+    };
     conn.onAnswer = (sdp) => onAnswer(conn, sdp);
     conn.onError = (code, message) => onError(conn, code, message);
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);

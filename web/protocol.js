@@ -155,6 +155,10 @@ export class ServerConnection {
             this._call('onParticipants', this.participants);
             break;
         }
+        case 'speaking':
+            // Who is speaking, loudest first, and a 0-10 level each (at most 5 a second).
+            this._call('onSpeaking', message.speakers ?? [], message.levels ?? {});
+            break;
         case 'error':
             this._call('onError', message.code, message.message ?? '', message.ref ?? null);
             break;
