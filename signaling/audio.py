@@ -35,6 +35,7 @@ from signaling.voice import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
     TIME_BASE,
+    DirectRtpWriter,
     VoiceInlet,
     opus_decoder,
     opus_encoder,
@@ -98,8 +99,21 @@ class ListenerTrack(MediaStreamTrack):
         super().__init__()
         self._packets: deque[Encoded | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._writer: DirectRtpWriter | None = None
+
+    def write_directly(self, writer: DirectRtpWriter) -> None:
+        """Hand packets to ``writer`` as soon as it is ready, instead of aiortc's sender."""
+        self._writer = writer
+
+    def writer_ready(self) -> None:
+        # What waited for aiortc's sender is dropped: one sender per stream, never two.
+        self._packets.clear()
 
     def push(self, packet: Encoded | None) -> None:
+        writer = self._writer
+        if packet is not None and writer is not None and writer.ready:
+            writer.write(bytes(packet), packet.pts or 0)
+            return
         if len(self._packets) >= MAX_LISTENER_PACKETS:
             self._packets.popleft()
         self._packets.append(packet)

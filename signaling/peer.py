@@ -9,8 +9,9 @@ import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from signaling.audio import ListenerTrack
 from signaling.protocol import INVALID_SDP, ProtocolError
-from signaling.voice import VoiceInlet, bypass_receive_pipeline
+from signaling.voice import DirectRtpWriter, VoiceInlet, bypass_receive_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ class MediaPeer:
             inlet = self._inlet_for()
             for transceiver in audio:
                 bypass_receive_pipeline(transceiver.receiver, inlet)
-            pc.addTrack(outbound)
+            sender = pc.addTrack(outbound)
+            if isinstance(outbound, ListenerTrack):
+                outbound.write_directly(DirectRtpWriter(sender, outbound.writer_ready))
             await pc.setLocalDescription(await pc.createAnswer())
         except ProtocolError:
             await self.close()

@@ -9,13 +9,15 @@ which keeps its own small buffer and decodes only the voices that may be heard.
 from __future__ import annotations
 
 import fractions
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import av
 from aiortc.codecs import CODECS
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -99,3 +101,65 @@ def opus_encoder() -> Any:
     encoder.time_base = TIME_BASE
     encoder.options = {"application": "voip"}
     return encoder
+
+
+class DirectRtpWriter:
+    """Writes a listener's RTP itself, in the caller's turn of the loop.
+
+    aiortc's sender takes each packet from its track in a task of its own: a queue, a
+    wake-up, an ``RtpPacket`` with an NTP clock read, per listener per packet, which was the
+    largest cost left (docs/performance.md). This writer is called by the audio path with
+    the packet and sends it at once: one RTP header, SRTP, ``sendto``. aiortc's sender keeps
+    running for RTCP; its track is left empty once this writer has the parameters, so the two
+    never both send.
+    """
+
+    def __init__(self, sender: RTCRtpSender, on_ready: Callable[[], None]) -> None:
+        self._sender = sender
+        self._payload_type: int | None = None
+        self._mid: str | None = None
+        self._extensions = HeaderExtensionsMap()
+        self._seq = secrets.randbelow(1 << 16)
+        self._origin = secrets.randbelow(1 << 32)
+        self._last_pts: int | None = None
+        stock_send = sender.send
+
+        async def send(parameters: Any) -> None:
+            self._payload_type = parameters.codecs[0].payloadType
+            self._mid = parameters.muxId
+            self._extensions.configure(parameters)
+            on_ready()
+            await stock_send(parameters)
+
+        sender.send = send  # type: ignore[method-assign]
+
+    @property
+    def ready(self) -> bool:
+        return self._payload_type is not None
+
+    def write(self, payload: bytes, pts: int) -> None:
+        assert self._payload_type is not None
+        dtls = self._sender.transport
+        if dtls is None or dtls.state != "connected":
+            return  # audio from before the connection is of no use to anyone
+        packet = RtpPacket(
+            payload_type=self._payload_type,
+            sequence_number=self._seq,
+            timestamp=(self._origin + pts) & 0xFFFFFFFF,
+            ssrc=self._sender._ssrc,
+        )
+        # The first packet after a gap starts a talkspurt (RFC 3551 section 4.1).
+        packet.marker = int(self._last_pts is None or pts - self._last_pts != FRAME_SAMPLES)
+        packet.payload = payload
+        packet.extensions.mid = self._mid
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._last_pts = pts
+        sending = dtls._send_rtp(packet.serialize(self._extensions))
+        try:
+            # SRTP and sendto never wait; driving the coroutine here saves a task per packet.
+            sending.send(None)
+        except StopIteration:
+            return
+        except ConnectionError:
+            return
+        sending.close()  # it would have waited: drop this one packet rather than block
