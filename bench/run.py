@@ -49,11 +49,19 @@ class HearthTarget:
     ice_address = "127.0.0.1"
     prefix: list[str] = []
 
-    def __init__(self, workdir: Path, forwarding: bool = True) -> None:
-        self.name = "hearth" if forwarding else "hearth_mixing_only"
+    VARIANTS = {
+        # name: (forward a lone voice, write RTP directly)
+        "hearth": ("1", "1"),
+        "hearth_mixing_only": ("0", "1"),
+        "hearth_aiortc_sender": ("1", "0"),
+    }
+
+    def __init__(self, workdir: Path, name: str = "hearth") -> None:
+        self.name = name
+        forwarding, direct = self.VARIANTS[name]
         self.server = ServerProcess(
             data_dir=workdir / self.name,
-            extra_env={"HEARTH_AUDIO_FORWARDING": "1" if forwarding else "0"},
+            extra_env={"HEARTH_AUDIO_FORWARDING": forwarding, "HEARTH_AUDIO_DIRECT_RTP": direct},
         )
 
     def start(self) -> int:
@@ -263,7 +271,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--join-rate", type=float, default=20, help="joins per second")
     parser.add_argument("--bot-procs", type=int, default=2)
     parser.add_argument(
-        "--targets", default="hearth,janus", help="any of hearth, hearth_mixing_only, janus"
+        "--targets",
+        default="hearth,janus",
+        help="any of janus, " + ", ".join(HearthTarget.VARIANTS),
     )
     parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
     args = parser.parse_args(argv)
@@ -280,15 +290,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp:
         for name in args.targets.split(","):
-            target: HearthTarget | JanusTarget
-            if name == "janus":
-                target = JanusTarget(Path(tmp))
-            else:
-                target = HearthTarget(Path(tmp), forwarding=name != "hearth_mixing_only")
+            target: HearthTarget | JanusTarget = (
+                JanusTarget(Path(tmp)) if name == "janus" else HearthTarget(Path(tmp), name)
+            )
             results["results"][name] = run_target(target, args)
     found = results["results"]
     janus_cpu = found.get("janus", {}).get("server_cpu_ms_per_participant_s")
-    for name in ("hearth", "hearth_mixing_only"):
+    for name in HearthTarget.VARIANTS:
         if name in found and janus_cpu:
             results[f"cpu_ratio_{name}_over_janus"] = round(
                 found[name]["server_cpu_ms_per_participant_s"] / janus_cpu, 3

@@ -18,7 +18,7 @@ from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
-from signaling.peer import restrict_ice_addresses
+from signaling.peer import restrict_ice_addresses, write_rtp_directly
 from signaling.voice import tune_opus_for_voice
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app[SETTINGS] = settings
     restrict_ice_addresses(settings.ice_addresses)
     tune_opus_for_voice()
+    write_rtp_directly(settings.audio_direct_rtp)
     add_api_routes(app)
     add_page_routes(app)
 

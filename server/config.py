@@ -31,6 +31,8 @@ class Settings:
     # Forward a lone speaker's packets unchanged (the default); off, every tick is mixed and
     # encoded (the benchmark's "mixing only" design, docs/performance.md).
     audio_forwarding: bool = True
+    # Listeners' RTP written by the audio path itself (the default), or by aiortc's sender.
+    audio_direct_rtp: bool = True
     web_dir: Path = REPO_ROOT / "web"
 
     @property
@@ -54,4 +56,5 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,
         ice_addresses=ice,
         audio_forwarding=env.get("HEARTH_AUDIO_FORWARDING", "1") != "0",
+        audio_direct_rtp=env.get("HEARTH_AUDIO_DIRECT_RTP", "1") != "0",
     )

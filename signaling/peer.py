@@ -16,6 +16,13 @@ from signaling.voice import DirectRtpWriter, VoiceInlet, bypass_receive_pipeline
 log = logging.getLogger(__name__)
 
 _stock_host_addresses = aioice.ice.get_host_addresses
+_direct_rtp = True
+
+
+def write_rtp_directly(enabled: bool) -> None:
+    """Whether listeners' RTP is written by the audio path (the default) or aiortc's sender."""
+    global _direct_rtp
+    _direct_rtp = enabled
 
 
 def restrict_ice_addresses(addresses: tuple[str, ...]) -> None:
@@ -61,7 +68,7 @@ class MediaPeer:
             for transceiver in audio:
                 bypass_receive_pipeline(transceiver.receiver, inlet)
             sender = pc.addTrack(outbound)
-            if isinstance(outbound, ListenerTrack):
+            if _direct_rtp and isinstance(outbound, ListenerTrack):
                 outbound.write_directly(DirectRtpWriter(sender, outbound.writer_ready))
             await pc.setLocalDescription(await pc.createAnswer())
         except ProtocolError:
