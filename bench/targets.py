@@ -133,7 +133,19 @@ class JanusSession:
             while True:
                 event = await self._events.get()
                 if "jsep" in event:
-                    return str(event["jsep"]["sdp"])
+                    break
+        # Joined: no more events are needed, only a keepalive. One long poll per bot would
+        # hold hundreds of HTTP connections open against Janus's HTTP transport.
+        if self._poller is not None:
+            self._poller.cancel()
+        self._poller = asyncio.get_running_loop().create_task(self._keepalive())
+        return str(event["jsep"]["sdp"])
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(25)
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+                await self._post(self._session_url, {"janus": "keepalive"})
 
     async def leave(self) -> None:
         if self._poller is not None:
