@@ -405,8 +405,11 @@ class SharedMixAudioPath:
         self._forwarded = chosen
         self._anchor = None
         if chosen is not None:
-            # The mix's streams stop here; what the voice had buffered goes out at once.
+            # The mix's streams stop here (the lone voice's own one ends with its tail, the
+            # others would delay the voice); what the voice had buffered goes out at once.
             self._shared.tail = 0
+            for seat_id in [s for s in self._own if s != chosen]:
+                del self._own[seat_id]
             voice = self._voices[chosen]
             while (payload := voice.take()) is not None:
                 self._forward(chosen, None, payload)

@@ -228,3 +228,12 @@ async def test_a_renegotiated_stream_with_new_numbers_is_heard_not_dropped_as_la
     inlet(7, 0, speaker.packet(), None)  # the browser's new stream starts far below
     assert [seq & 0xFFFF for seq, _ in path._voices["a"].packets] == [7]
     await path.close()
+
+
+async def test_when_the_mix_ends_the_remaining_voice_reaches_the_other_speaker_unchanged() -> None:
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a", "b"}, ticks=10)  # "a" hears "b" through its own mix-minus stream
+    circle.tick({"b"}, ticks=30)  # "a" went quiet: once the hold is over, "b" is forwarded
+    heard_by_a = [bytes(p) for p in circle.heard["a"]]  # type: ignore[arg-type]
+    assert heard_by_a[-15:] == circle.sent["b"][-15:]
+    await circle.path.close()
