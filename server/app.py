@@ -22,9 +22,10 @@ from server.series_api import add_series_routes
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
 from server.storage.series import SeriesStore
-from signaling.audio import MixingAudioPath
+from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
-from signaling.peer import restrict_ice_addresses
+from signaling.peer import restrict_ice_addresses, write_rtp_directly
+from signaling.voice import tune_opus_for_voice
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app[SETTINGS] = settings
     app[CLOCK] = clock
     restrict_ice_addresses(settings.ice_addresses)
+    tune_opus_for_voice()
+    write_rtp_directly(settings.audio_direct_rtp)
     add_api_routes(app)
     add_series_routes(app)
     add_feed_routes(app)
@@ -64,7 +67,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             token = await store.ensure_bootstrap_token()
             if token is not None:
                 _announce_admin_token(token)
-        app[HUB] = CircleHub(store, MixingAudioPath, clock)
+        forwarding = settings.audio_forwarding
+        app[HUB] = CircleHub(
+            store, lambda: SharedMixAudioPath(forward_lone_voice=forwarding), clock
+        )
         series = SeriesStore(database)
         # Once before serving (so a restart never serves stale records), then hourly.
         await _purge_once(series, store, settings, clock)

@@ -29,6 +29,11 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     # Addresses the media relay offers as ICE host candidates; empty means every interface.
     ice_addresses: tuple[str, ...] = ()
+    # Forward a lone speaker's packets unchanged (the default); off, every tick is mixed and
+    # encoded (the benchmark's "mixing only" design, docs/performance.md).
+    audio_forwarding: bool = True
+    # Listeners' RTP written by the audio path itself (the default), or by aiortc's sender.
+    audio_direct_rtp: bool = True
     web_dir: Path = REPO_ROOT / "web"
     # Days attendance (who sat in an occurrence, by display name) is kept after they left.
     attendance_days: int = DEFAULT_ATTENDANCE_DAYS
@@ -59,6 +64,8 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         audit_retention_days=_positive_int(
             env, "HEARTH_AUDIT_RETENTION_DAYS", DEFAULT_ATTENDANCE_DAYS
         ),
+        audio_forwarding=env.get("HEARTH_AUDIO_FORWARDING", "1") != "0",
+        audio_direct_rtp=env.get("HEARTH_AUDIO_DIRECT_RTP", "1") != "0",
     )
 
 

@@ -1,50 +1,74 @@
 """The per-circle audio path, behind one small interface.
 
-``AudioPath`` is what the rest of signaling sees: voices come in as aiortc tracks, each
-listener gets one outbound track, and the room says whose voices may be heard.
+``AudioPath`` is what the rest of signaling sees: each voice's Opus packets enter through an
+inlet (signaling.voice takes them before aiortc's jitter buffer and decoder), each listener
+gets one outbound track, and the room says whose voices may be heard.
 
-``MixingAudioPath`` is the walking skeleton's engine, the simplest that works: aiortc's stock
-receive pipeline decodes each voice; every 20 ms the audible voices are summed once and each
-listener gets that sum minus their own voice (never your own voice back), which aiortc's
-sender encodes per listener. docs/performance.md (issue 6) replaces its insides with an engine
-that skips aiortc's receive pipeline; the interface stays.
+``SharedMixAudioPath`` is the engine (docs/performance.md has the numbers that chose it).
+While one voice speaks (most of a support circle's time), its Opus packets are forwarded
+unchanged to everyone else the moment they arrive, on the circle's own timeline: no decode, no
+encode, no wait for a tick. While several speak, every 20 ms it decodes the voices that may be
+heard, sums them, and encodes that sum ONCE: every listener who is not speaking gets the very
+same packet. A speaker gets the sum minus their own voice from an encoder of their own (never
+your own voice back), so a tick costs one encode plus one per voice in the mix, whatever the
+number of listeners. When the mix falls silent, a few encoded silence frames end it cleanly
+and then nothing is sent, as a browser does with DTX; a forwarded voice ends with the
+browser's own silence packets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import logging
 from collections import deque
-from typing import Protocol, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import av
 import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from signaling.voice import (
+    DTX_MAX_BYTES,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    TIME_BASE,
+    DirectRtpWriter,
+    VoiceInlet,
+    opus_decoder,
+    opus_encoder,
+)
+
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48_000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz, Opus's usual frame
 TICK_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
-# Frames a voice may hold before the mixer takes them: enough to ride out arrival jitter,
-# few enough that delay stays low. Older frames are dropped past this.
-MAX_PENDING_FRAMES = 4
-# A voice starts (and restarts after running dry) only once this many frames wait, so a
-# single late packet does not cut every following frame in two.
-PRIME_FRAMES = 2
-# Frames a listener's track may hold if its sender falls behind; the oldest go first.
-MAX_LISTENER_FRAMES = 5
+# A sequence number this far from the last one starts a new stream.
+RESTART_GAP = 3000
+# Packets a voice may hold; past this the oldest go (the voice fell far behind).
+MAX_VOICE_PACKETS = 5
+# Packets a listener's track may hold if its sender falls behind; the oldest go first.
+MAX_LISTENER_PACKETS = 5
+# Encoded silence sent after a stream's last sound, so the decoder ends it softly instead of
+# playing ~0.4 s of loss concealment (a fading tail).
+SILENCE_TAIL_FRAMES = 3
+# A voice is speaking until this many ticks after its last speech packet. While exactly one
+# voice speaks, its packets are forwarded unchanged (no decode, no encode, no tick wait).
+FORWARD_HOLD_TICKS = 10
+UNMEASURED_SPEECH_DBOV = -30.0
+# A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
+SILENT_LEVEL = 60
 
 Pcm = npt.NDArray[np.int16]
+if TYPE_CHECKING:
+    Encoded = av.Packet[Any]  # one Opus packet with its pts
+Levels = dict[str, float]
 
 
 class AudioPath(Protocol):
-    def attach_voice(self, seat_id: str, track: MediaStreamTrack) -> None:
-        """Take ``track`` as the voice of ``seat_id`` (replacing an earlier one)."""
+    def voice_inlet(self, seat_id: str) -> VoiceInlet:
+        """Where the Opus packets of ``seat_id``'s voice enter (replacing an earlier inlet)."""
         ...
 
     def listener_track(self, seat_id: str) -> MediaStreamTrack:
@@ -55,6 +79,10 @@ class AudioPath(Protocol):
         """Only these seats' voices may be heard; every other voice is dropped on entry."""
         ...
 
+    def levels(self) -> Levels:
+        """The loudness (dBov, -127 silent) of each voice heard recently."""
+        ...
+
     def detach(self, seat_id: str) -> None:
         """Forget the seat's voice and stop its listener track."""
         ...
@@ -63,126 +91,221 @@ class AudioPath(Protocol):
 
 
 class ListenerTrack(MediaStreamTrack):
-    """One listener's downstream audio: mono 48 kHz frames handed over by the mixer."""
+    """One listener's downstream audio: Opus packets that aiortc's sender sends unchanged."""
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self._frames: asyncio.Queue[Pcm | None] = asyncio.Queue()
-        self._pts = 0
+        self._packets: deque[Encoded | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._writer: DirectRtpWriter | None = None
 
-    def push(self, pcm: Pcm) -> None:
-        while self._frames.qsize() >= MAX_LISTENER_FRAMES:
-            self._frames.get_nowait()
-        self._frames.put_nowait(pcm)
+    def write_directly(self, writer: DirectRtpWriter) -> None:
+        """Hand packets to ``writer`` as soon as it is ready, instead of aiortc's sender."""
+        self._writer = writer
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
+    def writer_ready(self) -> None:
+        # What waited for aiortc's sender is dropped: one sender per stream, never two.
+        self._packets.clear()
+
+    def push(self, packet: Encoded | None) -> None:
+        writer = self._writer
+        if packet is not None and writer is not None and writer.ready:
+            writer.write(bytes(packet), packet.pts or 0)
+            return
+        if len(self._packets) >= MAX_LISTENER_PACKETS:
+            self._packets.popleft()
+        self._packets.append(packet)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self) -> Encoded:
+        while not self._packets:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        packet = self._packets.popleft()
+        if packet is None:
             raise MediaStreamError
-        pcm = await self._frames.get()
-        if pcm is None:
-            raise MediaStreamError
-        # Stereo with the same voice on both sides: aiortc's Opus encoder is stereo, and
-        # handing it mono would make FFmpeg's upmix take 3 dB off every voice.
-        stereo = np.repeat(pcm, 2).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
-        frame.sample_rate = SAMPLE_RATE
-        frame.time_base = TIME_BASE
-        frame.pts = self._pts
-        self._pts += FRAME_SAMPLES
-        return frame
+        return packet
 
     def stop(self) -> None:
         if self.readyState == "live":
-            self._frames.put_nowait(None)
+            self.push(None)
         super().stop()
 
 
 class _Voice:
-    """One person's incoming audio, decoded by aiortc, cut into 20 ms mono frames."""
+    """One person's incoming packets: a small jitter buffer and a decoder."""
 
-    def __init__(self, seat_id: str, track: MediaStreamTrack, path: MixingAudioPath) -> None:
-        self.seat_id = seat_id
-        self.track = track
-        self.pending: deque[Pcm] = deque()
-        self.primed = False
-        self._path = path
-        self._carry: Pcm = np.zeros(0, dtype=np.int16)
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        self.task = asyncio.get_running_loop().create_task(self._pump())
+    def __init__(self) -> None:
+        self.packets: deque[tuple[int, bytes]] = deque()  # (extended seq, payload), in order
+        self.last_seq: int | None = None  # extended seq of the last packet taken
+        self.decoder: Any = None
+        self.level = -127.0
+        self.last_speech = -(10**9)  # tick of the last packet carrying speech
 
-    async def _pump(self) -> None:
-        while True:
-            try:
-                frame = await self.track.recv()
-            except MediaStreamError:
+    def put(self, seq: int, payload: bytes) -> None:
+        packets = self.packets
+        # Extend the 16-bit seq around the newest one known; older than the last one taken
+        # is too late.
+        near = packets[-1][0] if packets else self.last_seq
+        if near is not None:
+            seq = near + ((seq - near + 0x8000) & 0xFFFF) - 0x8000
+            if abs(seq - near) > RESTART_GAP:
+                # A new stream (the browser renegotiated): start over rather than call
+                # every packet of it late.
+                packets.clear()
+                self.last_seq = None
+            elif self.last_seq is not None and seq <= self.last_seq:
                 return
-            if not isinstance(frame, av.AudioFrame):
-                continue
-            if not self._path.is_audible(self.seat_id):
-                # Muted or without the floor: dropped here, whatever the browser sends.
-                self.pending.clear()
-                self.primed = False
-                self._carry = self._carry[:0]
-                continue
-            self._take(frame)
+        if not packets or packets[-1][0] < seq:
+            packets.append((seq, payload))
+        else:
+            for i, (queued, _) in enumerate(packets):
+                if queued == seq:
+                    return
+                if queued > seq:
+                    packets.insert(i, (seq, payload))
+                    break
+        while len(packets) > MAX_VOICE_PACKETS:
+            packets.popleft()
 
-    def _take(self, frame: av.AudioFrame) -> None:
-        for samples in self._mono(frame):
-            self._carry = np.concatenate((self._carry, samples))
-        while len(self._carry) >= FRAME_SAMPLES:
-            self.pending.append(self._carry[:FRAME_SAMPLES])
-            self._carry = self._carry[FRAME_SAMPLES:]
-        while len(self.pending) > MAX_PENDING_FRAMES:
-            self.pending.popleft()
-
-    def _mono(self, frame: av.AudioFrame) -> list[Pcm]:
-        # aiortc's Opus decoder gives 48 kHz interleaved stereo whose channels carry the same
-        # voice: averaging them keeps its level (FFmpeg's downmix would take 3 dB off).
-        if frame.format.name == "s16" and frame.sample_rate == SAMPLE_RATE:
-            channels = len(frame.layout.channels)
-            pcm = frame.to_ndarray().reshape(-1, channels)
-            return [pcm.mean(axis=1, dtype=np.float32).astype(np.int16)]
-        return [
-            mono.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-            for mono in self._resampler.resample(frame)
-        ]
-
-    def next_frame(self) -> Pcm | None:
-        if not self.primed:
-            if len(self.pending) < PRIME_FRAMES:
-                return None
-            self.primed = True
-        if not self.pending:
-            self.primed = False
+    def take(self) -> bytes | None:
+        packets = self.packets
+        if not packets:
             return None
-        return self.pending.popleft()
+        seq, payload = packets.popleft()
+        # Arrival jitter leaves a packet waiting behind this one; drop a silent one to win
+        # the delay back where nobody can hear it.
+        while packets and len(payload) <= DTX_MAX_BYTES:
+            seq, payload = packets.popleft()
+        self.last_seq = seq
+        return payload
 
-    def stop(self) -> None:
-        self.task.cancel()
+    def decode(self, payload: bytes) -> Pcm | None:
+        if self.decoder is None:
+            self.decoder = opus_decoder()
+        try:
+            frames = self.decoder.decode(av.Packet(payload))
+        except av.error.FFmpegError:
+            return None
+        if not frames:
+            return None
+        pcm: Pcm = frames[0].to_ndarray().reshape(-1)
+        if len(pcm) != FRAME_SAMPLES:
+            pcm = np.resize(pcm, FRAME_SAMPLES)
+        return pcm
+
+    def clear(self) -> None:
+        self.packets.clear()
+        self.level = -127.0
 
 
-class MixingAudioPath:
-    """Sum the audible voices once per tick; each listener gets the sum minus their own."""
+class _Stream:
+    """One encoded stream: an Opus encoder and its silence tail."""
 
-    def __init__(self, *, run_clock: bool = True) -> None:
+    def __init__(self) -> None:
+        self.encoder = opus_encoder()
+        self.tail = 0  # silence frames still to send
+
+    def encode(self, pcm: Pcm | None, pts: int) -> Encoded | None:
+        if pcm is None:
+            if self.tail == 0:
+                return None
+            self.tail -= 1
+            pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        else:
+            self.tail = SILENCE_TAIL_FRAMES
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = TIME_BASE
+        frame.pts = pts
+        encoded = self.encoder.encode(frame)
+        if not encoded:
+            return None
+        # The same timestamp for every stream of the circle, so a listener moving between
+        # the shared stream and their own keeps a continuous timeline.
+        packet = av.Packet(bytes(encoded[0]))
+        packet.pts = pts
+        packet.time_base = TIME_BASE
+        return packet
+
+
+def is_speech(payload: bytes, level: int | None) -> bool:
+    """Whether a packet carries speech: not DTX, and not below the speaking level if the
+    sender said how loud it is (RFC 6464, in -dBov)."""
+    return len(payload) > DTX_MAX_BYTES and (level is None or level <= SILENT_LEVEL)
+
+
+def mix(contributions: dict[str, Pcm]) -> tuple[npt.NDArray[np.int32], dict[str, Pcm | None]]:
+    """The sum of all voices, and for each voice the sum of the others (clipped to 16 bits).
+
+    A voice alone in the mix gets ``None``: there is nothing for its speaker to hear.
+    """
+    total = np.zeros(FRAME_SAMPLES, dtype=np.int32)
+    for pcm in contributions.values():
+        total += pcm
+    minus: dict[str, Pcm | None] = {}
+    for seat_id, pcm in contributions.items():
+        minus[seat_id] = None if len(contributions) == 1 else clip(total - pcm)
+    return total, minus
+
+
+def clip(samples: npt.NDArray[np.int32]) -> Pcm:
+    clipped: Pcm = np.clip(samples, -32768, 32767).astype(np.int16)
+    return clipped
+
+
+def dbov(pcm: Pcm) -> float:
+    rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) / 32768.0
+    return max(-127.0, 20 * float(np.log10(rms))) if rms > 0 else -127.0
+
+
+class SharedMixAudioPath:
+    """Mix the audible voices once per tick and encode the listeners' common mix once."""
+
+    def __init__(self, *, run_clock: bool = True, forward_lone_voice: bool = True) -> None:
         # Tests turn the clock off and call mix_once themselves.
         self._run_clock = run_clock
+        self._forward_lone_voice = forward_lone_voice
         self._voices: dict[str, _Voice] = {}
         self._listeners: dict[str, ListenerTrack] = {}
         self._audible: frozenset[str] = frozenset()
+        self._shared = _Stream()
+        self._own: dict[str, _Stream] = {}  # mix-minus streams of the voices in the mix
+        self._tick = 0
+        self._next_pts = 0  # the circle's timeline: no packet goes out earlier than this
+        self._forwarded: str | None = None  # the lone voice sent on unchanged, if any
+        self._anchor: tuple[int, int] | None = None  # (its RTP timestamp, our pts)
         self._ticker: asyncio.Task[None] | None = None
+        self.encodes = 0  # for tests and the bench: encodes so far
+        self.forwarded_packets = 0
 
     def is_audible(self, seat_id: str) -> bool:
         return seat_id in self._audible
 
-    def attach_voice(self, seat_id: str, track: MediaStreamTrack) -> None:
-        old = self._voices.pop(seat_id, None)
-        if old is not None:
-            old.stop()
-        self._voices[seat_id] = _Voice(seat_id, track, self)
+    def voice_inlet(self, seat_id: str) -> VoiceInlet:
+        voice = _Voice()
+        self._voices[seat_id] = voice
+
+        def inlet(seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+            if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
+                return  # muted, without the floor, or replaced: dropped right here
+            if is_speech(payload, level):
+                voice.last_speech = self._tick
+                # A sender without RFC 6464 levels (not a browser) counts as plainly audible.
+                voice.level = -float(level) if level is not None else UNMEASURED_SPEECH_DBOV
+            if self._forwarded == seat_id:
+                self._forward(seat_id, timestamp, payload)
+            else:
+                voice.put(seq, payload)
+
         self._ensure_ticking()
+        return inlet
 
     def listener_track(self, seat_id: str) -> MediaStreamTrack:
         old = self._listeners.pop(seat_id, None)
@@ -195,11 +318,16 @@ class MixingAudioPath:
 
     def set_audible(self, seat_ids: frozenset[str]) -> None:
         self._audible = seat_ids
+        for seat_id, voice in self._voices.items():
+            if seat_id not in seat_ids:
+                voice.clear()
+
+    def levels(self) -> Levels:
+        return {seat_id: voice.level for seat_id, voice in self._voices.items()}
 
     def detach(self, seat_id: str) -> None:
-        voice = self._voices.pop(seat_id, None)
-        if voice is not None:
-            voice.stop()
+        self._voices.pop(seat_id, None)
+        self._own.pop(seat_id, None)
         listener = self._listeners.pop(seat_id, None)
         if listener is not None:
             listener.stop()
@@ -214,39 +342,127 @@ class MixingAudioPath:
             self._ticker = None
 
     def mix_once(self) -> None:
-        """One 20 ms tick: take a frame from each audible voice, hand each listener its mix."""
-        contributions: dict[str, npt.NDArray[np.int32]] = {}
+        """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs."""
+        self._tick += 1
+        tick_pts = self._tick * FRAME_SAMPLES
+        self._choose_forwarded()
+        contributions: dict[str, Pcm] = {}
         for seat_id, voice in self._voices.items():
-            frame = voice.next_frame()
-            if frame is not None and seat_id in self._audible:
-                contributions[seat_id] = frame.astype(np.int32)
-        total = (
-            np.sum(list(contributions.values()), axis=0, dtype=np.int32)
-            if contributions
-            else np.zeros(FRAME_SAMPLES, dtype=np.int32)
-        )
+            if seat_id == self._forwarded:
+                continue
+            payload = voice.take()
+            if payload is None or len(payload) <= DTX_MAX_BYTES or seat_id not in self._audible:
+                if self._tick - voice.last_speech > FORWARD_HOLD_TICKS:
+                    voice.level = -127.0
+                continue
+            pcm = voice.decode(payload)
+            if pcm is None:
+                continue
+            voice.level = dbov(pcm)
+            contributions[seat_id] = pcm
+
+        own: dict[str, Encoded | None] = {}
+        pts = max(tick_pts, self._next_pts)
+        for seat_id in list(self._own):
+            if seat_id not in contributions:
+                # Out of the mix: finish this stream's silence tail, then the shared one.
+                stream = self._own[seat_id]
+                own[seat_id] = self._encode(stream, None, pts)
+                if stream.tail == 0:
+                    del self._own[seat_id]
+        shared: Encoded | None = None
+        if self._forwarded is None:
+            shared_pcm: Pcm | None = None
+            minus: dict[str, Pcm | None] = {}
+            if contributions:
+                total, minus = mix(contributions)
+                shared_pcm = clip(total)
+            shared = self._encode(self._shared, shared_pcm, pts)
+            for seat_id, pcm in minus.items():
+                if seat_id in self._listeners:
+                    if seat_id not in self._own:
+                        self._own[seat_id] = _Stream()
+                    own[seat_id] = self._encode(self._own[seat_id], pcm, pts)
+        sent = False
         for seat_id, listener in self._listeners.items():
-            own = contributions.get(seat_id)
-            mix = total - own if own is not None else total
-            listener.push(cast(Pcm, np.clip(mix, -32768, 32767).astype(np.int16)))
+            packet = own.get(seat_id, shared)
+            if packet is not None and seat_id != self._forwarded:
+                listener.push(packet)
+                sent = True
+        if sent:
+            self._next_pts = pts + FRAME_SAMPLES
+
+    def _choose_forwarded(self) -> None:
+        """Forward the one voice speaking, unchanged; mix when several are (or none is)."""
+        speaking = [
+            seat_id
+            for seat_id, voice in self._voices.items()
+            if seat_id in self._audible and self._tick - voice.last_speech <= FORWARD_HOLD_TICKS
+        ]
+        chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
+        if chosen == self._forwarded:
+            return
+        self._forwarded = chosen
+        self._anchor = None
+        if chosen is not None:
+            # The mix's streams stop here (the lone voice's own one ends with its tail, the
+            # others would delay the voice); what the voice had buffered goes out at once.
+            self._shared.tail = 0
+            for seat_id in [s for s in self._own if s != chosen]:
+                del self._own[seat_id]
+            voice = self._voices[chosen]
+            while (payload := voice.take()) is not None:
+                self._forward(chosen, None, payload)
+
+    def _forward(self, seat_id: str, timestamp: int | None, payload: bytes) -> None:
+        """Send one packet of the lone voice to everyone else, on the circle's timeline."""
+        if timestamp is None or self._anchor is None:
+            pts = max(self._tick * FRAME_SAMPLES, self._next_pts)
+            if timestamp is not None:
+                self._anchor = (timestamp, pts)
+        else:
+            # Rebased from the voice's own RTP clock, so gaps (DTX) keep their length.
+            anchor_ts, anchor_pts = self._anchor
+            pts = anchor_pts + ((timestamp - anchor_ts) & 0xFFFFFFFF)
+            if abs(pts - self._tick * FRAME_SAMPLES) > SAMPLE_RATE:
+                # The voice's clock jumped (a new stream): anchor again on ours.
+                pts = self._tick * FRAME_SAMPLES
+                self._anchor = (timestamp, pts)
+            pts = max(pts, self._next_pts)
+        self._next_pts = pts + FRAME_SAMPLES
+        packet = av.Packet(payload)
+        packet.pts = pts
+        packet.time_base = TIME_BASE
+        for listener_id, listener in self._listeners.items():
+            if listener_id != seat_id and listener_id not in self._own:
+                listener.push(packet)
+        self.forwarded_packets += 1
+
+    def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
+        if pcm is not None or stream.tail:
+            self.encodes += 1
+        return stream.encode(pcm, pts)
 
     def _ensure_ticking(self) -> None:
         if not self._run_clock:
             return
         if self._ticker is None or self._ticker.done():
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+            self._ticker = asyncio.get_running_loop().create_task(
+                _tick_forever(self.mix_once, TICK_SECONDS)
+            )
 
-    async def _tick_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time()
-        while True:
-            deadline += TICK_SECONDS
-            delay = deadline - loop.time()
-            if delay < -0.2:
-                # Far behind (a stalled loop): start afresh instead of sending a burst.
-                deadline = loop.time()
-            await asyncio.sleep(max(delay, 0))
-            try:
-                self.mix_once()
-            except Exception:  # the mixer must outlive one bad frame
-                log.exception("audio mix tick failed")
+
+async def _tick_forever(tick: Callable[[], None], period: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time()
+    while True:
+        deadline += period
+        delay = deadline - loop.time()
+        if delay < -0.2:
+            # Far behind (a stalled loop): start afresh instead of sending a burst.
+            deadline = loop.time()
+        await asyncio.sleep(max(delay, 0))
+        try:
+            tick()
+        except Exception:  # the mixer must outlive one bad frame
+            log.exception("audio mix tick failed")

@@ -30,6 +30,7 @@ from rooms.machine import (
 )
 from rooms.model import CircleState, CircleStatus, Role
 from rooms.schedule import NOT_OPEN_MESSAGE
+from rooms.voice_activity import MIN_INTERVAL, Speaking, VoiceActivity, observe
 from signaling.audio import AudioPath
 from signaling.protocol import (
     CLOSE_ENDED,
@@ -44,6 +45,7 @@ from signaling.protocol import (
     participants_json,
     room_json,
     sees_moderation,
+    speaking_json,
     waiting_json,
 )
 from signaling.store import CircleStore
@@ -85,6 +87,8 @@ class LiveCircle:
         self._expiry: asyncio.TimerHandle | None = None
         self._expiry_task: asyncio.Task[None] | None = None
         self.on_empty: Callable[[LiveCircle], None] | None = None
+        self._activity = VoiceActivity()
+        self._speaking_task: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> str:
@@ -147,12 +151,19 @@ class LiveCircle:
     def start(self) -> None:
         self.audio.set_audible(audible_seats(self.state))
         self._schedule_expiry()
+        if self._speaking_task is None:
+            self._speaking_task = asyncio.get_running_loop().create_task(self._tell_speaking())
 
     async def close(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
         if self._expiry_task is not None:
             self._expiry_task.cancel()
+        task, self._speaking_task = self._speaking_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.audio.close()
 
     def _forget(self, seat_id: str) -> None:
@@ -186,6 +197,22 @@ class LiveCircle:
             return
         if self.is_empty() and self.on_empty is not None:
             self.on_empty(self)
+
+    # --- who is speaking ----------------------------------------------------------------
+
+    def observe_voices(self, now: float) -> Speaking | None:
+        """Read the audio path's levels; an update for the pages when one is due."""
+        self._activity, update = observe(self._activity, self.audio.levels(), now)
+        return update
+
+    async def _tell_speaking(self) -> None:
+        # Polled at the coalescing interval, so a circle gets at most 5 updates a second.
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(MIN_INTERVAL)
+            update = self.observe_voices(loop.time())
+            if update is not None:
+                self._broadcast(speaking_json(update))
 
     # --- decide, persist, publish -----------------------------------------------------
 

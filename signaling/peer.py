@@ -9,11 +9,20 @@ import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from signaling.audio import ListenerTrack
 from signaling.protocol import INVALID_SDP, ProtocolError
+from signaling.voice import DirectRtpWriter, VoiceInlet, bypass_receive_pipeline
 
 log = logging.getLogger(__name__)
 
 _stock_host_addresses = aioice.ice.get_host_addresses
+_direct_rtp = True
+
+
+def write_rtp_directly(enabled: bool) -> None:
+    """Whether listeners' RTP is written by the audio path (the default) or aiortc's sender."""
+    global _direct_rtp
+    _direct_rtp = enabled
 
 
 def restrict_ice_addresses(addresses: tuple[str, ...]) -> None:
@@ -35,10 +44,14 @@ def restrict_ice_addresses(addresses: tuple[str, ...]) -> None:
 
 
 class MediaPeer:
-    """One peer connection; a new offer replaces the connection (and restarts ICE)."""
+    """One peer connection; a new offer replaces the connection (and restarts ICE).
 
-    def __init__(self, on_voice: Callable[[MediaStreamTrack], None]) -> None:
-        self._on_voice = on_voice
+    The voice's packets go to an inlet of the audio path straight after SRTP: aiortc's jitter
+    buffer and decoder never see them. Each connection gets a fresh inlet (a new stream).
+    """
+
+    def __init__(self, inlet_for: Callable[[], VoiceInlet]) -> None:
+        self._inlet_for = inlet_for
         self._pc: RTCPeerConnection | None = None
 
     async def answer(self, offer_sdp: str, outbound: MediaStreamTrack) -> str:
@@ -46,17 +59,17 @@ class MediaPeer:
         # No ICE servers: the server has its own addresses and never asks a third party.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._pc = pc
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._on_voice(track)
-
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            if not any(t.kind == "audio" for t in pc.getTransceivers()):
+            audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+            if not audio:
                 raise ProtocolError(INVALID_SDP, "The offer has no audio.", ref="offer")
-            pc.addTrack(outbound)
+            inlet = self._inlet_for()
+            for transceiver in audio:
+                bypass_receive_pipeline(transceiver.receiver, inlet)
+            sender = pc.addTrack(outbound)
+            if _direct_rtp and isinstance(outbound, ListenerTrack):
+                outbound.write_directly(DirectRtpWriter(sender, outbound.writer_ready))
             await pc.setLocalDescription(await pc.createAnswer())
         except ProtocolError:
             await self.close()

@@ -13,6 +13,7 @@ from typing import Any
 from rooms.model import Circle, CircleState, Role, Seat, SpeakingMode
 from rooms.roles import Capability, can
 from rooms.schedule import closes_at
+from rooms.voice_activity import Speaking
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -129,6 +130,21 @@ MESSAGE_TYPES = (
     "leave",
     "extend",
     *COMMAND_TYPES,
+)
+SERVER_MESSAGE_TYPES = (
+    "joined",
+    "answer",
+    "participant_joined",
+    "participant_updated",
+    "participant_left",
+    "speaking",
+    "room_updated",
+    "moderation_updated",
+    "waiting",
+    "unmute_requested",
+    "circle_updated",
+    "circle_ended",
+    "error",
 )
 
 
@@ -328,6 +344,14 @@ def waiting_json(state: CircleState, waiting_id: str) -> dict[str, Any] | None:
                 "room": room_json(state),
             }
     return None
+
+
+def speaking_json(update: Speaking) -> dict[str, Any]:
+    return {
+        "type": "speaking",
+        "speakers": list(update.speakers),
+        "levels": dict(update.levels),
+    }
 
 
 def circle_json(circle: Circle) -> dict[str, Any]:

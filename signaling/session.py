@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from aiortc.mediastreams import MediaStreamTrack
 
 from rooms import errors, machine
 from rooms.errors import CIRCLE_NOT_OPEN, RoomError
@@ -221,11 +220,7 @@ class ClientSession:
 
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:
-
-            def on_voice(track: MediaStreamTrack) -> None:
-                live.audio.attach_voice(seat_id, track)
-
-            self._peer = MediaPeer(on_voice)
+            self._peer = MediaPeer(lambda: live.audio.voice_inlet(seat_id))
         answer = await self._peer.answer(sdp, live.audio.listener_track(seat_id))
         self.send({"type": "answer", "sdp": answer})
 

@@ -13,8 +13,6 @@ const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 15000;
 // How long the server keeps a dropped seat for its seat_token (docs/protocol.md).
 const SEAT_KEPT_MS = 60000;
-// Without a fresh `levels` message for this long, nobody is shown as speaking.
-const SPEAKING_STALE_MS = 2000;
 // A meter level above this means the microphone picks up sound.
 const SOUND_LEVEL = 15;
 const MAX_NAME = 40;
@@ -62,7 +60,6 @@ const state = {
     waiting: false,
     rows: new Map(),
     speaking: new Set(),
-    speakingTimer: null,
     pushToTalk: false,
     wakeLock: null,
     lobbySize: 0,
@@ -429,18 +426,13 @@ function renderPeopleAndMarks(people) {
 function clearPeople() {
     for (const li of state.rows.values()) li.remove();
     state.rows.clear();
+    state.speaking = new Set();
 }
 
-// Who is speaking now, from the server's `levels` messages. A server without them (or a pause
-// in them) simply shows nobody as speaking.
-function onLevels(ids) {
+// Who is speaking now, from the server's `speaking` messages: each one replaces the last (an
+// empty list when the circle falls quiet). The server lists only voices that may be heard.
+function onSpeaking(ids) {
     state.speaking = new Set(ids);
-    window.clearTimeout(state.speakingTimer);
-    state.speakingTimer = window.setTimeout(() => {
-        state.speaking = new Set();
-        redrawPeople();
-        renderSelfState();
-    }, SPEAKING_STALE_MS);
     redrawPeople();
     renderSelfState();
 }
@@ -766,7 +758,7 @@ async function connectAndJoin() {
     conn.onAnswer = (sdp) => onAnswer(conn, sdp);
     conn.onError = (code, message) => onError(conn, code, message);
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);
-    conn.onLevels = (ids) => { if (state.conn === conn) onLevels(ids); };
+    conn.onSpeaking = (ids) => { if (state.conn === conn) onSpeaking(ids); };
     conn.onRoom = () => { if (state.conn === conn) onRoom(); };
     conn.onMessageFirst = (message) => {
         if (state.conn === conn && moderation) moderation.handle(conn, message);

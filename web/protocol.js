@@ -24,7 +24,7 @@ export function socketUrl(loc = window.location) {
  *   onAnswer(sdp)
  *   onError(code, message, ref)
  *   onRoom(room)                          the room view changed (`joined`, `waiting`, `room_updated`)
- *   onLevels(speakingIds)                 who is speaking now (`levels`; absent on older servers)
+ *   onSpeaking(ids, levels)               who is speaking now, loudest first (`speaking`)
  *   onMessageFirst(message)               every message, before the callbacks above (moderation.js)
  *   onMessage(message)                    every message, after the callbacks above (for hooks.js)
  *   onClose(code, reason, wasLeaving)     the socket is gone
@@ -181,6 +181,13 @@ export class ServerConnection {
             this._call('onParticipants', this.participants);
             break;
         }
+        case 'speaking':
+            // Who is speaking, loudest first, and a 0-10 level each (at most 5 a second).
+            if (Array.isArray(message.speakers)) {
+                const ids = message.speakers.filter((id) => typeof id === 'string');
+                this._call('onSpeaking', ids, message.levels ?? {});
+            }
+            break;
         case 'error':
             this._call('onError', message.code, message.message ?? '', message.ref ?? null);
             break;
@@ -192,11 +199,6 @@ export class ServerConnection {
             if (message.room) {
                 this.room = message.room;
                 this._call('onRoom', message.room);
-            }
-            break;
-        case 'levels':
-            if (Array.isArray(message.speaking)) {
-                this._call('onLevels', message.speaking.filter((id) => typeof id === 'string'));
             }
             break;
         default:

@@ -274,18 +274,19 @@ async def test_dropped_connection_shows_the_banner_and_comes_back_to_the_same_pl
         )
         first_id = await row(page, "Sam").get_attribute("data-id")
 
-        # Who is speaking comes from the server's `levels` message (docs/protocol.md). A muted
+        # Who is speaking comes from the server's `speaking` message (docs/protocol.md). A muted
         # person is never shown as speaking, whatever a message says.
         host_id = await row(page, "Ana").get_attribute("data-id")
-        network.say({"type": "levels", "speaking": [first_id, host_id]})
+        network.say({"type": "speaking", "speakers": [first_id, host_id], "levels": {}})
         await expect(row(page, "Sam").get_by_test_id("speaking")).to_be_visible()
         await expect(row(page, "Sam")).to_have_attribute("data-speaking", "true")
         await expect(row(page, "Ana")).to_have_attribute("data-speaking", "false")
         await expect(page.get_by_test_id("self-state")).to_have_text(
             "You can be heard. You are speaking now."
         )
-        # Without fresh levels, nobody stays marked as speaking.
-        await expect(row(page, "Sam")).to_have_attribute("data-speaking", "false", timeout=5000)
+        # The next message replaces the list: an empty one unmarks everyone.
+        network.say({"type": "speaking", "speakers": [], "levels": {}})
+        await expect(row(page, "Sam")).to_have_attribute("data-speaking", "false")
 
         await network.cut()
         banner = page.get_by_test_id("reconnecting")

@@ -218,6 +218,10 @@ async def test_two_people_hear_each_other_and_a_host_mute_silences_one(
         assert above_floor(host_levels, HOST_TONE) < ABSENT_DB, host_levels
         assert above_floor(guest_levels, HOST_TONE) > HEARD_DB, guest_levels
         assert above_floor(guest_levels, PARTICIPANT_TONE) < ABSENT_DB, guest_levels
+        # The server's `speaking` messages, from Chromium's own audio-level header, mark the
+        # voices it hears: each page sees the other speaking while the tones play.
+        await expect(row(host, "Sam")).to_have_attribute("data-speaking", "true", timeout=10_000)
+        await expect(row(guest, "Ana")).to_have_attribute("data-speaking", "true", timeout=10_000)
 
         await row(host, "Sam").get_by_test_id("mute").click()
         for page in (host, guest):

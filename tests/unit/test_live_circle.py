@@ -12,7 +12,7 @@ from rooms import machine
 from rooms.errors import RoomError
 from rooms.machine import AuditEntry
 from rooms.model import Circle, CircleState, Role
-from signaling.audio import MixingAudioPath
+from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub, Command, LiveCircle
 from signaling.store import LinkMatch
 
@@ -78,7 +78,7 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def live(store: MemoryStore) -> LiveCircle:
-    return LiveCircle(CircleState(CIRCLE), store, MixingAudioPath(run_clock=False), lambda: NOW)
+    return LiveCircle(CircleState(CIRCLE), store, SharedMixAudioPath(run_clock=False), lambda: NOW)
 
 
 async def test_a_joiner_gets_the_circle_first_and_the_others_are_told(
@@ -133,7 +133,7 @@ async def test_a_host_mute_reaches_everyone_and_gates_the_audio(live: LiveCircle
 
 
 async def test_an_unknown_link_and_an_emptied_circle(store: MemoryStore) -> None:
-    hub = CircleHub(store, lambda: MixingAudioPath(run_clock=False), lambda: NOW)
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
     with pytest.raises(RoomError) as refused:
         await hub.circle_for_link("nope")
     assert refused.value.code == "circle_not_open"

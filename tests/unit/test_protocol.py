@@ -85,6 +85,24 @@ def test_the_document_lists_every_message_type_and_error_code() -> None:
         assert f"| `{code}` |" in DOC, f"error code {code} missing from docs/protocol.md"
 
 
+def test_the_document_lists_every_message_the_server_sends() -> None:
+    documented_types = set(re.findall(r"^\| `([a-z_]+)` \|", DOC, flags=re.M))
+    for kind in protocol.SERVER_MESSAGE_TYPES:
+        assert kind in documented_types, f"{kind} missing from docs/protocol.md"
+
+
+def test_the_speaking_message_carries_what_the_document_says() -> None:
+    from rooms.voice_activity import Speaking
+
+    sent = protocol.speaking_json(Speaking(("p2", "p1"), {"p2": 8, "p1": 3}))
+    row = re.search(r"^\| `speaking` \| (.*)$", DOC, flags=re.M)
+    assert row is not None
+    documented = re.findall(r"`(\w+)` \(", row.group(1))
+    assert sorted(documented) == sorted(k for k in sent if k != "type")
+    assert sent == {"type": "speaking", "speakers": ["p2", "p1"], "levels": {"p2": 8, "p1": 3}}
+    json.dumps(sent)
+
+
 def test_the_document_shows_exactly_what_is_sent_about_a_person() -> None:
     from datetime import UTC, datetime
 

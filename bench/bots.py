@@ -1,0 +1,245 @@
+"""A process of bench bots: many participants on one event loop, with cheap media.
+
+Run by bench/run.py (``python -m bench.bots`` with a JSON plan on stdin; a JSON report on
+stdout). Each bot joins through its target's real signalling (Hearth's WebSocket protocol or
+Janus's HTTP API), and holds an aiortc peer connection for ICE, DTLS and SRTP only:
+
+- what it sends is pre-encoded (bench.media): no encoder runs;
+- what it receives never enters aiortc's jitter buffer or decoder (the same hook as the
+  server's); most bots even skip SRTP decryption and read only the clear RTP header, to
+  count packets and losses. A few sampled listeners decrypt and decode, to detect each
+  speaker's tone (delivery) and the start of each marked burst (latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from bench import media
+from bench.targets import signaller_for
+from signaling.peer import restrict_ice_addresses
+from signaling.voice import bypass_receive_pipeline
+
+TIME_BASE = fractions.Fraction(1, media.SAMPLE_RATE)
+LOUD = 0.1  # a tone at least this loud (of full scale) is heard
+QUIET_BEFORE_ONSET = 3
+
+
+class PacedPackets(MediaStreamTrack):
+    """A microphone that plays back pre-encoded packets on a real-time schedule."""
+
+    kind = "audio"
+
+    def __init__(self, bot: Bot) -> None:
+        super().__init__()
+        self.bot = bot
+        self.sent = 0
+        self.start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        bot = self.bot
+        if self.start is None:
+            # Speakers start their cycle at a phase of their own, so marks do not coincide.
+            self.start = time.monotonic() + bot.phase
+        if bot.cycle is not None:
+            due = self.start + self.sent * media.FRAME_SECONDS
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            index = self.sent % media.CYCLE_FRAMES
+            payload = bot.cycle[index]
+            if index == 0 and bot.measuring():
+                bot.marks_sent.append(time.monotonic())
+            pts = self.sent * media.FRAME_SAMPLES
+        else:
+            due = self.start + self.sent * media.DTX_INTERVAL
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            payload = bot.dtx
+            pts = int(self.sent * media.DTX_INTERVAL * media.SAMPLE_RATE)
+        self.sent += 1
+        packet = av.Packet(payload)
+        packet.pts = pts
+        packet.time_base = TIME_BASE
+        return packet
+
+
+class _HeaderOnly:
+    """SRTP for a bot that only counts: RTP headers are in the clear, so skip decryption."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def unprotect(self, data: bytes) -> bytes:
+        return data
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return bytes(self._session.unprotect_rtcp(data))
+
+    def protect(self, data: bytes) -> bytes:
+        return bytes(self._session.protect(data))
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return bytes(self._session.protect_rtcp(data))
+
+
+@dataclass
+class Bot:
+    spec: dict[str, Any]
+    window: tuple[float, float]
+    cycle: list[bytes] | None
+    dtx: bytes
+    phase: float
+    sampled: bool
+    marks_sent: list[float] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    onsets: list[tuple[int, float]] = field(default_factory=list)  # (tone index, time)
+    loud_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
+    frames: int = 0
+    join_seconds: float | None = None
+    error: str | None = None
+    pc: RTCPeerConnection | None = None
+    _decoder: Any = None
+    _meter: media.ToneMeter | None = None
+    _quiet_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
+
+    def measuring(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return self.window[0] <= now < self.window[1]
+
+    def inlet(self, seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+        now = time.monotonic()
+        if not self.measuring(now):
+            return
+        self.seqs.append(seq)
+        if not self.sampled:
+            return
+        if self._decoder is None:
+            self._decoder = av.CodecContext.create("libopus", "r")
+            self._decoder.format = "s16"
+            self._decoder.layout = "mono"
+            self._decoder.sample_rate = media.SAMPLE_RATE
+            self._meter = media.ToneMeter()
+        assert self._meter is not None
+        try:
+            decoded = self._decoder.decode(av.Packet(payload))
+        except av.error.FFmpegError:
+            return
+        for frame in decoded:
+            amplitudes = self._meter.amplitudes(frame.to_ndarray().reshape(-1))
+            self.frames += 1
+            for i, amplitude in enumerate(amplitudes):
+                if amplitude < LOUD:
+                    self._quiet_frames[i] += 1
+                    continue
+                self.loud_frames[i] += 1
+                # A burst starts after a few quiet frames (counted in frames, not time, so
+                # late arrivals do not look like new bursts).
+                if self._quiet_frames[i] >= QUIET_BEFORE_ONSET:
+                    self.onsets.append((i, now))
+                self._quiet_frames[i] = 0
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "circle": self.spec["circle"],
+            "tone": self.spec.get("tone"),
+            "sampled": self.sampled,
+            "join_seconds": self.join_seconds,
+            "error": self.error,
+            "received": len(set(self.seqs)),
+            "expected": _expected(self.seqs),
+            "marks_sent": self.marks_sent,
+            "onsets": self.onsets,
+            "loud_frames": self.loud_frames,
+            "frames": self.frames,
+        }
+
+
+def _expected(seqs: list[int]) -> int:
+    if not seqs:
+        return 0
+    extended = [seqs[0]]
+    for seq in seqs[1:]:
+        near = extended[-1]
+        extended.append(near + ((seq - near + 0x8000) & 0xFFFF) - 0x8000)
+    return max(extended) - min(extended) + 1
+
+
+async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None:
+    started = time.monotonic()
+    try:
+        async with signaller.session(http, bot.spec) as session:
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            bot.pc = pc
+            pc.addTrack(PacedPackets(bot))
+            await pc.setLocalDescription(await pc.createOffer())
+            for transceiver in pc.getTransceivers():
+                bypass_receive_pipeline(transceiver.receiver, bot.inlet)
+            answer = await session.exchange(pc.localDescription.sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            async with asyncio.timeout(30):
+                while pc.connectionState != "connected":
+                    if pc.connectionState in ("failed", "closed"):
+                        raise ConnectionError(pc.connectionState)
+                    await asyncio.sleep(0.01)
+            bot.join_seconds = time.monotonic() - started
+            if not bot.sampled:
+                dtls = pc.getTransceivers()[0].receiver.transport
+                dtls._rx_srtp = _HeaderOnly(dtls._rx_srtp)
+            await asyncio.sleep(max(0.0, bot.window[1] - time.monotonic()))
+            await session.leave()
+    except Exception as exc:
+        bot.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if bot.pc is not None:
+            with contextlib.suppress(Exception):
+                await bot.pc.close()
+
+
+async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    restrict_ice_addresses((plan["ice_address"],))
+    window = (plan["window"][0], plan["window"][1])
+    cycles = {i: media.speech_cycle(f) for i, f in enumerate(media.TONES)}
+    dtx = media.dtx_packet()
+    signaller = signaller_for(plan["target"])
+    bots = [
+        Bot(
+            spec=spec,
+            window=window,
+            cycle=cycles[spec["tone"]] if spec.get("tone") is not None else None,
+            dtx=dtx,
+            phase=(spec.get("tone") or 0) * media.CYCLE_FRAMES * media.FRAME_SECONDS / 3,
+            sampled=spec.get("sampled", False),
+        )
+        for spec in plan["bots"]
+    ]
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        tasks = []
+        for bot in bots:
+            await asyncio.sleep(max(0.0, bot.spec["start_at"] - time.monotonic()))
+            tasks.append(asyncio.create_task(run_bot(bot, signaller, http)))
+        await asyncio.gather(*tasks)
+    return [bot.report() for bot in bots]
+
+
+def main() -> None:
+    plan = json.load(sys.stdin)
+    reports = asyncio.run(main_async(plan))
+    json.dump(reports, sys.stdout)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

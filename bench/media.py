@@ -1,0 +1,75 @@
+"""Cheap bot media: Opus packets encoded once at bench start, kept in memory.
+
+A speaker hums its tone in bursts (MARK_ON ms of tone, then a short silence) so that every
+burst's start is a mark whose send and arrival times give the latency. A silent listener
+sends what a browser sends with DTX on: a tiny packet every 400 ms.
+"""
+
+from __future__ import annotations
+
+import fractions
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 48_000
+FRAME_SAMPLES = 960
+FRAME_SECONDS = 0.02
+BURST_FRAMES = 40  # 800 ms of tone ...
+GAP_FRAMES = 10  # ... then 200 ms of silence: one mark a second
+CYCLE_FRAMES = BURST_FRAMES + GAP_FRAMES
+DTX_INTERVAL = 0.4
+TONES = (500.0, 850.0, 1270.0)  # as in tests/integration: no intermodulation between them
+AMPLITUDE = 0.3
+
+
+def _encoder(dtx: bool) -> av.AudioCodecContext:
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.bit_rate = 32_000
+    encoder.format = "s16"
+    encoder.layout = "mono"
+    encoder.sample_rate = SAMPLE_RATE
+    encoder.time_base = fractions.Fraction(1, SAMPLE_RATE)
+    encoder.options = {"application": "voip", **({"dtx": "1"} if dtx else {})}
+    return encoder
+
+
+def speech_cycle(frequency: float) -> list[bytes]:
+    """One cycle of Opus packets: a tone burst, then silence."""
+    encoder = _encoder(dtx=False)
+    n = np.arange(CYCLE_FRAMES * 2 * FRAME_SAMPLES)
+    wave = (AMPLITUDE * 32767 * np.sin(2 * np.pi * frequency * n / SAMPLE_RATE)).astype(np.int16)
+    packets: list[bytes] = []
+    # Encode two cycles and keep the second, so the encoder's start-up is not in it.
+    for i in range(CYCLE_FRAMES * 2):
+        pcm = wave[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
+        if i % CYCLE_FRAMES >= BURST_FRAMES:
+            pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        frame.pts = i * FRAME_SAMPLES
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    return packets[-CYCLE_FRAMES:]
+
+
+def dtx_packet() -> bytes:
+    """The few bytes a browser with DTX sends every 400 ms while its person is silent.
+
+    libopus's packet for digital silence (3 bytes), as in the gaps of ``speech_cycle``.
+    """
+    return min(speech_cycle(TONES[0]), key=len)
+
+
+class ToneMeter:
+    """Amplitude of each bench tone in a 20 ms frame: three dot products, no FFT."""
+
+    def __init__(self) -> None:
+        n = np.arange(FRAME_SAMPLES)
+        window = np.hanning(FRAME_SAMPLES)
+        self._basis = np.array(
+            [window * np.exp(-2j * np.pi * f * n / SAMPLE_RATE) for f in TONES]
+        ) * (2 / window.sum() / 32768)
+
+    def amplitudes(self, pcm: np.ndarray) -> np.ndarray:
+        return np.abs(self._basis @ pcm.astype(np.float64))

@@ -1,0 +1,308 @@
+"""Run one benchmark scenario against Hearth and Janus AudioBridge; print a JSON summary.
+
+    python -m bench.run --circles 4 --size 12 --speakers 1 --seconds 20
+    python -m bench.run --circles 16 --size 12 --speakers 1 --targets hearth
+
+Bots run in separate processes (bench/bots.py). The server's CPU is read from /proc for the
+server process alone, over a window that starts once every bot has joined. Numbers are per
+participant; compare targets measured in the same run (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import media
+from bench.janus import MEDIA_ADDRESS, JanusProcess, Namespace
+from tests.support.server import ServerProcess, free_port, link_token
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB / 1024
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class HearthTarget:
+    ice_address = "127.0.0.1"
+    prefix: list[str] = []
+
+    VARIANTS = {
+        # name: (forward a lone voice, write RTP directly)
+        "hearth": ("1", "1"),
+        "hearth_mixing_only": ("0", "1"),
+        "hearth_aiortc_sender": ("1", "0"),
+    }
+
+    def __init__(self, workdir: Path, name: str = "hearth") -> None:
+        self.name = name
+        forwarding, direct = self.VARIANTS[name]
+        self.server = ServerProcess(
+            data_dir=workdir / self.name,
+            extra_env={"HEARTH_AUDIO_FORWARDING": forwarding, "HEARTH_AUDIO_DIRECT_RTP": direct},
+        )
+
+    def start(self) -> int:
+        self.server.start()
+        assert self.server.process is not None
+        return self.server.process.pid
+
+    def circles(self, count: int) -> list[dict[str, Any]]:
+        made = []
+        for i in range(count):
+            circle = self.server.create_circle(title=f"Bench circle {i}")
+            made.append(
+                {
+                    "host": {"ws_url": self.server.ws_url, "token": link_token(circle["host_url"])},
+                    "guest": {
+                        "ws_url": self.server.ws_url,
+                        "token": link_token(circle["join_url"]),
+                    },
+                }
+            )
+        return made
+
+    def stop(self) -> None:
+        self.server.stop()
+        # Keep the last server log for a look at any errors (no media, no personal data).
+        log = self.server.log_text()
+        Path(tempfile.gettempdir(), f"{self.name}-bench-server.log").write_text(log)
+
+
+class JanusTarget:
+    name = "janus"
+    ice_address = MEDIA_ADDRESS
+
+    def __init__(self, workdir: Path) -> None:
+        self.namespace = Namespace()
+        self.prefix = self.namespace.prefix()
+        self.janus = JanusProcess(workdir / "janus", free_port(), self.namespace)
+
+    def start(self) -> int:
+        self.janus.start()
+        assert self.janus.process is not None
+        return self.janus.process.pid
+
+    def circles(self, count: int) -> list[dict[str, Any]]:
+        rooms = list(range(1000, 1000 + count))
+        self.janus.create_rooms(rooms)
+        spec = [{"janus_url": self.janus.url, "room": room} for room in rooms]
+        return [{"host": s, "guest": s} for s in spec]
+
+    def stop(self) -> None:
+        self.janus.stop()
+        self.namespace.close()
+
+
+def plan_bots(
+    circles: list[dict[str, Any]], size: int, speakers: int, sampled: int, join_rate: float
+) -> list[dict[str, Any]]:
+    """Hosts join first (a Hearth circle opens for its guests once its host is in)."""
+    bots: list[dict[str, Any]] = []
+    for round_ in range(size):
+        for c, circle in enumerate(circles):
+            role = "host" if round_ == 0 else "guest"
+            bots.append(
+                {
+                    **circle[role],
+                    "circle": c,
+                    "name": f"Bot {c}-{round_}",
+                    "tone": round_ if round_ < speakers else None,
+                    "sampled": speakers <= round_ < speakers + sampled,
+                }
+            )
+    start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
+    for i, bot in enumerate(bots):
+        bot["start_at"] = start + i / join_rate
+    return bots
+
+
+def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> dict[str, Any]:
+    pid = target.start()
+    try:
+        circles = target.circles(args.circles)
+        time.sleep(0.5)
+        rss_idle = rss_mb(pid)
+        bots = plan_bots(circles, args.size, args.speakers, args.sampled, args.join_rate)
+        joined_by = bots[-1]["start_at"] + args.settle
+        window = (joined_by, joined_by + args.seconds)
+        procs = []
+        for p in range(args.bot_procs):
+            plan = {
+                "target": target.name,
+                "ice_address": target.ice_address,
+                "window": window,
+                "bots": bots[p :: args.bot_procs],
+            }
+            proc = subprocess.Popen(
+                [*target.prefix, sys.executable, "-m", "bench.bots"],
+                cwd=REPO,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(plan).encode())
+            proc.stdin.close()
+            procs.append(proc)
+        time.sleep(max(0.0, window[0] - time.monotonic()))
+        cpu0, load0 = cpu_seconds(pid), os.getloadavg()[0]
+        bots0 = sum(cpu_seconds(proc.pid) for proc in procs)
+        spy = None
+        if args.py_spy and target.name.startswith("hearth"):
+            spy = subprocess.Popen(
+                [
+                    *("py-spy", "record", "--pid", str(pid), "--duration", str(int(args.seconds))),
+                    *("--format", "raw", "--output", args.py_spy, "--nonblocking"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        time.sleep(max(0.0, window[1] - time.monotonic()))
+        cpu1, rss_busy = cpu_seconds(pid), rss_mb(pid)
+        bot_cpu = sum(cpu_seconds(proc.pid) for proc in procs) - bots0
+        if spy is not None:
+            spy.wait()
+        reports: list[dict[str, Any]] = []
+        for proc in procs:
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            proc.wait(timeout=60)
+            reports += json.loads(out)
+        return summarise(
+            target.name, reports, args, cpu1 - cpu0, rss_idle, rss_busy, load0, bot_cpu
+        )
+    finally:
+        target.stop()
+
+
+def summarise(
+    name: str,
+    reports: list[dict[str, Any]],
+    args: argparse.Namespace,
+    cpu: float,
+    rss_idle: float,
+    rss_busy: float,
+    load: float,
+    bot_cpu: float,
+) -> dict[str, Any]:
+    joined = [r for r in reports if r["join_seconds"] is not None]
+    errors = sorted({r["error"] for r in reports if r["error"]})[:5]
+    n = max(1, len(joined))
+    expected = sum(r["expected"] for r in joined)
+    received = sum(r["received"] for r in joined)
+    # Latency: each burst start heard at a sampled listener, against when it was sent.
+    latencies: list[float] = []
+    delivered = pairs = 0
+    speaking_frames = args.seconds / media.FRAME_SECONDS * media.BURST_FRAMES / media.CYCLE_FRAMES
+    for listener in (r for r in joined if r["sampled"]):
+        in_circle = [r for r in joined if r["circle"] == listener["circle"]]
+        for speaker in (r for r in in_circle if r["tone"] is not None):
+            pairs += 1
+            tone = speaker["tone"]
+            if listener["loud_frames"][tone] >= 0.5 * speaking_frames:
+                delivered += 1
+            marks = speaker["marks_sent"]
+            for t, heard_at in listener["onsets"]:
+                if t != tone:
+                    continue
+                sent = [m for m in marks if m <= heard_at]
+                if sent and heard_at - sent[-1] < 0.5:
+                    latencies.append((heard_at - sent[-1]) * 1000)
+    joins = [r["join_seconds"] for r in joined]
+    return {
+        "target": name,
+        "participants": len(reports),
+        "joined": len(joined),
+        "errors": errors,
+        "server_cpu_ms_per_participant_s": round(cpu * 1000 / (args.seconds * n), 3),
+        "server_cpu_cores": round(cpu / args.seconds, 3),
+        "server_mb_per_participant": round((rss_busy - rss_idle) / n, 3),
+        "server_rss_mb": round(rss_busy, 1),
+        "delivery": round(delivered / pairs, 3) if pairs else None,
+        "loss": round(1 - received / expected, 5) if expected else None,
+        "packets_received": received,
+        "latency_ms_p50": _round(percentile(latencies, 0.5)),
+        "latency_ms_p95": _round(percentile(latencies, 0.95)),
+        "latency_samples": len(latencies),
+        "join_s_p50": _round(percentile(joins, 0.5)),
+        "join_s_p95": _round(percentile(joins, 0.95)),
+        # Bots near 1 core per process cannot keep their pace: the run then says more
+        # about the bots than about the server.
+        "bot_cpu_cores": round(bot_cpu / args.seconds, 3),
+        "loadavg_1m_at_window_start": round(load, 2),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--circles", type=int, default=1)
+    parser.add_argument("--size", type=int, default=12)
+    parser.add_argument("--speakers", type=int, default=1, choices=(0, 1, 2, 3))
+    parser.add_argument("--sampled", type=int, default=1, help="decoding listeners per circle")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--settle", type=float, default=3)
+    parser.add_argument("--join-rate", type=float, default=20, help="joins per second")
+    parser.add_argument("--bot-procs", type=int, default=2)
+    parser.add_argument(
+        "--targets",
+        default="hearth,janus",
+        help="any of janus, " + ", ".join(HearthTarget.VARIANTS),
+    )
+    parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {
+        "scenario": {
+            "circles": args.circles,
+            "size": args.size,
+            "speakers": args.speakers,
+            "seconds": args.seconds,
+            "bot_procs": args.bot_procs,
+        },
+        "machine": {"cores": os.cpu_count(), "loadavg_1m_before": os.getloadavg()[0]},
+        "results": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp:
+        for name in args.targets.split(","):
+            target: HearthTarget | JanusTarget = (
+                JanusTarget(Path(tmp)) if name == "janus" else HearthTarget(Path(tmp), name)
+            )
+            results["results"][name] = run_target(target, args)
+    found = results["results"]
+    janus_cpu = found.get("janus", {}).get("server_cpu_ms_per_participant_s")
+    for name in HearthTarget.VARIANTS:
+        if name in found and janus_cpu:
+            results[f"cpu_ratio_{name}_over_janus"] = round(
+                found[name]["server_cpu_ms_per_participant_s"] / janus_cpu, 3
+            )
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

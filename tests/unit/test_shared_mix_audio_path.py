@@ -1,0 +1,239 @@
+"""The engine: who hears what, one shared encode, clean ends, decided by the audible set."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import itertools
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+
+from signaling.audio import (
+    SILENCE_TAIL_FRAMES,
+    ListenerTrack,
+    SharedMixAudioPath,
+    mix,
+)
+from signaling.voice import FRAME_SAMPLES, SAMPLE_RATE, opus_decoder, opus_encoder
+
+pytestmark = pytest.mark.asyncio
+
+TONES = {"a": 500.0, "b": 850.0, "c": 1270.0}
+SEATS = [*TONES, "d"]  # "d" only listens
+
+
+class Speaker:
+    """A voice as the inlet sees it: Opus packets of a steady tone, numbered like RTP."""
+
+    def __init__(self, frequency: float, amplitude: float = 0.3) -> None:
+        self.frequency = frequency
+        self.amplitude = amplitude
+        self.encoder = opus_encoder()
+        self.sent = 0
+
+    def packet(self) -> bytes:
+        n = np.arange(self.sent * FRAME_SAMPLES, (self.sent + 1) * FRAME_SAMPLES)
+        wave = self.amplitude * np.sin(2 * np.pi * self.frequency * n / SAMPLE_RATE)
+        frame = av.AudioFrame.from_ndarray(
+            (wave * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        frame.pts = self.sent * FRAME_SAMPLES
+        self.sent += 1
+        return bytes(self.encoder.encode(frame)[0])
+
+
+def drain(track: ListenerTrack) -> list[av.Packet]:
+    packets = []
+    while track._packets:
+        packet = track._packets.popleft()
+        assert packet is not None
+        packets.append(packet)
+    return packets
+
+
+def tone_levels(packets: list[av.Packet]) -> dict[str, float]:
+    """Amplitude (of full scale) of each test tone in what a listener's packets decode to."""
+    decoder = opus_decoder()
+    pcm = np.concatenate(
+        [f.to_ndarray().reshape(-1) for p in packets for f in decoder.decode(av.Packet(bytes(p)))]
+    ).astype(np.float64)[FRAME_SAMPLES * 5 :]  # past the decoder's start-up
+    window = np.hanning(len(pcm))
+    spectrum = np.abs(np.fft.rfft(pcm * window)) * 2 / window.sum() / 32768
+    freqs = np.fft.rfftfreq(len(pcm), 1 / SAMPLE_RATE)
+    return {
+        seat: float(spectrum[(freqs > f - 10) & (freqs < f + 10)].max())
+        for seat, f in TONES.items()
+    }
+
+
+class Circle:
+    """An engine ticked by hand, with what each listener was sent so far."""
+
+    def __init__(self, audible: set[str], forward_lone_voice: bool = True) -> None:
+        self.path = SharedMixAudioPath(run_clock=False, forward_lone_voice=forward_lone_voice)
+        self.path.set_audible(frozenset(audible))
+        self.tracks = {seat: self.path.listener_track(seat) for seat in SEATS}
+        self.inlets = {seat: self.path.voice_inlet(seat) for seat in SEATS}
+        self.speakers = {seat: Speaker(TONES[seat]) for seat in TONES}
+        self.heard: dict[str, list[av.Packet]] = {seat: [] for seat in SEATS}
+        self.sent: dict[str, list[bytes]] = {seat: [] for seat in TONES}
+        self.seq = 0
+
+    def tick(self, speaking: set[str], ticks: int = 1) -> None:
+        for _ in range(ticks):
+            for seat in speaking:
+                packet = self.speakers[seat].packet()
+                self.sent[seat].append(packet)
+                self.inlets[seat](self.seq, self.seq * FRAME_SAMPLES, packet, None)
+            self.seq += 1
+            self.path.mix_once()
+            for seat, track in self.tracks.items():
+                self.heard[seat] += drain(track)  # type: ignore[arg-type]
+
+
+async def test_each_listener_hears_the_others_and_never_their_own_voice() -> None:
+    circle = Circle(audible={"a", "b", "c"})
+    circle.tick({"a", "b", "c"}, ticks=50)
+    for seat, packets in circle.heard.items():
+        levels = tone_levels(packets)
+        for other in TONES:
+            if other == seat:
+                assert levels[other] < 0.003, (seat, levels)
+            else:
+                assert levels[other] > 0.24, (seat, levels)
+    await circle.path.close()
+
+
+async def test_a_muted_voice_never_leaves_the_server() -> None:
+    circle = Circle(audible={"a", "b"})
+    circle.tick({"a", "b", "c"}, ticks=50)
+    for packets in circle.heard.values():
+        assert tone_levels(packets)["c"] < 0.003
+    await circle.path.close()
+
+
+async def test_listeners_who_do_not_speak_get_byte_identical_packets_from_one_encode() -> None:
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a", "b"}, ticks=20)
+    heard_c = [bytes(p) for p in circle.heard["c"]]  # type: ignore[arg-type]
+    heard_d = [bytes(p) for p in circle.heard["d"]]  # type: ignore[arg-type]
+    assert len(heard_c) == 20 and heard_c == heard_d
+    # Per tick: one encode for all listeners, one mix-minus for each of the two speakers.
+    assert circle.path.encodes == 3 * 20
+    await circle.path.close()
+
+
+async def test_a_lone_voice_is_forwarded_unchanged_to_everyone_else_without_encoding() -> None:
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a"}, ticks=20)
+    for listener in ("b", "c", "d"):
+        assert [bytes(p) for p in circle.heard[listener]] == circle.sent["a"]  # type: ignore[arg-type]
+    assert circle.heard["a"] == []
+    assert circle.path.encodes == 0
+    await circle.path.close()
+
+
+async def test_the_timeline_runs_on_as_voices_move_between_forwarding_and_mixing() -> None:
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a"}, ticks=15)  # forwarded
+    circle.tick({"a", "b"}, ticks=15)  # mixed
+    circle.tick({"b"}, ticks=30)  # forwarded again once "a" has been quiet a while
+    circle.tick(set(), ticks=20)
+    for listener in ("c", "d"):
+        pts = [p.pts for p in circle.heard[listener]]
+        steps = [b - a for a, b in itertools.pairwise(pts)]
+        # Never backwards or overlapping, no jump but the gaps when nothing was to be heard.
+        assert steps and min(steps) >= FRAME_SAMPLES, steps
+        assert len(pts) >= 60
+    # Both voices come through at full level on each side of the switches.
+    heard = circle.heard["c"]
+    assert tone_levels(heard[:15])["a"] > 0.24
+    assert min(tone_levels(heard[15:30])[v] for v in ("a", "b")) > 0.24
+    assert tone_levels(heard[45:60])["b"] > 0.24
+    await circle.path.close()
+
+
+async def test_a_mix_that_stops_ends_with_a_short_silence_tail_then_nothing() -> None:
+    circle = Circle(audible={"a", "b", "c"}, forward_lone_voice=False)
+    circle.tick({"a"}, ticks=10)
+    before = len(circle.heard["b"])
+    circle.tick(set(), ticks=10)
+    tail = circle.heard["b"][before:]
+    assert len(tail) == SILENCE_TAIL_FRAMES  # encoded silence, no 0.4 s concealment tail
+    decoder = opus_decoder()
+    heard = [f.to_ndarray() for p in circle.heard["b"] for f in decoder.decode(av.Packet(bytes(p)))]
+    assert np.abs(heard[before - 1]).max() > 5000  # the tone, then it fades out to silence
+    assert np.abs(heard[-1][:, FRAME_SAMPLES // 2 :]).max() < 100
+    await circle.path.close()
+
+
+async def test_timestamps_run_on_when_a_listener_moves_between_streams() -> None:
+    circle = Circle(audible={"a", "b", "c"}, forward_lone_voice=False)
+    circle.tick({"a", "b"}, ticks=5)  # "a" hears "b" from an encoder of its own
+    circle.tick({"a"}, ticks=5)  # "b" went quiet: "a" hears its stream's silence tail
+    circle.tick({"a", "b"}, ticks=5)
+    circle.tick({"b"}, ticks=5)  # "a" went quiet: back on the shared stream
+    pts = [p.pts for p in circle.heard["a"]]
+    # One timeline across the streams; the gap is two ticks with nothing to hear (like DTX).
+    ticks = [*range(5 + SILENCE_TAIL_FRAMES), *range(10, 20)]
+    assert [p - pts[0] for p in pts] == [t * FRAME_SAMPLES for t in ticks]
+    await circle.path.close()
+
+
+async def test_sums_clip_instead_of_wrapping_around() -> None:
+    loud = np.full(FRAME_SAMPLES, 30000, dtype=np.int16)
+    total, minus = mix({"a": loud, "b": loud, "c": -loud})
+    assert int(total[0]) == 30000
+    assert int(minus["c"][0]) == 32767  # type: ignore[index]
+    assert int(minus["a"][0]) == 0  # type: ignore[index]
+    _, alone = mix({"a": loud})
+    assert alone == {"a": None}
+
+
+async def test_late_and_duplicate_packets_are_dropped_in_order() -> None:
+    path = SharedMixAudioPath(run_clock=False)
+    path.set_audible(frozenset({"a"}))
+    inlet = path.voice_inlet("a")
+    speaker = Speaker(TONES["a"])
+    packets = [speaker.packet() for _ in range(4)]
+    for seq in (65534, 0, 65535, 0):  # out of order, across the 16-bit wrap, duplicated
+        inlet(seq, 0, packets[seq % 4], None)
+    voice = path._voices["a"]
+    assert [seq & 0xFFFF for seq, _ in voice.packets] == [65534, 65535, 0]
+    await path.close()
+
+
+async def test_listener_track_ends_when_stopped() -> None:
+    track = ListenerTrack()
+    task = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await task
+
+
+async def test_a_renegotiated_stream_with_new_numbers_is_heard_not_dropped_as_late() -> None:
+    path = SharedMixAudioPath(run_clock=False, forward_lone_voice=False)
+    path.set_audible(frozenset({"a"}))
+    inlet = path.voice_inlet("a")
+    speaker = Speaker(TONES["a"])
+    for seq in (40000, 40001):
+        inlet(seq, 0, speaker.packet(), None)
+    path.mix_once()
+    inlet(7, 0, speaker.packet(), None)  # the browser's new stream starts far below
+    assert [seq & 0xFFFF for seq, _ in path._voices["a"].packets] == [7]
+    await path.close()
+
+
+async def test_when_the_mix_ends_the_remaining_voice_reaches_the_other_speaker_unchanged() -> None:
+    circle = Circle(audible={"a", "b", "c", "d"})
+    circle.tick({"a", "b"}, ticks=10)  # "a" hears "b" through its own mix-minus stream
+    circle.tick({"b"}, ticks=30)  # "a" went quiet: once the hold is over, "b" is forwarded
+    heard_by_a = [bytes(p) for p in circle.heard["a"]]  # type: ignore[arg-type]
+    assert heard_by_a[-15:] == circle.sent["b"][-15:]
+    await circle.path.close()
