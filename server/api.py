@@ -129,8 +129,8 @@ def render_circle(scheduled: ScheduledCircle, base: str) -> dict[str, Any]:
     }
 
 
-def _no_store(response: web.Response) -> web.Response:
-    # Responses carry link secrets: keep them out of shared caches.
+def no_store(response: web.Response) -> web.Response:
+    """Admin responses carry link secrets and names: keep them out of every cache."""
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -148,14 +148,14 @@ async def create_circle(request: web.Request) -> web.Response:
     body = render_circle(scheduled, public_base(request))
     response = web.json_response(body, status=201)
     response.headers["Location"] = f"{API_BASE}/circles/{scheduled.circle.id}"
-    return _no_store(response)
+    return no_store(response)
 
 
 async def list_circles(request: web.Request) -> web.Response:
     await require_admin(request)
     base = public_base(request)
     circles = await SqlCircleStore(request.app[DATABASE]).list_circles()
-    return _no_store(web.json_response({"circles": [render_circle(c, base) for c in circles]}))
+    return no_store(web.json_response({"circles": [render_circle(c, base) for c in circles]}))
 
 
 async def get_circle(request: web.Request) -> web.Response:
@@ -165,7 +165,7 @@ async def get_circle(request: web.Request) -> web.Response:
     )
     if scheduled is None:
         raise ApiError(404, NOT_FOUND, "No circle has this id.")
-    return _no_store(web.json_response(render_circle(scheduled, public_base(request))))
+    return no_store(web.json_response(render_circle(scheduled, public_base(request))))
 
 
 async def get_openapi(_request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from rooms.model import CircleSettings, NoHostPolicy, SpeakingMode
-from server.api import read_json_object
+from server.api import no_store, read_json_object
 from server.appkeys import DATABASE
 from server.auth import require_admin
 from server.errors import NOT_FOUND, ApiError, invalid_field
@@ -107,27 +107,22 @@ async def _series_of(request: web.Request) -> tuple[SqlCircleStore, str]:
     return store, series_id
 
 
-def _no_store(response: web.Response) -> web.Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 async def get_moderation(request: web.Request) -> web.Response:
     store, series_id = await _series_of(request)
-    return _no_store(web.json_response(render_settings(await store.moderation_settings(series_id))))
+    return no_store(web.json_response(render_settings(await store.moderation_settings(series_id))))
 
 
 async def put_moderation(request: web.Request) -> web.Response:
     store, series_id = await _series_of(request)
     settings = parse_settings(await read_json_object(request))
     await store.set_moderation_settings(series_id, settings)
-    return _no_store(web.json_response(render_settings(settings)))
+    return no_store(web.json_response(render_settings(settings)))
 
 
 async def get_audit(request: web.Request) -> web.Response:
     store, circle_id = await _existing(request)
     records = await store.audit_log(circle_id)
-    return _no_store(web.json_response({"entries": [render_audit(r) for r in records]}))
+    return no_store(web.json_response({"entries": [render_audit(r) for r in records]}))
 
 
 def add_moderation_routes(app: web.Application) -> None:

@@ -28,6 +28,7 @@ from rooms.recurrence import (
     validate,
 )
 from server.api import (
+    no_store,
     parse_duration,
     parse_starts_at,
     parse_timezone,
@@ -271,10 +272,7 @@ def render_occurrence(scheduled: ScheduledOccurrence, now: datetime) -> dict[str
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    response = web.json_response(body, status=status)
-    # Bodies carry link secrets: keep them out of shared caches.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(web.json_response(body, status=status))
 
 
 def _no_series() -> ApiError:
