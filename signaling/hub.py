@@ -380,10 +380,13 @@ class CircleHub:
         if circle.status is not CircleStatus.OPEN:
             return None
         seats = live.state.seats.values() if live is not None else ()
+        settings = live.state.settings if live is not None else match.settings
         return {
             "circle": circle_json(circle),
             "hosts": [seat.display_name for seat in seats if seat.role is Role.HOST],
             "role": match.role.value,
+            # Host links skip the passcode, so only a participant's page asks for one.
+            "passcode_required": bool(settings.passcode) and match.role is not Role.HOST,
         }
 
     def _release_soon(self, live: LiveCircle) -> None:

@@ -176,6 +176,7 @@ async function loadCircleInfo() {
         return;
     }
     if (!info || !info.open || !info.circle) return;
+    if (moderation) moderation.circleInfo(info); // moderation hook
     $('join-title').textContent = `Join ${info.circle.title}`;
     document.title = `${info.circle.title} · Hearth`;
     const when = describeTime(info.circle);

@@ -149,6 +149,10 @@ export class Moderation {
             if (message.code in ERROR_TEXT) {
                 const text = ERROR_TEXT[message.code];
                 if (['removed', 'denied', 'banned'].includes(message.code)) this.finalText = text;
+                if (message.code === 'passcode_required') {
+                    this.passcodeField.hidden = false;
+                    this.passcodeInput.focus();
+                }
                 this.deniedOnly = message.code === 'denied';
                 if (text) this._say(text);
             }
@@ -156,6 +160,12 @@ export class Moderation {
         default:
             break;
         }
+    }
+
+    /** What the join page learnt before joining (POST /circle-info): ask for a passcode only
+     * when the circle needs one. */
+    circleInfo(info) {
+        if (info && info.passcode_required) this.passcodeField.hidden = false;
     }
 
     /** Adds the moderator's per-person buttons and the hand/floor marks to the list rows. */
@@ -203,7 +213,8 @@ export class Moderation {
     _build() {
         // The passcode field sits in the join form; the server says when it is needed.
         this.passcodeInput = el('input', { id: 'passcode', type: 'password', testid: 'passcode', autocomplete: 'off' });
-        this.passcodeField = el('div', { className: 'field' }, el('label', { htmlFor: 'passcode' }, 'Passcode (if your circle has one)'), this.passcodeInput);
+        this.passcodeField = el('div', { className: 'field', hidden: true }, el('label', { htmlFor: 'passcode' }, 'Passcode'), this.passcodeInput,
+            el('p', { className: 'hint' }, 'This circle asks for a passcode. Your host will have shared it.'));
         const form = $('join-form');
         if (form) form.insertBefore(this.passcodeField, $('join'));
 

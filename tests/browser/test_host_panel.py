@@ -132,3 +132,41 @@ async def test_someone_turned_away_from_the_lobby_may_ask_again_but_a_removed_pe
         await expect(lee.get_by_test_id("ask-again")).to_be_hidden()
 
     assert errors == []
+
+
+async def test_the_join_page_asks_for_a_passcode_only_when_the_circle_has_one(
+    hearth_server: ServerProcess, chromium_path: Path
+) -> None:
+    guarded = hearth_server.create_circle("Guarded circle")
+    path = f"/api/v1/circles/{guarded['id']}/moderation"
+    _, settings = hearth_server.api("GET", path)
+    assert hearth_server.api("PUT", path, {**settings, "passcode": "olive"})[0] == 200
+    plain = hearth_server.create_circle("Plain circle")
+    errors: list[str] = []
+
+    async with async_playwright() as pw, chromium(pw, chromium_path, None) as browser:
+        for circle in (guarded, plain):
+            host = await open_page(
+                browser, urljoin(hearth_server.base_url, circle["host_url"]), 1024, errors
+            )
+            await join(host, "Ana", muted=True)
+            await expect(host.get_by_test_id("host-panel")).to_be_visible(timeout=10_000)
+
+        plain_page = await open_page(
+            browser, urljoin(hearth_server.base_url, plain["join_url"]), 400, errors
+        )
+        await expect(plain_page.get_by_text("Join Plain circle")).to_be_visible(timeout=10_000)
+        await expect(plain_page.get_by_test_id("passcode")).to_be_hidden()
+
+        sam = await open_page(
+            browser, urljoin(hearth_server.base_url, guarded["join_url"]), 400, errors
+        )
+        await expect(sam.get_by_test_id("passcode")).to_be_visible(timeout=10_000)
+        # Without it the server refuses; with it Sam is in.
+        await join(sam, "Sam", muted=True)
+        await expect(sam.locator("#join-status")).to_have_text("This circle needs its passcode.")
+        await sam.get_by_test_id("passcode").fill("olive")
+        await sam.get_by_test_id("join").click()
+        await expect(row(sam, "Sam")).to_contain_text("(you)", timeout=10_000)
+
+    assert errors == []

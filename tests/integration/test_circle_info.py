@@ -49,6 +49,28 @@ async def test_join_page_learns_title_and_hosts_only_while_the_circle_is_open(
         assert answer["role"] == "participant"
         assert ask(server, link_token(circle["host_url"]))["role"] == "host"
         # Nothing about who else is there, and no address of anyone.
-        assert set(answer) == {"open", "circle", "hosts", "role"}
+        assert set(answer) == {"open", "circle", "hosts", "role", "passcode_required"}
+        assert answer["passcode_required"] is False
+    finally:
+        await host.close()
+
+
+async def test_join_page_asks_for_a_passcode_only_where_the_link_needs_one(
+    server: ServerProcess,
+) -> None:
+    circle = server.create_circle(title="Quiet circle")
+    status, settings = server.api("GET", f"/api/v1/circles/{circle['id']}/moderation")
+    assert status == 200
+    status, _ = server.api(
+        "PUT", f"/api/v1/circles/{circle['id']}/moderation", {**settings, "passcode": "olive"}
+    )
+    assert status == 200
+    host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", None)
+    await host.connect()
+    try:
+        await host.join(muted=True)
+        assert ask(server, link_token(circle["join_url"]))["passcode_required"] is True
+        # Host links are never held by a passcode, so the host's page does not ask.
+        assert ask(server, link_token(circle["host_url"]))["passcode_required"] is False
     finally:
         await host.close()
