@@ -549,3 +549,35 @@ async def test_phone_page_asks_for_a_tap_to_hear_and_keeps_the_screen_awake(
         await page.get_by_test_id("leave").click()
         assert await page.evaluate("window.wakeLocks[1].released")
         assert guest.errors == [] and host.errors == [], guest.errors + host.errors
+
+
+async def test_a_connection_lost_in_the_lobby_shows_the_banner_and_keeps_the_place(
+    hearth_server: ServerProcess, chromium_path: Path
+) -> None:
+    async with browser_for(chromium_path, None) as browser:
+        host, join_url = await open_circle(hearth_server, browser, "Lobby on a bad network")
+        await host.page.get_by_test_id("lobby-toggle").click()
+        await expect(host.page.get_by_test_id("lobby-toggle")).to_have_text("Turn lobby off")
+        context = await browser.new_context(viewport={"width": 360, "height": 800})
+        network = FlakyNetwork()
+        await context.route_web_socket("**/ws", network.handle)
+        guest = Person(await context.new_page())
+        page = guest.page
+        await page.goto(join_url)
+        await join(page, "Sam", muted=True)
+        position = page.get_by_test_id("lobby-position")
+        await expect(position).to_have_text("You are number 1 of 1 waiting.", timeout=10_000)
+
+        await network.cut()
+        banner = page.get_by_test_id("reconnecting")
+        await expect(banner).to_be_visible()
+        await expect(position).to_be_visible()  # still the lobby, not the join form
+        await asyncio.sleep(1.5)
+        network.restore()
+        await expect(banner).to_be_hidden(timeout=15_000)
+        await expect(position).to_have_text("You are number 1 of 1 waiting.")
+        # Still one knock at the host's door: the same place, not a second arrival.
+        await expect(host.page.get_by_test_id("waiting-person")).to_have_count(1)
+        await host.page.get_by_test_id("waiting-person").get_by_test_id("admit").click()
+        await expect(row(page, "Sam")).to_contain_text("(you)", timeout=10_000)
+        assert guest.errors == [] and host.errors == []
