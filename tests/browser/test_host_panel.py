@@ -170,3 +170,39 @@ async def test_the_join_page_asks_for_a_passcode_only_when_the_circle_has_one(
         await expect(row(sam, "Sam")).to_contain_text("(you)", timeout=10_000)
 
     assert errors == []
+
+
+async def test_ending_the_circle_tells_everyone_honestly_and_nobody_knocks_again(
+    hearth_server: ServerProcess, chromium_path: Path
+) -> None:
+    circle = hearth_server.create_circle("Ending circle")
+    errors: list[str] = []
+    async with async_playwright() as pw, chromium(pw, chromium_path, None) as browser:
+        host = await open_page(
+            browser, urljoin(hearth_server.base_url, circle["host_url"]), 1024, errors
+        )
+        await join(host, "Ana", muted=True)
+        sam = await open_page(
+            browser, urljoin(hearth_server.base_url, circle["join_url"]), 400, errors
+        )
+        await join(sam, "Sam", muted=True)
+        await expect(sam.get_by_test_id("participant")).to_have_count(2, timeout=10_000)
+
+        # One slip of the mouse must not end a circle: the first click only asks.
+        await host.get_by_test_id("end").click()
+        await expect(sam.get_by_test_id("participant")).to_have_count(2)
+        await host.get_by_test_id("end-confirm").click()
+        for page in (host, sam):
+            await expect(page.get_by_test_id("final")).to_contain_text(
+                "The circle has ended", timeout=10_000
+            )
+        await expect(sam.get_by_test_id("connection-state")).to_have_attribute("data-state", "left")
+        # The link now opens a closed circle: a new visitor is told so.
+        late = await open_page(
+            browser, urljoin(hearth_server.base_url, circle["join_url"]), 400, errors
+        )
+        await join(late, "Lee", muted=True)
+        await expect(late.get_by_text("This circle is not open right now")).to_be_visible(
+            timeout=10_000
+        )
+    assert errors == []
