@@ -190,7 +190,9 @@ class FrontRouter:
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession()
+        # No limit on connections: each piped WebSocket holds one for its whole life (the
+        # default of 100 would make the 101st person wait for someone to leave).
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     async def close(self) -> None:
         if self._http is not None:

@@ -193,3 +193,23 @@ def test_workers_stop_by_themselves_when_the_front_is_killed(tmp_path: Path) -> 
     while any(_alive(pid) for pid in pids):
         assert time.monotonic() < deadline, "workers outlived a killed front"
         time.sleep(0.1)
+
+
+async def test_more_people_than_a_connection_pool_holds_join_at_once(
+    workers: ServerProcess,
+) -> None:
+    # Every piped WebSocket holds a front-to-worker connection for its whole life.
+    circles = [workers.create_circle(title=f"Busy {i}") for i in range(4)]
+    people = [
+        ScriptedParticipant(workers.ws_url, link_token(c["host_url"]), f"P{n}", None)
+        for c in circles
+        for n in range(28)
+    ]
+    try:
+        for person in people:
+            await person.connect()
+        async with asyncio.timeout(30):
+            answers = await asyncio.gather(*(p.join(muted=True) for p in people))
+        assert [a["type"] for a in answers] == ["joined"] * len(people)
+    finally:
+        await asyncio.gather(*(p.close() for p in people))
