@@ -87,7 +87,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             try:
                 await supervisor.start()
             except BaseException:
+                purger.cancel()
                 await supervisor.stop()
+                await router.close()
+                await database.close()
                 raise
         else:
             app[HUB] = CircleHub(store, _audio_factory(settings), clock)

@@ -240,24 +240,24 @@ class FrontRouter:
         """Answer what comes before a join as one process does; pipe from the join on."""
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
-                await ws.send_json(error_message(protocol.INVALID_JSON, BINARY, None))
+                await _tell(ws, error_message(protocol.INVALID_JSON, BINARY, None))
                 continue
             if msg.type != WSMsgType.TEXT:
                 continue
             try:
                 message = protocol.parse(msg.data)
             except ProtocolError as err:
-                await ws.send_json(error_message(err.code, err.message, err.ref))
+                await _tell(ws, error_message(err.code, err.message, err.ref))
                 continue
             if not isinstance(message, Join):
                 ref = type_of(message)
-                await ws.send_json(error_message(protocol.NOT_JOINED, NOT_JOINED, ref))
+                await _tell(ws, error_message(protocol.NOT_JOINED, NOT_JOINED, ref))
                 continue
             try:
                 index = await self.worker_for(message.token)
             except Exception:
                 log.exception("finding the circle of a join failed")
-                await ws.send_json(error_message(protocol.INTERNAL_ERROR, INTERNAL, "join"))
+                await _tell(ws, error_message(protocol.INTERNAL_ERROR, INTERNAL, "join"))
                 continue
             await self._pipe(ws, index, msg.data)
             return
@@ -301,6 +301,11 @@ class FrontRouter:
 BINARY = "Send JSON text frames."
 NOT_JOINED = "Join the circle first."
 INTERNAL = "Something went wrong on our side."
+
+
+async def _tell(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json(message)
 
 
 async def _worker_to_client(
