@@ -9,6 +9,8 @@ import asyncio
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +93,16 @@ async def test_refusals_and_confused_messages_are_answered_as_by_one_process(
     await bad_input.test_confused_messages_get_errors_and_the_connection_stays(workers)
     # The join page's /circle-info comes from the worker hosting the circle (hosts present).
     await circle_info.test_join_page_learns_title_and_hosts_only_while_the_circle_is_open(workers)
+
+
+def test_internal_endpoints_are_not_on_the_public_port(workers: ServerProcess) -> None:
+    # The workers' internal endpoints are on their own 127.0.0.1 ports, never the public one.
+    for method, path in (("GET", "/internal/live"), ("POST", "/internal/circle-info")):
+        data = b"{}" if method == "POST" else None
+        request = urllib.request.Request(f"{workers.base_url}{path}", method=method, data=data)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code in (404, 405)
 
 
 async def test_circles_on_two_workers_run_at_once_and_survive_a_worker_crash(
