@@ -56,18 +56,25 @@ class HearthTarget:
         "hearth_aiortc_sender": ("1", "0"),
     }
 
-    def __init__(self, workdir: Path, name: str = "hearth") -> None:
+    def __init__(self, workdir: Path, name: str = "hearth", workers: int | None = None) -> None:
         self.name = name
         forwarding, direct = self.VARIANTS[name]
         self.server = ServerProcess(
             data_dir=workdir / self.name,
             extra_env={"HEARTH_AUDIO_FORWARDING": forwarding, "HEARTH_AUDIO_DIRECT_RTP": direct},
+            workers=workers,
         )
 
     def start(self) -> int:
         self.server.start()
         assert self.server.process is not None
         return self.server.process.pid
+
+    def pids(self) -> list[int]:
+        """The server's processes: the front and (with --workers) every worker."""
+        assert self.server.process is not None
+        workers = [pid for pid, _ in self.server.worker_processes().values()]
+        return [self.server.process.pid, *workers]
 
     def circles(self, count: int) -> list[dict[str, Any]]:
         made = []
@@ -104,6 +111,10 @@ class JanusTarget:
         self.janus.start()
         assert self.janus.process is not None
         return self.janus.process.pid
+
+    def pids(self) -> list[int]:
+        assert self.janus.process is not None
+        return [self.janus.process.pid]
 
     def circles(self, count: int) -> list[dict[str, Any]]:
         rooms = list(range(1000, 1000 + count))
@@ -144,7 +155,9 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
     try:
         circles = target.circles(args.circles)
         time.sleep(0.5)
-        rss_idle = rss_mb(pid)
+        # With workers, the server is several processes: CPU and memory are their sums.
+        server = target.pids()
+        rss_idle = sum(rss_mb(p) for p in server)
         bots = plan_bots(circles, args.size, args.speakers, args.sampled, args.join_rate)
         joined_by = bots[-1]["start_at"] + args.settle
         window = (joined_by, joined_by + args.seconds)
@@ -168,7 +181,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             proc.stdin.close()
             procs.append(proc)
         time.sleep(max(0.0, window[0] - time.monotonic()))
-        cpu0, load0 = cpu_seconds(pid), os.getloadavg()[0]
+        cpu0, load0 = sum(cpu_seconds(p) for p in server), os.getloadavg()[0]
         bots0 = sum(cpu_seconds(proc.pid) for proc in procs)
         spy = None
         if args.py_spy and target.name.startswith("hearth"):
@@ -181,7 +194,8 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 stderr=subprocess.DEVNULL,
             )
         time.sleep(max(0.0, window[1] - time.monotonic()))
-        cpu1, rss_busy = cpu_seconds(pid), rss_mb(pid)
+        cpu1 = sum(cpu_seconds(p) for p in server)
+        rss_busy = sum(rss_mb(p) for p in server)
         bot_cpu = sum(cpu_seconds(proc.pid) for proc in procs) - bots0
         if spy is not None:
             spy.wait()
@@ -276,6 +290,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="any of janus, " + ", ".join(HearthTarget.VARIANTS),
     )
     parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
+    parser.add_argument(
+        "--workers", type=int, help="run Hearth as 'hearth serve --workers N' (default: 1 process)"
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "scenario": {
@@ -284,6 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "speakers": args.speakers,
             "seconds": args.seconds,
             "bot_procs": args.bot_procs,
+            "workers": args.workers or 1,
         },
         "machine": {"cores": os.cpu_count(), "loadavg_1m_before": os.getloadavg()[0]},
         "results": {},
@@ -291,7 +309,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp:
         for name in args.targets.split(","):
             target: HearthTarget | JanusTarget = (
-                JanusTarget(Path(tmp)) if name == "janus" else HearthTarget(Path(tmp), name)
+                JanusTarget(Path(tmp))
+                if name == "janus"
+                else HearthTarget(Path(tmp), name, args.workers)
             )
             results["results"][name] = run_target(target, args)
     found = results["results"]

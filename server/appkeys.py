@@ -12,10 +12,13 @@ from server.config import Settings
 
 if TYPE_CHECKING:
     from server.storage.database import Database
+    from server.workers import FrontRouter
     from signaling.hub import CircleHub
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE: web.AppKey[Database] = web.AppKey("database")
 HUB: web.AppKey[CircleHub] = web.AppKey("hub")
+# Only in the front process of ``hearth serve --workers N``: live circles run in the workers.
+ROUTER: web.AppKey[FrontRouter] = web.AppKey("router")
 # What time it is, for every decision the HTTP side makes (tests inject their own).
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")

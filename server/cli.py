@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from server.access_log import RedactingAccessLogger
-from server.app import create_app, purge_attendance, purge_audit
+from server.app import create_app, create_worker_app, purge_attendance, purge_audit
 from server.config import Settings, settings_from_env
 from server.storage.database import Database
 from server.storage.repository import AdminTokenStore, SqlCircleStore
@@ -27,6 +27,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", type=Path, help="folder for the SQLite database")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes running live circles (default HEARTH_WORKERS, 1: all in one process)",
+    )
+    worker = commands.add_parser(
+        "worker", help="internal: one worker process, started by 'serve --workers N'"
+    )
+    worker.add_argument("--index", type=int, required=True, help="this worker's number, from 0")
+    worker.add_argument("--workers", type=int, required=True, help="how many workers there are")
+    worker.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    worker.add_argument("--data-dir", type=Path, help="folder for the SQLite database")
 
     admin = commands.add_parser("admin", help="admin API tokens").add_subparsers(
         dest="action", required=True
@@ -49,7 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
+        if args.workers is not None and args.workers < 1:
+            parser.error("--workers must be at least 1")
         return _serve(args)
+    if args.command == "worker":
+        if not 0 <= args.index < args.workers:
+            parser.error("--index must be from 0 to --workers - 1")
+        return _worker(args)
     settings = settings_from_env().with_overrides(data_dir=args.data_dir)
     if args.command == "admin" and args.action == "create-token":
         return asyncio.run(_create_token(settings))
@@ -108,20 +126,42 @@ async def _purge(settings: Settings, days: int | None) -> int:
     return await _with_database(settings, work)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _configure_logging(tag: str = "") -> None:
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s {tag}%(name)s %(message)s"
+    )
     # aioice and aiortc are chatty at INFO about every candidate pair.
     logging.getLogger("aioice").setLevel(logging.WARNING)
     logging.getLogger("aiortc").setLevel(logging.WARNING)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _configure_logging()
     settings = settings_from_env().with_overrides(
-        host=args.host, port=args.port, data_dir=args.data_dir
+        host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Hearth listening on http://{settings.host}:{settings.port}", flush=True)
+    workers = f" with {settings.workers} worker processes" if settings.workers > 1 else ""
+    print(f"Hearth listening on http://{settings.host}:{settings.port}{workers}", flush=True)
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        access_log_class=RedactingAccessLogger,
+        print=None,
+        shutdown_timeout=5,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    # Every line a worker logs says which one it is; the access log redacts tokens here too.
+    _configure_logging(f"worker-{args.index} ")
+    settings = settings_from_env().with_overrides(data_dir=args.data_dir, workers=args.workers)
+    web.run_app(
+        create_worker_app(settings, args.index, args.workers),
+        host="127.0.0.1",
+        port=args.port,
         access_log_class=RedactingAccessLogger,
         print=None,
         shutdown_timeout=5,

@@ -39,6 +39,10 @@ class Settings:
     attendance_days: int = DEFAULT_ATTENDANCE_DAYS
     # Days moderation records (the audit log) are kept; purged at start and every hour.
     audit_retention_days: int = DEFAULT_ATTENDANCE_DAYS
+    # Processes running live circles (``hearth serve --workers N``); 1 runs everything in
+    # one process. With more, a front process serves pages and the API and pipes each
+    # WebSocket to the worker that hosts its circle (docs/performance.md).
+    workers: int = 1
 
     @property
     def effective_database_url(self) -> str:
@@ -66,6 +70,7 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         ),
         audio_forwarding=env.get("HEARTH_AUDIO_FORWARDING", "1") != "0",
         audio_direct_rtp=env.get("HEARTH_AUDIO_DIRECT_RTP", "1") != "0",
+        workers=_positive_int(env, "HEARTH_WORKERS", 1),
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from server.appkeys import HUB, SETTINGS
+from server.appkeys import HUB, ROUTER, SETTINGS
 from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS
 from signaling.session import ClientSession
 
@@ -72,7 +72,11 @@ async def circle_info(request: web.Request) -> web.Response:
             token = body.get("token")
     info = None
     if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS:
-        info = await request.app[HUB].describe_link(token)
+        router = request.app.get(ROUTER)
+        if router is not None:
+            info = await router.describe_link(token)  # from the circle's worker
+        else:
+            info = await request.app[HUB].describe_link(token)
     response = web.json_response({"open": False} if info is None else {"open": True, **info})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -101,7 +105,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     sockets = request.app[OPEN_SOCKETS]
     sockets.add(ws)
     try:
-        await ClientSession(ws, request.app[HUB]).run()
+        router = request.app.get(ROUTER)
+        if router is not None:
+            await router.serve(ws)  # piped to the worker that hosts the circle
+        else:
+            await ClientSession(ws, request.app[HUB]).run()
     finally:
         sockets.discard(ws)
     return ws

@@ -315,15 +315,29 @@ class LiveCircle:
                 connection.send(message)
 
 
+class MisroutedCircle(RuntimeError):
+    """A link opens a circle that another process hosts: a circle lives in one process."""
+
+
 class CircleHub:
-    """The registry of circles running in this process."""
+    """The registry of circles running in this process.
+
+    With several worker processes, ``hosts`` says which circles (by id) this one may run;
+    a link to any other is refused with MisroutedCircle rather than opened twice.
+    """
 
     def __init__(
-        self, store: CircleStore, audio_factory: Callable[[], AudioPath], clock: Clock
+        self,
+        store: CircleStore,
+        audio_factory: Callable[[], AudioPath],
+        clock: Clock,
+        *,
+        hosts: Callable[[str], bool] | None = None,
     ) -> None:
         self._store = store
         self._audio_factory = audio_factory
         self._clock = clock
+        self._hosts = hosts
         self._live: dict[str, LiveCircle] = {}
 
     def now(self) -> datetime:
@@ -355,6 +369,8 @@ class CircleHub:
         if match.circle is None:
             raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE, details=details)
         live = self._live.get(match.circle.id)
+        if live is None and self._hosts is not None and not self._hosts(match.circle.id):
+            raise MisroutedCircle(f"circle {match.circle.id} is hosted by another process")
         if live is None:
             saved = await self._store.load_state(match)
             if saved is None:

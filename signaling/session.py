@@ -140,7 +140,7 @@ class ClientSession:
         ref: str | None = None
         try:
             message = protocol.parse(raw)
-            ref = _type_of(message)
+            ref = type_of(message)
             await self._dispatch(message)
         except ProtocolError as err:
             self._send_error(err.code, err.message, err.ref or ref)
@@ -273,7 +273,8 @@ def _as_int(value: object) -> int:
     return value
 
 
-def _type_of(message: ClientMessage) -> str:
+def type_of(message: ClientMessage) -> str:
+    """The name a message's errors refer to it by (``ref``)."""
     if isinstance(message, Command):
         return message.kind
     return {

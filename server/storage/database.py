@@ -45,6 +45,9 @@ def create_engine_for(url: str, **engine_options: Any) -> AsyncEngine:
 
     SQLite: the folder of the file is created, and foreign keys are switched on for every
     connection (SQLite leaves them off by default, and seats rely on their circle existing).
+    Several processes write the same file when circles are spread over worker processes
+    (``hearth serve --workers N``): WAL lets readers and one writer work at once, and a
+    busy timeout makes a writer wait its turn instead of failing with "database is locked".
     """
     parsed = make_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -52,14 +55,29 @@ def create_engine_for(url: str, **engine_options: Any) -> AsyncEngine:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, **engine_options)
     if is_sqlite:
-        event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
     return engine
 
 
-def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+# Milliseconds a SQLite writer waits for another process's write to finish.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    if _is_file_database(cursor):
+        # WAL is a property of the file (kept once set); an in-memory database has none.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # Durable at every checkpoint; with WAL, NORMAL cannot corrupt the database.
+        cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _is_file_database(cursor: Any) -> bool:
+    cursor.execute("PRAGMA database_list")
+    return any(row[1] == "main" and row[2] for row in cursor.fetchall())
 
 
 class Database:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -33,6 +34,8 @@ class ServerProcess:
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     extra_env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    # Worker processes for live circles (``--workers``); None runs the one-process server.
+    workers: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,6 +70,7 @@ class ServerProcess:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *([] if self.workers is None else ["--workers", str(self.workers)]),
             ],
             cwd=REPO_ROOT,
             env=env,
@@ -102,6 +106,19 @@ class ServerProcess:
             self.process.wait()
         self.process = None
 
+    def worker_processes(self) -> dict[int, tuple[int, int]]:
+        """Each worker's (pid, port) as the front last logged it (a restart logs again)."""
+        found: dict[int, tuple[int, int]] = {}
+        for index, pid, port in _WORKER_LINE.findall(self.log_text()):
+            found[int(index)] = (int(pid), int(port))
+        return found
+
+    def worker_live(self, index: int) -> dict[str, Any]:
+        """A worker's internal /internal/live: its pid and the circles it runs."""
+        _, port = self.worker_processes()[index]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/live", timeout=5) as r:
+            return dict(json.loads(r.read()))
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
@@ -133,6 +150,9 @@ class ServerProcess:
         status, circle = self.api("POST", "/api/v1/circles", body)
         assert status == 201, (status, circle)
         return dict(circle)
+
+
+_WORKER_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) on 127\.0\.0\.1:(\d+)")
 
 
 def link_token(url: str) -> str:

@@ -13,7 +13,7 @@ from rooms.errors import RoomError
 from rooms.machine import AuditEntry
 from rooms.model import Circle, CircleState, Role
 from signaling.audio import SharedMixAudioPath
-from signaling.hub import CircleHub, Command, LiveCircle
+from signaling.hub import CircleHub, Command, LiveCircle, MisroutedCircle
 from signaling.store import LinkMatch
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
@@ -143,6 +143,24 @@ async def test_an_unknown_link_and_an_emptied_circle(store: MemoryStore) -> None
     await live.leave("ana")
     await hub.release_if_empty(live)
     assert hub.live_circles() == []
+
+
+async def test_a_worker_opens_only_the_circles_it_hosts(store: MemoryStore) -> None:
+    # hearth serve --workers N: a circle lives in one process, never in two.
+    elsewhere = CircleHub(
+        store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW, hosts=lambda _: False
+    )
+    with pytest.raises(MisroutedCircle):
+        await elsewhere.circle_for_link("host-token")
+    with pytest.raises(RoomError):  # an unknown link is still refused as by one process
+        await elsewhere.circle_for_link("nope")
+    assert elsewhere.live_circles() == []
+    here = CircleHub(
+        store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW, hosts={"c1"}.__contains__
+    )
+    live, _ = await here.circle_for_link("host-token")
+    assert here.live_circles() == [live]
+    await here.close()
 
 
 async def test_a_dropped_connection_shows_reconnecting_and_the_seat_token_takes_it_back(

@@ -1,0 +1,332 @@
+"""Live circles spread over worker processes on one machine (``hearth serve --workers N``).
+
+One event loop per process is what the audio engine assumes, so a circle lives in exactly
+one process. The front process (pages, API, feeds, admin console, start-up tasks) starts N
+workers, each on its own 127.0.0.1 port, and supervises them: one that dies is started
+again, all are stopped with the front.
+
+A WebSocket reaches the front; its first ``join`` names a link, the store resolves it to the
+circle (the occurrence), and the connection is piped to worker ``pick_worker(circle id, N)``
+for the rest of its life. Signalling is a few messages per person per minute; media never
+passes the front (a worker's answer carries its own ICE candidates). Everything a refusal
+says (unknown link, closed circle, ``next_starts_at``) is said by the worker, exactly as a
+single process says it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from server.config import REPO_ROOT, Settings
+from signaling import protocol
+from signaling.hub import CircleHub
+from signaling.protocol import Join, ProtocolError, error_message
+from signaling.session import type_of
+from signaling.store import CircleStore
+
+log = logging.getLogger(__name__)
+
+# How long the front waits for its workers to answer at start.
+START_TIMEOUT = 60.0
+# A worker that dies this soon after starting is crashing: wait longer before the next try.
+CRASH_LOOP_SECONDS = 10.0
+FIRST_RESTART_DELAY = 0.2
+MAX_RESTART_DELAY = 10.0
+STOP_TIMEOUT = 10.0
+# Close codes a WebSocket may send (RFC 6455 7.4): what a worker's close is passed on with.
+_SENDABLE = {*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)}
+
+
+def pick_worker(circle_id: str, workers: int) -> int:
+    """The worker (0 .. workers-1) that hosts a circle: stable across processes and runs."""
+    if workers < 1:
+        raise ValueError("there must be at least one worker")
+    digest = hashlib.sha256(circle_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % workers
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerSupervisor:
+    """Starts the worker processes, starts again one that exits, stops them all."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self._settings = settings
+        self.ports = [free_loopback_port() for _ in range(count)]
+        self._processes: list[asyncio.subprocess.Process | None] = [None] * count
+        self._started_at = [0.0] * count
+        self._watchers: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def _command(self, index: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "worker",
+            "--index",
+            str(index),
+            "--workers",
+            str(len(self.ports)),
+            "--port",
+            str(self.ports[index]),
+            "--data-dir",
+            str(self._settings.data_dir.resolve()),
+        ]
+
+    async def _spawn(self, index: int) -> None:
+        env = dict(os.environ)
+        # The worker imports the same code as the front, wherever that was started from.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        process = await asyncio.create_subprocess_exec(
+            *self._command(index),
+            env=env,
+            # Its own session: a Ctrl-C on the terminal reaches the front only, which then
+            # stops the workers (rather than racing to start them again).
+            start_new_session=True,
+        )
+        self._processes[index] = process
+        self._started_at[index] = time.monotonic()
+        log.info("worker %d (pid %d) on 127.0.0.1:%d", index, process.pid, self.ports[index])
+
+    async def start(self) -> None:
+        for index in range(len(self.ports)):
+            await self._spawn(index)
+        loop = asyncio.get_running_loop()
+        self._watchers = [loop.create_task(self._watch(i)) for i in range(len(self.ports))]
+        await self._wait_ready()
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        async with aiohttp.ClientSession() as http:
+            for index, port in enumerate(self.ports):
+                while True:
+                    process = self._processes[index]
+                    if process is not None and process.returncode is not None:
+                        raise RuntimeError(f"worker {index} exited while starting")
+                    try:
+                        url = f"http://127.0.0.1:{port}/internal/live"
+                        async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                            if r.status == 200:
+                                break
+                    except (aiohttp.ClientError, OSError, TimeoutError):
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"worker {index} did not start in {START_TIMEOUT:.0f} s")
+                    await asyncio.sleep(0.1)
+
+    async def _watch(self, index: int) -> None:
+        delay = FIRST_RESTART_DELAY
+        while not self._stopping:
+            process = self._processes[index]
+            assert process is not None
+            code = await process.wait()
+            if self._is_stopping():
+                return
+            lived = time.monotonic() - self._started_at[index]
+            crashing = lived < CRASH_LOOP_SECONDS
+            delay = min(delay * 2, MAX_RESTART_DELAY) if crashing else FIRST_RESTART_DELAY
+            log.warning(
+                "worker %d (pid %d) exited with %s; starting it again in %.1f s",
+                index,
+                process.pid,
+                code,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            if not self._is_stopping():
+                await self._spawn(index)
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for watcher in self._watchers:
+            watcher.cancel()
+        for watcher in self._watchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        running = [p for p in self._processes if p is not None and p.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        for process in running:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("worker pid %d did not stop; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+
+class FrontRouter:
+    """The front's side of the workers: which one hosts a circle, and the pipe to it."""
+
+    def __init__(self, store: CircleStore, ports: Sequence[int], describer: CircleHub) -> None:
+        self._store = store
+        self._ports = list(ports)
+        # A hub that never opens a circle here; it describes one whose worker is away.
+        self._describer = describer
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        # No limit on connections: each piped WebSocket holds one for its whole life (the
+        # default of 100 would make the 101st person wait for someone to leave).
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        self._http = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("FrontRouter.start() has not been awaited")
+        return self._http
+
+    def _url(self, index: int, path: str, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self._ports[index]}{path}"
+
+    async def worker_for(self, token: str) -> int:
+        """The worker for a link: its circle's, or (unknown or between occurrences) any
+        one, chosen by the token, which then refuses it exactly as one process does."""
+        match = await self._store.find_by_link(token)
+        key = match.circle.id if match is not None and match.circle is not None else token
+        return pick_worker(key, len(self._ports))
+
+    async def describe_link(self, token: str) -> dict[str, Any] | None:
+        """POST /circle-info, answered by the worker that hosts the circle (hosts present
+        are live state); from the database alone while that worker is away."""
+        match = await self._store.find_by_link(token)
+        if match is None or match.circle is None:
+            return None
+        index = pick_worker(match.circle.id, len(self._ports))
+        try:
+            async with self.http.post(
+                self._url(index, "/internal/circle-info"),
+                json={"token": token},
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as response:
+                body: dict[str, Any] = await response.json()
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            log.warning("worker %d did not describe a circle; answering from storage", index)
+            return await self._describer.describe_link(token)
+        if not body.pop("open", False):
+            return None
+        return body
+
+    async def serve(self, ws: web.WebSocketResponse) -> None:
+        """Answer what comes before a join as one process does; pipe from the join on."""
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await _tell(ws, error_message(protocol.INVALID_JSON, BINARY, None))
+                continue
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                message = protocol.parse(msg.data)
+            except ProtocolError as err:
+                await _tell(ws, error_message(err.code, err.message, err.ref))
+                continue
+            if not isinstance(message, Join):
+                ref = type_of(message)
+                await _tell(ws, error_message(protocol.NOT_JOINED, NOT_JOINED, ref))
+                continue
+            try:
+                index = await self.worker_for(message.token)
+            except Exception:
+                log.exception("finding the circle of a join failed")
+                await _tell(ws, error_message(protocol.INTERNAL_ERROR, INTERNAL, "join"))
+                continue
+            await self._pipe(ws, index, msg.data)
+            return
+
+    async def _pipe(self, ws: web.WebSocketResponse, index: int, first: str) -> None:
+        try:
+            upstream = await self.http.ws_connect(
+                self._url(index, "/ws", "ws"), max_msg_size=0, timeout=aiohttp.ClientWSTimeout()
+            )
+        except (aiohttp.ClientError, OSError) as err:
+            # Being started again: the page reconnects, as after a server restart.
+            log.warning("worker %d is not answering (%s)", index, type(err).__name__)
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+            return
+        loop = asyncio.get_running_loop()
+        async with upstream:
+            await upstream.send_str(first)
+            to_client = loop.create_task(_worker_to_client(upstream, ws))
+            to_worker = loop.create_task(_client_to_worker(ws, upstream))
+            try:
+                done, _ = await asyncio.wait(
+                    {to_client, to_worker}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if to_client in done:
+                    # The worker closed: the page gets its code (4404, 4403, 4409, 4410,
+                    # 1000); a worker that died means "going away", and the page reconnects.
+                    code = upstream.close_code
+                    if code is None or code not in _SENDABLE:
+                        code = WSCloseCode.GOING_AWAY
+                    await ws.close(code=code)
+                else:
+                    await upstream.close()
+                await asyncio.wait({to_client, to_worker}, timeout=5)
+            finally:
+                for task in (to_client, to_worker):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+
+BINARY = "Send JSON text frames."
+NOT_JOINED = "Join the circle first."
+INTERNAL = "Something went wrong on our side."
+
+
+async def _tell(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json(message)
+
+
+async def _worker_to_client(
+    upstream: aiohttp.ClientWebSocketResponse, ws: web.WebSocketResponse
+) -> None:
+    async for msg in upstream:
+        if msg.type == WSMsgType.TEXT:
+            try:
+                await ws.send_str(msg.data)
+            except (ConnectionError, RuntimeError):
+                return
+
+
+async def _client_to_worker(
+    ws: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+) -> None:
+    async for msg in ws:
+        try:
+            if msg.type == WSMsgType.TEXT:
+                await upstream.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await upstream.send_bytes(msg.data)
+        except (ConnectionError, RuntimeError):
+            return
