@@ -224,17 +224,29 @@ class FlakyNetwork:
     mobile network (both ends closed, new connections refused for a while) and inject what a
     newer server would say."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hide_speaking: bool = False) -> None:
         self.down = False
         self.routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
         self.connections = 0
+        # Holds back the server's own `speaking` messages, so that only what the test says
+        # about who is speaking reaches the page.
+        self.hide_speaking = hide_speaking
 
     async def handle(self, ws: WebSocketRoute) -> None:
         if self.down:
             await ws.close(code=1011, reason="network down")
             return
         self.connections += 1
-        self.routes.append((ws, ws.connect_to_server()))
+        server = ws.connect_to_server()
+        if self.hide_speaking:
+
+            def forward(message: str | bytes) -> None:
+                if isinstance(message, str) and json.loads(message).get("type") == "speaking":
+                    return
+                ws.send(message)
+
+            server.on_message(forward)
+        self.routes.append((ws, server))
 
     async def cut(self) -> None:
         self.down = True
@@ -262,7 +274,7 @@ async def test_dropped_connection_shows_the_banner_and_comes_back_to_the_same_pl
     async with browser_for(chromium_path, tones[1300]) as browser:
         host, join_url = await open_circle(hearth_server, browser, "Circle on a bad network")
         context = await browser.new_context(viewport={"width": 360, "height": 800})
-        network = FlakyNetwork()
+        network = FlakyNetwork(hide_speaking=True)
         await context.route_web_socket("**/ws", network.handle)
         guest = Person(await context.new_page())
         page = guest.page
@@ -410,7 +422,8 @@ async def routed_person(
     browser: Browser, url: str, width: int = 360
 ) -> tuple[Person, FlakyNetwork]:
     context = await browser.new_context(viewport={"width": width, "height": 800})
-    network = FlakyNetwork()
+    # Chromium's fake microphone beeps; the tests using this say who speaks themselves.
+    network = FlakyNetwork(hide_speaking=True)
     await context.route_web_socket("**/ws", network.handle)
     person = Person(await context.new_page())
     await person.page.goto(url)
