@@ -43,6 +43,9 @@ class Settings:
     # one process. With more, a front process serves pages and the API and pipes each
     # WebSocket to the worker that hosts its circle (docs/performance.md).
     workers: int = 1
+    # Seconds a WebSocket may stay open without joining before the server closes it (4408):
+    # a page joins at once, so only an idle or abusive client ever waits this long.
+    join_timeout_seconds: int = 30
 
     @property
     def effective_database_url(self) -> str:
@@ -71,6 +74,7 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         audio_forwarding=env.get("HEARTH_AUDIO_FORWARDING", "1") != "0",
         audio_direct_rtp=env.get("HEARTH_AUDIO_DIRECT_RTP", "1") != "0",
         workers=_positive_int(env, "HEARTH_WORKERS", 1),
+        join_timeout_seconds=_positive_int(env, "HEARTH_JOIN_TIMEOUT_SECONDS", 30),
     )
 
 

@@ -106,10 +106,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     sockets.add(ws)
     try:
         router = request.app.get(ROUTER)
+        join_timeout = request.app[SETTINGS].join_timeout_seconds
         if router is not None:
-            await router.serve(ws)  # piped to the worker that hosts the circle
+            # Piped to the worker that hosts the circle.
+            await router.serve(ws, join_timeout=join_timeout)
         else:
-            await ClientSession(ws, request.app[HUB]).run()
+            await ClientSession(ws, request.app[HUB], join_timeout=join_timeout).run()
     finally:
         sockets.discard(ws)
     return ws

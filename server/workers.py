@@ -236,8 +236,23 @@ class FrontRouter:
             return None
         return body
 
-    async def serve(self, ws: web.WebSocketResponse) -> None:
+    async def serve(self, ws: web.WebSocketResponse, *, join_timeout: float) -> None:
         """Answer what comes before a join as one process does; pipe from the join on."""
+        try:
+            async with asyncio.timeout(join_timeout):
+                found = await self._until_join(ws)
+        except TimeoutError:
+            # As one process does: a socket that never joins is closed.
+            message = error_message(protocol.JOIN_TIMEOUT, protocol.JOIN_TIMEOUT_MESSAGE, None)
+            await _tell(ws, message)
+            await ws.close(code=protocol.CLOSE_JOIN_TIMEOUT)
+            return
+        if found is not None:
+            index, first = found
+            await self._pipe(ws, index, first)
+
+    async def _until_join(self, ws: web.WebSocketResponse) -> tuple[int, str] | None:
+        """Reads up to the first usable ``join``: (its worker, the raw message), or None."""
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 await _tell(ws, error_message(protocol.INVALID_JSON, BINARY, None))
@@ -259,8 +274,8 @@ class FrontRouter:
                 log.exception("finding the circle of a join failed")
                 await _tell(ws, error_message(protocol.INTERNAL_ERROR, INTERNAL, "join"))
                 continue
-            await self._pipe(ws, index, msg.data)
-            return
+            return index, msg.data
+        return None
 
     async def _pipe(self, ws: web.WebSocketResponse, index: int, first: str) -> None:
         try:

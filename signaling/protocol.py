@@ -32,6 +32,8 @@ UNKNOWN_TYPE = "unknown_type"
 NOT_JOINED = "not_joined"
 INVALID_SDP = "invalid_sdp"
 INTERNAL_ERROR = "internal_error"
+JOIN_TIMEOUT = "join_timeout"
+JOIN_TIMEOUT_MESSAGE = "The connection was closed because no join came in time."
 REPLACED = "replaced"
 
 # WebSocket close codes the server uses.
@@ -40,6 +42,7 @@ CLOSE_NOT_OPEN = 4404
 CLOSE_SENT_AWAY = 4403
 CLOSE_REPLACED = 4409
 CLOSE_ENDED = 4410
+CLOSE_JOIN_TIMEOUT = 4408
 
 
 class ProtocolError(Exception):

@@ -54,9 +54,12 @@ def digest(secret: str, scope: str = "") -> str:
 
 
 class ClientSession:
-    def __init__(self, ws: web.WebSocketResponse, hub: CircleHub) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, hub: CircleHub, *, join_timeout: float | None = None
+    ) -> None:
         self._ws = ws
         self._hub = hub
+        self._join_timeout = join_timeout
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._live: LiveCircle | None = None
         self._seat_id: str | None = None
@@ -83,8 +86,14 @@ class ClientSession:
 
     # Lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
-        writer = asyncio.get_running_loop().create_task(self._write_forever())
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self._write_forever())
         self._writer = writer
+        watchdog = (
+            loop.create_task(self._close_unless_joined(self._join_timeout))
+            if self._join_timeout
+            else None
+        )
         try:
             async for msg in self._ws:
                 if msg.type == WSMsgType.TEXT:
@@ -94,10 +103,19 @@ class ClientSession:
                 if self._closing:
                     break
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             await self._depart()
             self._outbox.put_nowait(None)
             with contextlib.suppress(Exception):
                 await writer
+
+    async def _close_unless_joined(self, seconds: float) -> None:
+        # An open socket that never joins holds server resources for nothing.
+        await asyncio.sleep(seconds)
+        if self._seat_id is None and not self._closing:
+            self._send_error(protocol.JOIN_TIMEOUT, protocol.JOIN_TIMEOUT_MESSAGE, None)
+            await self._close(protocol.CLOSE_JOIN_TIMEOUT)
 
     async def _write_forever(self) -> None:
         while True:
