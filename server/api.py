@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -53,14 +54,26 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def parse_new_circle(body: dict[str, Any]) -> NewCircle:
-    """Validate a create request; raises ApiError (422) naming the first field at fault."""
+def refuse_unknown_fields(body: dict[str, Any], allowed: Iterable[str]) -> None:
+    """422 naming the first field that is not one of ``allowed`` (names cut to 100 chars)."""
+    known = set(allowed)
     for name in body:
-        if name not in CREATE_FIELDS:
-            raise invalid_field(name, f"Unknown field '{name}'.")
-    for name in CREATE_FIELDS:
+        if name not in known:
+            shown = str(name)[:100]
+            raise invalid_field(shown, f"Unknown field '{shown}'.")
+
+
+def require_fields(body: dict[str, Any], required: Iterable[str]) -> None:
+    """422 naming the first of ``required`` that is missing."""
+    for name in required:
         if name not in body:
             raise invalid_field(name, f"'{name}' is required.")
+
+
+def parse_new_circle(body: dict[str, Any]) -> NewCircle:
+    """Validate a create request; raises ApiError (422) naming the first field at fault."""
+    refuse_unknown_fields(body, CREATE_FIELDS)
+    require_fields(body, CREATE_FIELDS)
     return NewCircle(
         title=parse_title(body["title"]),
         starts_at=parse_starts_at(body["starts_at"]),

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from rooms.model import CircleSettings, NoHostPolicy, SpeakingMode
-from server.api import no_store, read_json_object
+from server.api import no_store, read_json_object, refuse_unknown_fields, require_fields
 from server.appkeys import DATABASE
 from server.auth import require_admin
 from server.errors import NOT_FOUND, ApiError, invalid_field
@@ -37,12 +37,8 @@ def render_settings(settings: CircleSettings) -> dict[str, Any]:
 def parse_settings(body: dict[str, Any]) -> CircleSettings:
     """A complete settings object; every field is required, so nothing is half-applied."""
     defaults = render_settings(CircleSettings())
-    for name in body:
-        if name not in defaults:
-            raise invalid_field(name, f"Unknown field '{name}'.")
-    for name in defaults:
-        if name not in body:
-            raise invalid_field(name, f"'{name}' is required.")
+    refuse_unknown_fields(body, defaults)
+    require_fields(body, defaults)
     for name in ("lobby", "wait_for_host", "allow_rename"):
         if not isinstance(body[name], bool):
             raise invalid_field(name, f"'{name}' must be true or false.")

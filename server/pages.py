@@ -82,8 +82,8 @@ async def circle_info(request: web.Request) -> web.Response:
     return response
 
 
-def _page(request: web.Request) -> web.StreamResponse:
-    response = web.FileResponse(request.app[SETTINGS].web_dir / "index.html")
+def _page(request: web.Request, name: str = "index.html") -> web.StreamResponse:
+    response = web.FileResponse(request.app[SETTINGS].web_dir / name)
     response.headers["Cache-Control"] = "no-store"
     response.content_type = "text/html"
     return response
@@ -92,10 +92,7 @@ def _page(request: web.Request) -> web.StreamResponse:
 @routes.get("/admin")
 async def admin_page(request: web.Request) -> web.StreamResponse:
     # The console asks for the admin token itself; the page holds no secret.
-    response = web.FileResponse(request.app[SETTINGS].web_dir / "admin.html")
-    response.headers["Cache-Control"] = "no-store"
-    response.content_type = "text/html"
-    return response
+    return _page(request, "admin.html")
 
 
 @routes.get("/ws")

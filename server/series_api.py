@@ -35,6 +35,8 @@ from server.api import (
     parse_title,
     public_base,
     read_json_object,
+    refuse_unknown_fields,
+    require_fields,
 )
 from server.appkeys import CLOCK, DATABASE
 from server.auth import require_admin
@@ -120,19 +122,11 @@ def _flag(name: str, value: object) -> bool:
     return value
 
 
-def _check_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    for name in body:
-        if name not in allowed:
-            raise invalid_field(str(name)[:100], f"Unknown field '{str(name)[:100]}'.")
-
-
 def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> SeriesFields:
     """A complete, validated SeriesFields from a create body, or from a change to ``existing``."""
-    _check_fields(body, SERIES_FIELDS)
+    refuse_unknown_fields(body, SERIES_FIELDS)
     if existing is None:
-        for name in REQUIRED:
-            if name not in body:
-                raise invalid_field(name, f"'{name}' is required.")
+        require_fields(body, REQUIRED)
         fields = SeriesFields(
             title="",
             description="",
@@ -375,7 +369,7 @@ async def change_occurrence(request: web.Request) -> web.Response:
         raise ApiError(404, NOT_FOUND, "This series has no such occurrence.")
     series, occurrence, _row = found
     body = await read_json_object(request)
-    _check_fields(body, ("cancelled", "starts_at"))
+    refuse_unknown_fields(body, ("cancelled", "starts_at"))
     if not body:
         raise invalid_field("cancelled", "Send 'cancelled' or 'starts_at'.")
     cancelled = _flag("cancelled", body["cancelled"]) if "cancelled" in body else None
@@ -412,7 +406,7 @@ async def _refuse_clash(store: SeriesStore, series: Series, moved: Occurrence) -
 async def add_host_link(request: web.Request) -> web.Response:
     await require_admin(request)
     body = await read_json_object(request)
-    _check_fields(body, ("name",))
+    refuse_unknown_fields(body, ("name",))
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_HOST_NAME:
         raise invalid_field("name", f"'name' must be 1 to {MAX_HOST_NAME} characters.")
@@ -450,10 +444,10 @@ async def preview_recurrence(request: web.Request) -> web.Response:
     """The next starts a schedule would give, for the console's form (nothing is stored)."""
     await require_admin(request)
     body = await read_json_object(request)
-    _check_fields(body, ("starts_at", "timezone", "duration_minutes", "rrule", "ends_on", "count"))
-    for name in ("starts_at", "timezone"):
-        if name not in body:
-            raise invalid_field(name, f"'{name}' is required.")
+    refuse_unknown_fields(
+        body, ("starts_at", "timezone", "duration_minutes", "rrule", "ends_on", "count")
+    )
+    require_fields(body, ("starts_at", "timezone"))
     schedule = SeriesSchedule(
         first_start=parse_starts_at(body["starts_at"]),
         timezone=parse_timezone(body["timezone"]),

@@ -266,16 +266,9 @@ class ScriptedParticipant:
         return tone_amplitudes(self.recorder.samples_since(since), frequencies)
 
     async def close(self) -> None:
-        self.recorder.stop()
-        if self.pc is not None:
-            await self.pc.close()
-        if self._ws is not None:
-            await self._ws.close()
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                await self._reader
-        if self._http is not None:
-            await self._http.close()
+        # Closing the socket without `leave` is a drop to the server; tests that need a
+        # proper departure send `leave` first.
+        await self.drop()
 
 
 def silent_fraction(samples: np.ndarray) -> float:
