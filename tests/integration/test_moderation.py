@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.test_hearing_each_other import ABSENT, HOST_HZ, KIM_HZ, SAM_HZ, TONES, listen
+from tests.support import hearing
+from tests.support.hearing import HOST_HZ, KIM_HZ, SAM_HZ, listen
 from tests.support.peer import ScriptedParticipant
 from tests.support.server import ServerProcess, link_token
 
@@ -16,11 +17,7 @@ PRESENT = 0.1
 def assert_hears(
     person: ScriptedParticipant, since: float, heard: list[float], not_heard: list[float]
 ) -> None:
-    levels = person.hears(since, TONES)
-    for f in heard:
-        assert levels[f] > PRESENT, f"{person.name} should hear {f} Hz: {levels}"
-    for f in not_heard:
-        assert levels[f] < ABSENT, f"{person.name} should not hear {f} Hz: {levels}"
+    hearing.assert_hears(person, since, heard, not_heard, heard_above=PRESENT, check_gaps=False)
 
 
 async def seated(

@@ -19,15 +19,8 @@ import pytest
 from tests.integration import test_bad_input_over_websocket as bad_input
 from tests.integration import test_circle_info as circle_info
 from tests.integration import test_hearing_each_other as hearing
-from tests.integration.test_hearing_each_other import (
-    ABSENT,
-    HEARD,
-    HOST_HZ,
-    KIM_HZ,
-    SAM_HZ,
-    listen,
-)
-from tests.support.peer import ScriptedParticipant, silent_fraction
+from tests.support.hearing import HOST_HZ, KIM_HZ, SAM_HZ, assert_hears, listen
+from tests.support.peer import ScriptedParticipant
 from tests.support.server import ServerProcess, link_token
 
 # A fourth tone for the second circle, clear of the others' sums and differences.
@@ -45,18 +38,6 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
         # No orphans: every worker stopped with the front.
         for pid, _ in process.worker_processes().values():
             assert not _alive(pid), f"worker pid {pid} outlived the front"
-
-
-def assert_hears(
-    person: ScriptedParticipant, since: float, heard: list[float], not_heard: list[float]
-) -> None:
-    levels = person.hears(since, [*heard, *not_heard])
-    for f in heard:
-        assert levels[f] > HEARD, f"{person.name} should hear {f} Hz: {levels}"
-    for f in not_heard:
-        assert levels[f] < ABSENT, f"{person.name} should not hear {f} Hz: {levels}"
-    gaps = silent_fraction(person.recorder.samples_since(since))
-    assert gaps < 0.2, f"{person.name} heard gaps in {gaps:.0%} of frames"
 
 
 def _alive(pid: int) -> bool:

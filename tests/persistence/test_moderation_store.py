@@ -23,7 +23,7 @@ async def test_live_state_and_audit_are_saved_together_and_come_back(database: D
         no_host_policy=NoHostPolicy.HOLD,
         crisis_text="Call 112.",
     )
-    # Settings belong to the series, so every occurrence of it runs by them.
+    # Settings are stored on the series (a one-off circle's only occurrence reads them).
     series_id = await store.series_of(scheduled.circle.id)
     assert series_id is not None
     await store.set_moderation_settings(series_id, settings)

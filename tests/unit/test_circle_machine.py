@@ -134,6 +134,8 @@ def test_a_participant_cannot_mute_someone_else() -> None:
         machine.mute_other(state, actor_id="sam", target_id="ana")
     assert refused.value.code == errors.FORBIDDEN
     assert not state.seats["ana"].muted
+    # Compared with a fresh copy: a refusal that changed the state in place would show here.
+    assert state == seated(HOST, SAM)
 
 
 def test_muting_someone_absent_is_refused() -> None:

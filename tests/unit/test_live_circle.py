@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rooms import machine
+from rooms import machine, snapshot
 from rooms.errors import RoomError
 from rooms.machine import AuditEntry
 from rooms.model import Circle, CircleState, Role
@@ -101,10 +101,12 @@ async def test_when_saving_fails_nothing_changes_and_nobody_is_told(
     await live.join("ana", ana, join_command("ana", Role.HOST))
     await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
     before = live.state
+    before_data = snapshot.to_data(before)  # by value: in-place changes would show
     store.fail = True
     with pytest.raises(OSError):
         await live.apply(lambda s: machine.mute_other(s, actor_id="ana", target_id="sam"))
     assert live.state == before
+    assert snapshot.to_data(live.state) == before_data
     assert "participant_updated" not in ana.types() + sam.types()
     assert live.audio.is_audible("sam")  # type: ignore[attr-defined]
 
@@ -114,9 +116,11 @@ async def test_a_refused_command_changes_nothing(live: LiveCircle) -> None:
     await live.join("ana", ana, join_command("ana", Role.HOST))
     await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
     before = live.state
+    before_data = snapshot.to_data(before)  # by value: in-place changes would show
     with pytest.raises(RoomError):
         await live.apply(lambda s: machine.mute_other(s, actor_id="sam", target_id="ana"))
     assert live.state == before
+    assert snapshot.to_data(live.state) == before_data
     assert ana.types() == ["joined", "participant_joined"]
 
 

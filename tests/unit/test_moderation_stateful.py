@@ -77,10 +77,13 @@ class CircleMachine(RuleBasedStateMachine):
 
     def attempt(self, decide: object) -> None:
         before = self.state
+        # A copy by value: a refusal that changed the state in place would pass `==`.
+        before_data = snapshot.to_data(before)
         try:
             decision = decide(before)  # type: ignore[operator]
         except RoomError:
             assert self.state == before
+            assert snapshot.to_data(self.state) == before_data
             return
         assert isinstance(decision, Decision)
         self.state = decision.state
@@ -254,6 +257,24 @@ class CircleMachine(RuleBasedStateMachine):
             assert may_speak(self.state, seat)
             if self.state.speaking_mode is SpeakingMode.HAND_RAISE:
                 assert is_moderator(seat.role) or self.state.floor == seat_id
+
+    @invariant()
+    def everyone_who_may_speak_and_is_unmuted_is_heard(self) -> None:
+        # The other direction, spelled out from the rules rather than from audio_policy:
+        # nobody the room lets speak is silenced.
+        state = self.state
+        expected = {
+            seat_id
+            for seat_id, seat in state.seats.items()
+            if not seat.muted
+            and seat.disconnected_at is None
+            and (
+                state.speaking_mode is SpeakingMode.OPEN
+                or is_moderator(seat.role)
+                or state.floor == seat_id
+            )
+        }
+        assert expected <= audible_seats(state)
 
     @invariant()
     def the_removed_are_gone(self) -> None:
