@@ -109,10 +109,12 @@ class ListenerTrack(MediaStreamTrack):
         # What waited for aiortc's sender is dropped: one sender per stream, never two.
         self._packets.clear()
 
-    def push(self, packet: Encoded | None) -> None:
+    def push(self, packet: Encoded | None, data: bytes | None = None) -> None:
+        """Send ``packet``; ``data`` is its bytes when the caller has them already (one
+        conversion per packet, not one per listener)."""
         writer = self._writer
         if packet is not None and writer is not None and writer.ready:
-            writer.write(bytes(packet), packet.pts or 0)
+            writer.write(bytes(packet) if data is None else data, packet.pts or 0)
             return
         if len(self._packets) >= MAX_LISTENER_PACKETS:
             self._packets.popleft()
@@ -146,6 +148,9 @@ class _Voice:
         self.last_seq: int | None = None  # extended seq of the last packet taken
         self.decoder: Any = None
         self.level = -127.0
+        # Whether the sender's packets carry RFC 6464 levels (browsers do): then the mixer
+        # does not measure the level again.
+        self.level_from_header = False
         self.last_speech = -(10**9)  # tick of the last packet carrying speech
 
     def put(self, seq: int, payload: bytes) -> None:
@@ -283,7 +288,6 @@ class SharedMixAudioPath:
         self._anchor: tuple[int, int] | None = None  # (its RTP timestamp, our pts)
         self._ticker: asyncio.Task[None] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
-        self.forwarded_packets = 0
 
     def is_audible(self, seat_id: str) -> bool:
         return seat_id in self._audible
@@ -299,6 +303,7 @@ class SharedMixAudioPath:
                 voice.last_speech = self._tick
                 # A sender without RFC 6464 levels (not a browser) counts as plainly audible.
                 voice.level = -float(level) if level is not None else UNMEASURED_SPEECH_DBOV
+                voice.level_from_header = level is not None
             if self._forwarded == seat_id:
                 self._forward(seat_id, timestamp, payload)
             else:
@@ -358,7 +363,8 @@ class SharedMixAudioPath:
             pcm = voice.decode(payload)
             if pcm is None:
                 continue
-            voice.level = dbov(pcm)
+            if not voice.level_from_header:
+                voice.level = dbov(pcm)
             contributions[seat_id] = pcm
 
         own: dict[str, Encoded | None] = {}
@@ -371,6 +377,7 @@ class SharedMixAudioPath:
                 if stream.tail == 0:
                     del self._own[seat_id]
         shared: Encoded | None = None
+        shared_data: bytes | None = None
         if self._forwarded is None:
             shared_pcm: Pcm | None = None
             minus: dict[str, Pcm | None] = {}
@@ -378,6 +385,7 @@ class SharedMixAudioPath:
                 total, minus = mix(contributions)
                 shared_pcm = clip(total)
             shared = self._encode(self._shared, shared_pcm, pts)
+            shared_data = None if shared is None else bytes(shared)
             for seat_id, pcm in minus.items():
                 if seat_id in self._listeners:
                     if seat_id not in self._own:
@@ -385,9 +393,9 @@ class SharedMixAudioPath:
                     own[seat_id] = self._encode(self._own[seat_id], pcm, pts)
         sent = False
         for seat_id, listener in self._listeners.items():
-            packet = own.get(seat_id, shared)
+            packet, data = (own[seat_id], None) if seat_id in own else (shared, shared_data)
             if packet is not None and seat_id != self._forwarded:
-                listener.push(packet)
+                listener.push(packet, data)
                 sent = True
         if sent:
             self._next_pts = pts + FRAME_SAMPLES
@@ -405,11 +413,11 @@ class SharedMixAudioPath:
         self._forwarded = chosen
         self._anchor = None
         if chosen is not None:
-            # The mix's streams stop here (the lone voice's own one ends with its tail, the
-            # others would delay the voice); what the voice had buffered goes out at once.
+            # The mix's streams stop here (they would delay the voice); what the voice had
+            # buffered goes out at once. The lone speaker hears nobody while forwarded, so
+            # no stream of the mix is kept for them either.
             self._shared.tail = 0
-            for seat_id in [s for s in self._own if s != chosen]:
-                del self._own[seat_id]
+            self._own.clear()
             voice = self._voices[chosen]
             while (payload := voice.take()) is not None:
                 self._forward(chosen, None, payload)
@@ -434,9 +442,8 @@ class SharedMixAudioPath:
         packet.pts = pts
         packet.time_base = TIME_BASE
         for listener_id, listener in self._listeners.items():
-            if listener_id != seat_id and listener_id not in self._own:
-                listener.push(packet)
-        self.forwarded_packets += 1
+            if listener_id != seat_id:
+                listener.push(packet, payload)
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import fractions
 import secrets
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import av
 from aiortc.codecs import CODECS
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -103,6 +105,13 @@ def opus_encoder() -> Any:
     return encoder
 
 
+# RTP's fixed header (RFC 3550 section 5.1), written by hand: aiortc's RtpPacket.serialize
+# rebuilt the same extension bytes for every listener and packet (3.7 us against 0.4 us).
+_RTP_HEADER = struct.Struct("!BBHLL")
+RTP_VERSION_BITS = 0x80  # version 2, no padding, no CSRC
+RTP_EXTENSION_BIT = 0x10
+
+
 class DirectRtpWriter:
     """Writes a listener's RTP itself, in the caller's turn of the loop.
 
@@ -117,17 +126,23 @@ class DirectRtpWriter:
     def __init__(self, sender: RTCRtpSender, on_ready: Callable[[], None]) -> None:
         self._sender = sender
         self._payload_type: int | None = None
-        self._mid: str | None = None
-        self._extensions = HeaderExtensionsMap()
+        # What never changes in this stream's RTP headers, worked out once: the first byte
+        # (version, extension bit) and the header extension carrying the mid.
+        self._first_byte = RTP_VERSION_BITS
+        self._extension = b""
         self._seq = secrets.randbelow(1 << 16)
         self._origin = secrets.randbelow(1 << 32)
         self._last_pts: int | None = None
         stock_send = sender.send
 
         async def send(parameters: Any) -> None:
+            extensions = HeaderExtensionsMap()
+            extensions.configure(parameters)
+            profile, value = extensions.set(HeaderExtensions(mid=parameters.muxId))
+            if value:
+                self._first_byte = RTP_VERSION_BITS | RTP_EXTENSION_BIT
+                self._extension = struct.pack("!HH", profile, len(value) >> 2) + value
             self._payload_type = parameters.codecs[0].payloadType
-            self._mid = parameters.muxId
-            self._extensions.configure(parameters)
             on_ready()
             await stock_send(parameters)
 
@@ -140,21 +155,21 @@ class DirectRtpWriter:
     def write(self, payload: bytes, pts: int) -> None:
         assert self._payload_type is not None
         dtls = self._sender.transport
-        if dtls is None or dtls.state != "connected":
+        # The enum itself: `dtls.state` builds a string on every call, per listener per packet.
+        if dtls is None or dtls._state is not DtlsState.CONNECTED:
             return  # audio from before the connection is of no use to anyone
-        packet = RtpPacket(
-            payload_type=self._payload_type,
-            sequence_number=self._seq,
-            timestamp=(self._origin + pts) & 0xFFFFFFFF,
-            ssrc=self._sender._ssrc,
-        )
         # The first packet after a gap starts a talkspurt (RFC 3551 section 4.1).
-        packet.marker = int(self._last_pts is None or pts - self._last_pts != FRAME_SAMPLES)
-        packet.payload = payload
-        packet.extensions.mid = self._mid
+        marker = 0x80 if self._last_pts is None or pts - self._last_pts != FRAME_SAMPLES else 0
+        header = _RTP_HEADER.pack(
+            self._first_byte,
+            marker | self._payload_type,
+            self._seq,
+            (self._origin + pts) & 0xFFFFFFFF,
+            self._sender._ssrc,
+        )
         self._seq = (self._seq + 1) & 0xFFFF
         self._last_pts = pts
-        sending = dtls._send_rtp(packet.serialize(self._extensions))
+        sending = dtls._send_rtp(header + self._extension + payload)
         try:
             # SRTP and sendto never wait; driving the coroutine here saves a task per packet.
             sending.send(None)
