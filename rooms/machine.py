@@ -200,8 +200,7 @@ def join(
         events.append(CircleChanged())
     if role is not Role.HOST:
         _check_entry(state, device_hash, resume_hash or token_hash, passcode)
-        capacity = circle.capacity
-        if capacity is not None and len(state.seats) >= capacity:
+        if not _has_room(replace(state, circle=circle)):
             raise RoomError(errors.CIRCLE_FULL, FULL_MESSAGE)
         reason = _wait_reason(state)
         if reason is not None:

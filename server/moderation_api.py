@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rooms.machine import MAX_SHARE_SECONDS, MIN_SHARE_SECONDS
 from rooms.model import CircleSettings, NoHostPolicy, SpeakingMode
 from server.api import no_store, read_json_object, refuse_unknown_fields, require_fields
 from server.appkeys import DATABASE
@@ -54,8 +55,13 @@ def parse_settings(body: dict[str, Any]) -> CircleSettings:
             "passcode", f"'passcode' must be null or 1 to {MAX_PASSCODE} characters."
         )
     share = body["share_seconds"]
-    if share is not None and (type(share) is not int or not 10 <= share <= 3600):
-        raise invalid_field("share_seconds", "'share_seconds' must be null or 10 to 3600.")
+    if share is not None and (
+        type(share) is not int or not MIN_SHARE_SECONDS <= share <= MAX_SHARE_SECONDS
+    ):
+        raise invalid_field(
+            "share_seconds",
+            f"'share_seconds' must be null or {MIN_SHARE_SECONDS} to {MAX_SHARE_SECONDS}.",
+        )
     crisis = body["crisis_text"]
     if not isinstance(crisis, str) or len(crisis) > MAX_CRISIS_TEXT:
         raise invalid_field(
@@ -85,38 +91,32 @@ def render_audit(record: AuditRecord) -> dict[str, Any]:
     }
 
 
-async def _existing(request: web.Request) -> tuple[SqlCircleStore, str]:
+async def _circle(request: web.Request) -> tuple[SqlCircleStore, str, str]:
+    """The store, the circle's id and its series' id (settings are kept per series);
+    404 for a circle that does not exist. One lookup serves both."""
     await require_admin(request)
     store = SqlCircleStore(request.app[DATABASE])
     circle_id = request.match_info["circle_id"]
-    if await store.get_circle(circle_id) is None:
-        raise ApiError(404, NOT_FOUND, "No circle has this id.")
-    return store, circle_id
-
-
-async def _series_of(request: web.Request) -> tuple[SqlCircleStore, str]:
-    """The series whose settings a circle runs by (settings are kept per series)."""
-    store, circle_id = await _existing(request)
     series_id = await store.series_of(circle_id)
     if series_id is None:
         raise ApiError(404, NOT_FOUND, "No circle has this id.")
-    return store, series_id
+    return store, circle_id, series_id
 
 
 async def get_moderation(request: web.Request) -> web.Response:
-    store, series_id = await _series_of(request)
+    store, _, series_id = await _circle(request)
     return no_store(web.json_response(render_settings(await store.moderation_settings(series_id))))
 
 
 async def put_moderation(request: web.Request) -> web.Response:
-    store, series_id = await _series_of(request)
+    store, _, series_id = await _circle(request)
     settings = parse_settings(await read_json_object(request))
     await store.set_moderation_settings(series_id, settings)
     return no_store(web.json_response(render_settings(settings)))
 
 
 async def get_audit(request: web.Request) -> web.Response:
-    store, circle_id = await _existing(request)
+    store, circle_id, _ = await _circle(request)
     records = await store.audit_log(circle_id)
     return no_store(web.json_response({"entries": [render_audit(r) for r in records]}))
 

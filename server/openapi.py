@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from rooms.machine import MAX_SHARE_SECONDS, MIN_SHARE_SECONDS
 from server.errors import ERROR_CODES
 
 API_BASE = "/api/v1"
@@ -128,7 +129,11 @@ MODERATION_SETTINGS_SCHEMA: dict[str, Any] = {
             "hold new arrivals in the lobby.",
         },
         "allow_rename": {"type": "boolean"},
-        "share_seconds": {"type": ["integer", "null"], "minimum": 10, "maximum": 3600},
+        "share_seconds": {
+            "type": ["integer", "null"],
+            "minimum": MIN_SHARE_SECONDS,
+            "maximum": MAX_SHARE_SECONDS,
+        },
         "crisis_text": {
             "type": "string",
             "maxLength": 4000,

@@ -255,7 +255,7 @@ class FrontRouter:
         """Reads up to the first usable ``join``: (its worker, the raw message), or None."""
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
-                await _tell(ws, error_message(protocol.INVALID_JSON, BINARY, None))
+                await _tell(ws, error_message(protocol.INVALID_JSON, protocol.BINARY_MESSAGE, None))
                 continue
             if msg.type != WSMsgType.TEXT:
                 continue
@@ -266,13 +266,17 @@ class FrontRouter:
                 continue
             if not isinstance(message, Join):
                 ref = type_of(message)
-                await _tell(ws, error_message(protocol.NOT_JOINED, NOT_JOINED, ref))
+                await _tell(
+                    ws, error_message(protocol.NOT_JOINED, protocol.NOT_JOINED_MESSAGE, ref)
+                )
                 continue
             try:
                 index = await self.worker_for(message.token)
             except Exception:
                 log.exception("finding the circle of a join failed")
-                await _tell(ws, error_message(protocol.INTERNAL_ERROR, INTERNAL, "join"))
+                await _tell(
+                    ws, error_message(protocol.INTERNAL_ERROR, protocol.INTERNAL_MESSAGE, "join")
+                )
                 continue
             return index, msg.data
         return None
@@ -311,11 +315,6 @@ class FrontRouter:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-
-
-BINARY = "Send JSON text frames."
-NOT_JOINED = "Join the circle first."
-INTERNAL = "Something went wrong on our side."
 
 
 async def _tell(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:

@@ -94,9 +94,6 @@ class LiveCircle:
     def id(self) -> str:
         return self.state.circle.id
 
-    def now(self) -> datetime:
-        return self._clock()
-
     async def apply(self, command: Command) -> Decision:
         """Decide, persist, then publish. RoomError leaves everything as it was."""
         async with self._lock:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rooms.machine import MAX_SHARE_SECONDS, MIN_SHARE_SECONDS
 from rooms.model import Circle, CircleState, Role, Seat, SpeakingMode
 from rooms.roles import Capability, can
 from rooms.schedule import closes_at
@@ -34,6 +35,10 @@ INVALID_SDP = "invalid_sdp"
 INTERNAL_ERROR = "internal_error"
 JOIN_TIMEOUT = "join_timeout"
 JOIN_TIMEOUT_MESSAGE = "The connection was closed because no join came in time."
+# Said alike by a session and by the workers' front, so one process and many answer the same.
+BINARY_MESSAGE = "Send JSON text frames."
+NOT_JOINED_MESSAGE = "Join the circle first."
+INTERNAL_MESSAGE = "Something went wrong on our side."
 REPLACED = "replaced"
 
 # WebSocket close codes the server uses.
@@ -217,7 +222,9 @@ def _command(data: dict[str, Any], kind: str) -> Command:
     if kind == "set_share_time":
         if data.get("seconds") is None and "seconds" in data:
             return Command(kind, value=None)
-        return Command(kind, value=_int(data, kind, "seconds", 10, MAX_EXTEND_SECONDS))
+        return Command(
+            kind, value=_int(data, kind, "seconds", MIN_SHARE_SECONDS, MAX_SHARE_SECONDS)
+        )
     if kind == "set_speaking_mode":
         mode = data.get("mode")
         if mode not in ("open", "hand_raise"):

@@ -99,7 +99,7 @@ class ClientSession:
                 if msg.type == WSMsgType.TEXT:
                     await self._handle_text(msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    self._send_error(protocol.INVALID_JSON, "Send JSON text frames.", None)
+                    self._send_error(protocol.INVALID_JSON, protocol.BINARY_MESSAGE, None)
                 if self._closing:
                     break
         finally:
@@ -169,7 +169,7 @@ class ClientSession:
         except Exception:
             # Details stay in the server's log; the client gets a stable code only.
             log.exception("handling a %s message failed", ref)
-            self._send_error(protocol.INTERNAL_ERROR, "Something went wrong on our side.", ref)
+            self._send_error(protocol.INTERNAL_ERROR, protocol.INTERNAL_MESSAGE, ref)
 
     async def _dispatch(self, message: ClientMessage) -> None:
         if isinstance(message, Join):
@@ -177,7 +177,7 @@ class ClientSession:
             return
         live, seat_id = self._live, self._seat_id
         if live is None or seat_id is None:
-            raise ProtocolError(protocol.NOT_JOINED, "Join the circle first.", ref=None)
+            raise ProtocolError(protocol.NOT_JOINED, protocol.NOT_JOINED_MESSAGE, ref=None)
         if isinstance(message, Offer):
             if seat_id not in live.state.seats:
                 raise RoomError(errors.IN_LOBBY, "Please wait until a host lets you in.")
@@ -202,7 +202,7 @@ class ClientSession:
 
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
-            raise RoomError("already_joined", "You are already in this circle.")
+            raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
         live, role, details = await self._hub.open_link(message.token)
         seat_id = secrets.token_urlsafe(9)
         seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -115,8 +115,6 @@ class Attendance:
 class ScheduledOccurrence:
     series: Series
     occurrence: Occurrence
-    # The stored status of a circle that ran ('open', 'ended'); None when it never opened.
-    circle_status: CircleStatus | None
     attendance: Attendance
 
 
@@ -288,14 +286,15 @@ async def resolve_series_link(
         if not live:
             return LinkTarget(None, None)
         only = live[0]
-        row = await materialise(sessions, only, now)
+        # The rows just loaded usually hold it; only a first arrival creates one.
+        row = rows.get(only.original_start) or await materialise(sessions, only, now)
         not_begun = only.starts_at if only.starts_at > now else None
         return LinkTarget(circle_for(series, only, row), not_begun)
     occurrences = _occurrences(series, rows, now - LOOK_BACK, now + LOOK_AHEAD)
     current, upcoming = current_or_next(occurrences, series.windows, now)
     if current is None:
         return LinkTarget(None, upcoming.starts_at if upcoming else None)
-    row = await materialise(sessions, current, now)
+    row = rows.get(current.original_start) or await materialise(sessions, current, now)
     next_start: datetime | None = current.starts_at
     if current.starts_at <= now:
         next_start = upcoming.starts_at if upcoming else None
@@ -470,7 +469,7 @@ class SeriesStore:
         row: CircleRow | None,
     ) -> ScheduledOccurrence:
         if row is None:
-            return ScheduledOccurrence(series, occurrence, None, Attendance(0, 0, None))
+            return ScheduledOccurrence(series, occurrence, Attendance(0, 0, None))
         seats = list(
             await session.scalars(
                 select(SeatRow)
@@ -488,7 +487,7 @@ class SeriesStore:
             total=len(seats),
             attendees=attendees,
         )
-        return ScheduledOccurrence(series, occurrence, CircleStatus(row.status), attendance)
+        return ScheduledOccurrence(series, occurrence, attendance)
 
     async def find_occurrence(
         self, series_id: str, occurrence_id: str
@@ -580,7 +579,3 @@ class SeriesStore:
         async with self._sessions() as session:
             rows = await load_overrides(session, series_id)
         return {start: override_from_row(row) for start, row in rows.items()}
-
-    async def count_series(self) -> int:
-        async with self._sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(SeriesRow)) or 0)
