@@ -1,11 +1,22 @@
 """Live circles: the state of each running circle, its connections and its audio path.
 
-Every command goes through ``LiveCircle.apply``: rooms/ decides, the new state is persisted
-in one transaction, and only then is it published: what changed in the list of people, the
-room (floor, queue, timer, lobby, lock), the hosts' view (lobby, bans, support) and each
-waiting person's place is sent by comparing the views before and after; the events say the
-rest (who is let in, who is sent away). Commands on one circle are serialised by a lock, so
-the decisions see the state the previous command left.
+Every command goes through ``LiveCircle.submit`` (or ``apply``, which also waits for it to
+be published): rooms/ decides at once, on the state the previous decision left, and the
+audio path follows the decision at once (a host's mute silences at once). The decision is
+then stored, and only then published: what changed in the list of people, the room (floor,
+queue, timer, lobby, lock), the hosts' view (lobby, bans, support) and each waiting
+person's place is sent by comparing the views before and after; the events say the rest
+(who is let in, who is sent away).
+
+Group commit: one write per circle is in flight at a time; the decisions taken meanwhile
+are stored together in the next transaction, then published in order. When storage cannot
+be reached, the circle goes on in memory (safety first: hosts can still mute and remove,
+audio keeps flowing), publishes without waiting, keeps the unstored decisions in order and
+writes them when the database is back; joins are refused with ``storage_unavailable``.
+
+The hub loads, opens and releases circles single-flight per circle id: concurrent arrivals
+share one load, a circle is released only when nobody is in it, arriving, or unstored.
+See docs/architecture.md, "Live circles: loading, writing, outages".
 """
 
 from __future__ import annotations
@@ -13,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -38,6 +51,9 @@ from signaling.protocol import (
     CLOSE_SENT_AWAY,
     PROTOCOL_VERSION,
     REPLACED,
+    STORAGE_UNAVAILABLE,
+    STORAGE_UNAVAILABLE_MESSAGE,
+    ProtocolError,
     circle_json,
     error_message,
     moderation_json,
@@ -48,12 +64,25 @@ from signaling.protocol import (
     speaking_json,
     waiting_json,
 )
-from signaling.store import CircleStore
+from signaling.store import CircleStore, LinkMatch, StateWrite, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Command = Callable[[CircleState], Decision]
+
+# While storage is away, a circle tries its unstored decisions again after this pause,
+# doubling up to the cap: back within about a second of the database.
+FIRST_WRITE_RETRY = 0.1
+MAX_WRITE_RETRY = 1.0
+# A write that takes longer than this counts as storage being away (a hung connection):
+# the circle publishes what it decided instead of leaving everyone waiting.
+WRITE_TIMEOUT = 5.0
+# How long someone arriving on the join link waits for a host's arrival that is in flight
+# (the host's join opens the circle) before being told it is not open.
+HOST_ARRIVAL_WAIT = 10.0
+# At shutdown, how long a circle may take to write what it has not stored yet.
+FLUSH_AT_CLOSE = 5.0
 
 SENT_AWAY_MESSAGES = {
     errors.REMOVED: "A host removed you from this circle.",
@@ -71,15 +100,40 @@ class Connection(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A decision not yet published: waiting for its write (``seq``), or for the ones before."""
+
+    before: CircleState
+    decision: Decision
+    # The number of the write that stores it; None when there is nothing to store.
+    seq: int | None
+    done: asyncio.Future[Decision]
+    # Run right after publishing it (a join hands its connection the circle here).
+    then: Callable[[Decision], None] | None = None
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """What group commit did, for tests and bench/: decisions stored, transactions used."""
+
+    decisions: int = 0
+    transactions: int = 0
+    outages: int = 0
+    # Decisions published while storage was away (stored when it came back).
+    published_unstored: int = 0
+
+
 class LiveCircle:
     def __init__(
         self, state: CircleState, store: CircleStore, audio: AudioPath, clock: Clock
     ) -> None:
+        # What everyone was told (published); decisions are taken on ``_decided``.
         self.state = state
+        self._decided = state
         self.audio = audio
         self._store = store
         self._clock = clock
-        self._lock = asyncio.Lock()
         # Seated people and people waiting in the lobby, by seat (or lobby place) id.
         self._connections: dict[str, Connection] = {}
         # The seat token each connection holds, to hand it over in `joined` when admitted.
@@ -89,15 +143,51 @@ class LiveCircle:
         self.on_empty: Callable[[LiveCircle], None] | None = None
         self._activity = VoiceActivity()
         self._speaking_task: asyncio.Task[None] | None = None
+        # Group commit: decisions waiting to be published, writes waiting to be stored.
+        self._unpublished: deque[_Pending] = deque()
+        self._unstored: list[StateWrite] = []
+        self._write_seq = 0  # writes queued so far
+        self._stored_seq = 0  # of which stored
+        self._writer: asyncio.Task[None] | None = None
+        self.storage_away = False
+        self.stats = WriteStats()
 
     @property
     def id(self) -> str:
         return self.state.circle.id
 
+    @property
+    def decided(self) -> CircleState:
+        """The state after every decision taken, stored and published or not."""
+        return self._decided
+
+    def submit(
+        self, command: Command, then: Callable[[Decision], None] | None = None
+    ) -> tuple[Decision, asyncio.Future[Decision]]:
+        """Decide now; store and publish in the background. Returns the decision and a
+        future done once it is published. RoomError leaves everything as it was."""
+        before = self._decided
+        decision = command(before)
+        self._decided = decision.state
+        # The audio path follows decisions at once: a mute silences before it is stored.
+        self.audio.set_audible(audible_seats(self._decided))
+        seq: int | None = None
+        if decision.state != before or decision.audit:
+            self._unstored.append(StateWrite(decision.state, self._clock(), decision.audit))
+            self._write_seq += 1
+            seq = self._write_seq
+            self.stats.decisions += 1
+        done: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._unpublished.append(_Pending(before, decision, seq, done, then))
+        self._publish_ready()
+        if self._unstored and self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_until_stored())
+        return decision, done
+
     async def apply(self, command: Command) -> Decision:
-        """Decide, persist, then publish. RoomError leaves everything as it was."""
-        async with self._lock:
-            return await self._apply_locked(command)
+        """Decide, store, then publish; returns once published. RoomError changes nothing."""
+        _, done = self.submit(command)
+        return await done
 
     async def join(
         self,
@@ -109,9 +199,15 @@ class LiveCircle:
         resume_token: str | None = None,
     ) -> str:
         """Seat someone (or put them in the lobby, or give them their seat back) and send
-        them where they are, before any later update. Returns the id they now hold."""
-        async with self._lock:
-            decision = await self._apply_locked(command)
+        them where they are, before any later update. Returns the id they now hold.
+
+        A join is stored before anyone hears of it; while storage is away it is refused
+        (StorageUnavailable), since nothing about the newcomer could be kept.
+        """
+        if self.storage_away:
+            raise StorageUnavailable("the circle's storage is away")
+
+        def seat(decision: Decision) -> None:
             held = decision.subject or seat_id
             token = resume_token if held != seat_id and resume_token else seat_token
             old = self._connections.get(held)
@@ -124,29 +220,38 @@ class LiveCircle:
                 self._send_joined(held)
             else:
                 self._send_waiting(held)
-            return held
+
+        decision, done = self.submit(command, then=seat)
+        await done
+        return decision.subject or seat_id
 
     async def leave(self, seat_id: str) -> None:
         """Someone gives up their seat on purpose."""
-        async with self._lock:
-            if seat_id in self.state.seats or self.state.waiting(seat_id) is not None:
-                await self._apply_locked(lambda s: machine.leave(s, seat_id=seat_id))
-            self._forget(seat_id)
+        self._forget(seat_id)
+        if seat_id in self._decided.seats or self._decided.waiting(seat_id) is not None:
+            await self.apply(lambda s: machine.leave(s, seat_id=seat_id))
 
     async def disconnect(self, seat_id: str, connection: Connection) -> None:
         """A connection dropped: its seat is kept a while for the person to come back."""
-        async with self._lock:
-            if self._connections.get(seat_id) is not connection:
-                return  # replaced by a newer connection, or already sent away
-            self._forget(seat_id)
-            now = self._clock()
-            await self._apply_locked(lambda s: machine.disconnect(s, seat_id=seat_id, now=now))
+        if self._connections.get(seat_id) is not connection:
+            return  # replaced by a newer connection, or already sent away
+        self._forget(seat_id)
+        now = self._clock()
+        await self.apply(lambda s: machine.disconnect(s, seat_id=seat_id, now=now))
 
     def is_empty(self) -> bool:
-        return not self.state.seats and not self.state.lobby and not self._connections
+        """Nobody seated, waiting or connected, and nothing left to store or publish."""
+        decided = self._decided
+        return (
+            not decided.seats
+            and not decided.lobby
+            and not self._connections
+            and not self._unstored
+            and not self._unpublished
+        )
 
     def start(self) -> None:
-        self.audio.set_audible(audible_seats(self.state))
+        self.audio.set_audible(audible_seats(self._decided))
         self._schedule_expiry()
         if self._speaking_task is None:
             self._speaking_task = asyncio.get_running_loop().create_task(self._tell_speaking())
@@ -156,6 +261,20 @@ class LiveCircle:
             self._expiry.cancel()
         if self._expiry_task is not None:
             self._expiry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._expiry_task
+            self._expiry_task = None
+        writer = self._writer
+        if writer is not None:
+            # What was decided is written before the circle goes (bounded: at shutdown
+            # with the database away, it cannot be).
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), FLUSH_AT_CLOSE)
+            if not writer.done():
+                log.warning("closing a circle with %d decisions unstored", len(self._unstored))
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
         task, self._speaking_task = self._speaking_task, None
         if task is not None:
             task.cancel()
@@ -192,6 +311,11 @@ class LiveCircle:
         except Exception:
             log.exception("giving up expired seats failed")
             return
+        finally:
+            self._expiry_task = None
+        self._tell_if_empty()
+
+    def _tell_if_empty(self) -> None:
         if self.is_empty() and self.on_empty is not None:
             self.on_empty(self)
 
@@ -213,16 +337,68 @@ class LiveCircle:
 
     # --- decide, persist, publish -----------------------------------------------------
 
-    async def _apply_locked(self, command: Command) -> Decision:
-        decision = command(self.state)
-        if decision.state != self.state or decision.audit:
-            await self._store.save_state(decision.state, now=self._clock(), audit=decision.audit)
-        before = self.state
-        self.state = decision.state
-        self.audio.set_audible(audible_seats(self.state))
-        self._publish(before, decision)
-        self._schedule_expiry()
-        return decision
+    def _publish_ready(self) -> None:
+        """Publish, in order, the decisions that are stored (all of them while storage is
+        away) and that have no unpublished decision before them."""
+        while self._unpublished:
+            pending = self._unpublished[0]
+            stored = pending.seq is None or pending.seq <= self._stored_seq
+            if not stored and not self.storage_away:
+                return
+            self._unpublished.popleft()
+            if not stored:
+                self.stats.published_unstored += 1
+            self.state = pending.decision.state
+            try:
+                self._publish(pending.before, pending.decision)
+                if pending.then is not None:
+                    pending.then(pending.decision)
+            except Exception as error:  # one client's trouble must not stop the others'
+                log.exception("publishing a decision failed")
+                if not pending.done.done():
+                    pending.done.set_exception(error)
+            self._schedule_expiry()
+            if not pending.done.done():
+                pending.done.set_result(pending.decision)
+
+    async def _write_until_stored(self) -> None:
+        """Store the queued decisions, all that are queued in each transaction, until none
+        is left; while storage is away, publish without it and try again."""
+        pause = FIRST_WRITE_RETRY
+        try:
+            while self._unstored:
+                batch = list(self._unstored)
+                try:
+                    async with asyncio.timeout(WRITE_TIMEOUT):
+                        await self._store.save_batch(batch)
+                except Exception as error:
+                    self._storage_lost(error)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, MAX_WRITE_RETRY)
+                    continue
+                del self._unstored[: len(batch)]
+                self._stored_seq += len(batch)
+                self.stats.transactions += 1
+                pause = FIRST_WRITE_RETRY
+                if self.storage_away:
+                    self.storage_away = False
+                    log.warning("storage is back: %d decisions written", len(batch))
+                self._publish_ready()
+        finally:
+            self._writer = None
+        self._tell_if_empty()
+
+    def _storage_lost(self, error: BaseException) -> None:
+        if self.storage_away:
+            return
+        self.storage_away = True
+        self.stats.outages += 1
+        if isinstance(error, StorageUnavailable | TimeoutError):
+            log.warning("storage unavailable (%s); the circle goes on in memory", error)
+        else:
+            log.error("storing a circle failed; it goes on in memory", exc_info=error)
+        # Safety first: what hosts decided (a mute, a removal) takes effect now.
+        self._publish_ready()
 
     def _publish(self, before: CircleState, decision: Decision) -> None:
         after = decision.state
@@ -316,8 +492,27 @@ class MisroutedCircle(RuntimeError):
     """A link opens a circle that another process hosts: a circle lives in one process."""
 
 
+def storage_unavailable() -> ProtocolError:
+    """What a join is told while the database cannot be reached (the page may retry)."""
+    return ProtocolError(STORAGE_UNAVAILABLE, STORAGE_UNAVAILABLE_MESSAGE, "join")
+
+
+@dataclass(slots=True)
+class Arrival:
+    """A join in flight: the circle its link opens, and the role the link grants."""
+
+    live: LiveCircle
+    role: Role
+    # What a refusal to a valid link may carry (``next_starts_at``).
+    details: dict[str, str] = field(default_factory=dict)
+
+
 class CircleHub:
     """The registry of circles running in this process.
+
+    Loading, opening and releasing a circle is single-flight per circle id: arrivals that
+    come while a circle loads wait for that one load; a circle is released only when it is
+    empty, nothing of it is unstored, and no arrival is in flight for it.
 
     With several worker processes, ``hosts`` says which circles (by id) this one may run;
     a link to any other is refused with MisroutedCircle rather than opened twice.
@@ -336,6 +531,17 @@ class CircleHub:
         self._clock = clock
         self._hosts = hosts
         self._live: dict[str, LiveCircle] = {}
+        self._loading: dict[str, asyncio.Task[LiveCircle]] = {}
+        self._releasing: dict[str, asyncio.Task[None]] = {}
+        # Arrivals in flight per circle id, and those on a host link; arrivals whose link
+        # is still being looked up (their circle is not known yet).
+        self._arrivals: dict[str, int] = {}
+        self._host_arrivals: dict[str, int] = {}
+        # Lookups in flight, by ticket: a participant waits only for the ones that began
+        # before its own ended (one of them may be the host), never for later ones.
+        self._resolving: set[int] = set()
+        self._tickets = 0
+        self._arrivals_changed = asyncio.Condition()
 
     def now(self) -> datetime:
         return self._clock()
@@ -354,7 +560,92 @@ class CircleHub:
         A circle loaded from storage had its connections in an earlier process (or none):
         everyone in it is reconnecting, and keeps the seat for the grace period.
         """
-        match = await self._store.find_by_link(token)
+        match, details = await self._resolve(token)
+        assert match.circle is not None
+        return await self._live_circle(match), match.role, details
+
+    async def arrive(self, token: str) -> Arrival:
+        """A join begins: its link resolved and its circle loaded (single-flight).
+
+        Until ``arrived`` is called, its circle is not released. Someone on a join link who
+        arrives while a host's arrival is in flight waits for it (the host's join opens the
+        circle) instead of being told the circle is not open.
+        """
+        ticket = self._tickets
+        self._tickets += 1
+        self._resolving.add(ticket)
+        try:
+            match, details = await self._resolve(token)
+        finally:
+            await self._arrivals_changed_by(lambda: self._resolving.discard(ticket))
+        horizon = self._tickets
+        assert match.circle is not None
+        circle_id = match.circle.id
+        host = match.role is Role.HOST
+        self._count(self._arrivals, circle_id, 1)
+        if host:
+            self._count(self._host_arrivals, circle_id, 1)
+        try:
+            live = await self._live_circle(match)
+            if not host:
+                await self._wait_for_hosts_arriving(live, horizon)
+        except BaseException:
+            await self._uncount(circle_id, host)
+            raise
+        return Arrival(live, match.role, details)
+
+    async def arrived(self, arrival: Arrival) -> None:
+        """The join is over (seated or refused): release its circle if that left it empty."""
+        await self._uncount(arrival.live.id, arrival.role is Role.HOST)
+        await self.release_if_empty(arrival.live)
+
+    @contextlib.asynccontextmanager
+    async def arrival(self, token: str) -> AsyncIterator[Arrival]:
+        """``arrive`` and ``arrived`` around a block."""
+        joining = await self.arrive(token)
+        try:
+            yield joining
+        finally:
+            await self.arrived(joining)
+
+    async def _uncount(self, circle_id: str, host: bool) -> None:
+        self._count(self._arrivals, circle_id, -1)
+        if host:
+            self._count(self._host_arrivals, circle_id, -1)
+        await self._arrivals_changed_by(lambda: None)
+
+    async def _arrivals_changed_by(self, change: Callable[[], None]) -> None:
+        async with self._arrivals_changed:
+            change()
+            self._arrivals_changed.notify_all()
+
+    @staticmethod
+    def _count(counts: dict[str, int], circle_id: str, delta: int) -> None:
+        left = counts.get(circle_id, 0) + delta
+        if left:
+            counts[circle_id] = left
+        else:
+            counts.pop(circle_id, None)
+
+    async def _wait_for_hosts_arriving(self, live: LiveCircle, horizon: int) -> None:
+        def settled() -> bool:
+            if live.decided.circle.status is not CircleStatus.SCHEDULED:
+                return True
+            if self._host_arrivals.get(live.id):
+                return False
+            return not any(ticket < horizon for ticket in self._resolving)
+
+        async with self._arrivals_changed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HOST_ARRIVAL_WAIT):
+                    await self._arrivals_changed.wait_for(settled)
+
+    async def _resolve(self, token: str) -> tuple[LinkMatch, dict[str, str]]:
+        """The link's match, with a circle; refusals as RoomError / MisroutedCircle."""
+        try:
+            match = await self._store.find_by_link(token)
+        except StorageUnavailable:
+            raise storage_unavailable() from None
         if match is None:
             # The same refusal as a closed circle: a guessed link learns nothing.
             raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
@@ -365,10 +656,37 @@ class CircleHub:
         )
         if match.circle is None:
             raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE, details=details)
-        live = self._live.get(match.circle.id)
-        if live is None and self._hosts is not None and not self._hosts(match.circle.id):
-            raise MisroutedCircle(f"circle {match.circle.id} is hosted by another process")
-        if live is None:
+        circle_id = match.circle.id
+        if circle_id not in self._live and self._hosts is not None and not self._hosts(circle_id):
+            raise MisroutedCircle(f"circle {circle_id} is hosted by another process")
+        return match, details
+
+    async def _live_circle(self, match: LinkMatch) -> LiveCircle:
+        """The live circle of ``match``: running, or loaded once for all who ask at once."""
+        assert match.circle is not None
+        circle_id = match.circle.id
+        while True:
+            live = self._live.get(circle_id)
+            if live is not None:
+                return live
+            releasing = self._releasing.get(circle_id)
+            if releasing is not None:
+                # Its last writes are being stored: load it after, from what they left.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(releasing)
+                continue
+            loading = self._loading.get(circle_id)
+            if loading is None:
+                loading = asyncio.get_running_loop().create_task(self._load(match))
+                self._loading[circle_id] = loading
+            try:
+                return await asyncio.shield(loading)
+            except StorageUnavailable:
+                raise storage_unavailable() from None
+
+    async def _load(self, match: LinkMatch) -> LiveCircle:
+        assert match.circle is not None
+        try:
             saved = await self._store.load_state(match)
             if saved is None:
                 state = CircleState.starting(match.circle, match.settings)
@@ -378,7 +696,9 @@ class CircleHub:
             live.on_empty = self._release_soon
             self._live[live.id] = live
             live.start()
-        return live, match.role, details
+            return live
+        finally:
+            self._loading.pop(match.circle.id, None)
 
     async def describe_link(self, token: str) -> dict[str, Any] | None:
         """What the join page may show before joining: the circle, the hosts present and the
@@ -405,13 +725,32 @@ class CircleHub:
     def _release_soon(self, live: LiveCircle) -> None:
         asyncio.get_running_loop().create_task(self.release_if_empty(live))
 
+    def _releasable(self, live: LiveCircle) -> bool:
+        return (
+            self._live.get(live.id) is live and live.is_empty() and not self._arrivals.get(live.id)
+        )
+
     async def release_if_empty(self, live: LiveCircle) -> None:
-        if live.is_empty() and self._live.get(live.id) is live:
-            del self._live[live.id]
-            await live.close()
+        """Close a circle that is truly done with: empty, stored, nobody arriving."""
+        if not self._releasable(live):
+            return
+        del self._live[live.id]
+        releasing = asyncio.get_running_loop().create_task(live.close())
+        self._releasing[live.id] = releasing
+        try:
+            await asyncio.shield(releasing)
+        finally:
+            if self._releasing.get(live.id) is releasing:
+                del self._releasing[live.id]
 
     def live_circles(self) -> list[LiveCircle]:
         return list(self._live.values())
+
+    def is_idle(self) -> bool:
+        """No circle live, loading or releasing, and no arrival in flight (for tests)."""
+        return not (
+            self._live or self._loading or self._releasing or self._arrivals or self._resolving
+        )
 
     async def close(self) -> None:
         for live in list(self._live.values()):

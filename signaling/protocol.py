@@ -40,6 +40,12 @@ BINARY_MESSAGE = "Send JSON text frames."
 NOT_JOINED_MESSAGE = "Join the circle first."
 INTERNAL_MESSAGE = "Something went wrong on our side."
 REPLACED = "replaced"
+# The database cannot be reached: a join is refused at once; the page may try again.
+STORAGE_UNAVAILABLE = "storage_unavailable"
+STORAGE_UNAVAILABLE_MESSAGE = (
+    "We cannot let anyone in right now: the server cannot reach its records. "
+    "Please try again in a moment."
+)
 
 # WebSocket close codes the server uses.
 CLOSE_LEFT = 1000

@@ -17,7 +17,7 @@ from rooms.errors import CIRCLE_NOT_OPEN, RoomError
 from rooms.machine import Decision
 from rooms.model import CircleState, Role, SpeakingMode
 from signaling import protocol
-from signaling.hub import CircleHub, LiveCircle
+from signaling.hub import CircleHub, LiveCircle, storage_unavailable
 from signaling.peer import MediaPeer
 from signaling.protocol import (
     ClientMessage,
@@ -30,6 +30,7 @@ from signaling.protocol import (
     Offer,
     ProtocolError,
 )
+from signaling.store import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,9 @@ class ClientSession:
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
             raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
-        live, role, details = await self._hub.open_link(message.token)
+        # Until it is seated or refused, the arrival keeps its circle from being released.
+        arrival = await self._hub.arrive(message.token)
+        live, role, details = arrival.live, arrival.role, arrival.details
         seat_id = secrets.token_urlsafe(9)
         seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
         now = self._hub.now()
@@ -226,15 +229,19 @@ class ClientSession:
                 seat_token=seat_token,
                 resume_token=message.seat_token,
             )
+        except StorageUnavailable:
+            await self._hub.arrived(arrival)
+            raise storage_unavailable() from None
         except RoomError as refused:
-            await self._hub.release_if_empty(live)
+            await self._hub.arrived(arrival)
             if refused.code == CIRCLE_NOT_OPEN and details and not refused.details:
                 raise RoomError(refused.code, refused.message, details=details) from None
             raise
         except BaseException:
-            await self._hub.release_if_empty(live)
+            await self._hub.arrived(arrival)
             raise
         self._live, self._seat_id = live, held
+        await self._hub.arrived(arrival)
 
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:

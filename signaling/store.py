@@ -30,6 +30,23 @@ class LinkMatch:
     settings: CircleSettings = field(default_factory=CircleSettings)
 
 
+class StorageUnavailable(Exception):
+    """The database cannot be reached now (stopped, restarting, network cut).
+
+    Raised by a store after its own retries of transient errors; the live circle keeps its
+    decisions in memory and writes them when the database is back.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """One decided command waiting to be stored: the state it left, when, and its audit."""
+
+    state: CircleState
+    now: datetime
+    audit: Sequence[AuditEntry] = ()
+
+
 class CircleStore(Protocol):
     async def find_by_link(self, token: str) -> LinkMatch | None:
         """The current occurrence of the series whose join or host link is ``token``, or
@@ -50,5 +67,13 @@ class CircleStore(Protocol):
         floor, queue, mutes, lobby, lock, bans, timer) and every seat in ``state`` for
         attendance (display name, role, muted, joined_at). Seats of this circle that are
         stored as present but are not in ``state`` any more are marked as left at ``now``.
+        """
+        ...
+
+    async def save_batch(self, writes: Sequence[StateWrite]) -> None:
+        """Persist several decisions of one circle, in order, in one transaction (group
+        commit): the last state is the one kept; every audit entry keeps its own time;
+        a seat that left between two states is marked as left at the time of the first
+        state without it. Raises StorageUnavailable when the database cannot be reached.
         """
         ...

@@ -7,12 +7,18 @@ start the same way.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,7 +27,17 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from signaling.store import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
+
+# A write that meets a lock or a serialization conflict is run again, after a short random
+# pause that doubles each time: about 3 s in all before the database counts as unavailable.
+WRITE_RETRIES = 8
+FIRST_RETRY_PAUSE = 0.02
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
@@ -53,6 +69,10 @@ def create_engine_for(url: str, **engine_options: Any) -> AsyncEngine:
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if not is_sqlite:
+        # A pooled connection may have died with a restarted server: test it at checkout
+        # (one round trip) instead of failing the command that drew it.
+        engine_options.setdefault("pool_pre_ping", True)
     engine = create_async_engine(url, **engine_options)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
@@ -80,16 +100,117 @@ def _is_file_database(cursor: Any) -> bool:
     return any(row[1] == "main" and row[2] for row in cursor.fetchall())
 
 
+class Failure(Enum):
+    """What kind of trouble a database error is, for deciding whether to try again."""
+
+    TRANSIENT = "transient"  # a lock, a conflict: the same write succeeds a moment later
+    UNAVAILABLE = "unavailable"  # the server cannot be reached (stopped, restarting, cut)
+    PERMANENT = "permanent"  # anything else: a bug or a constraint; trying again won't help
+
+
+# SQLSTATEs: serialization failure and deadlock are transient; class 08 (connection) and
+# 57P01-57P03 (shutting down, crashed, starting up) mean the server is away.
+_TRANSIENT_STATES = {"40001", "40P01", "55P03"}
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03"}
+
+
+def classify(error: BaseException) -> Failure:
+    """Transient (retry), unavailable (the database is away) or permanent."""
+    if isinstance(error, StorageUnavailable):
+        return Failure.UNAVAILABLE
+    if isinstance(error, (OSError, ConnectionError, TimeoutError)):
+        return Failure.UNAVAILABLE
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return Failure.UNAVAILABLE
+        orig = error.orig
+        state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        if state in _TRANSIENT_STATES:
+            return Failure.TRANSIENT
+        if state.startswith("08") or state in _UNAVAILABLE_STATES:
+            return Failure.UNAVAILABLE
+        text = str(orig).lower()
+        if "database is locked" in text or "database table is locked" in text:
+            return Failure.TRANSIENT
+        if isinstance(error, sa_exc.InterfaceError) or ("connection" in text and "closed" in text):
+            return Failure.UNAVAILABLE
+    cause = error.__cause__
+    if cause is not None and cause is not error:
+        return classify(cause)
+    return Failure.PERMANENT
+
+
 class Database:
-    """Owns the engine; hand ``sessions`` to repositories.
+    """Owns the engine; hand ``sessions`` to repositories, and writes that must not fail a
+    person to ``write``.
 
     Use: ``db = Database(url); await db.connect(); ...; await db.close()``.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        # SQLite allows one writer at a time: in this process they take turns here instead
+        # of meeting "database is locked" (other processes are waited for by busy_timeout).
+        self._writer = asyncio.Lock()
+        # Write transactions committed by ``write`` (what group commit saves; see bench/).
+        self.transactions = 0
+
+    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one write transaction and commit it.
+
+        Transient failures (a lock, a serialization conflict) are retried; a database that
+        cannot be reached is tried once more (a pooled connection may have died with a
+        restart) and then reported as StorageUnavailable. ``work`` may run more than once,
+        so it must only touch the session.
+        """
+        pause = FIRST_RETRY_PAUSE
+        unavailable_tries = 0
+        for attempt in range(WRITE_RETRIES + 1):
+            try:
+                return await self._write_once(work)
+            except Exception as error:
+                failure = classify(error)
+                if failure is Failure.PERMANENT:
+                    raise
+                if failure is Failure.UNAVAILABLE:
+                    unavailable_tries += 1
+                    if unavailable_tries > 1:
+                        raise StorageUnavailable(str(error) or type(error).__name__) from error
+                    continue
+                if attempt == WRITE_RETRIES:
+                    raise StorageUnavailable(f"still failing after retries: {error}") from error
+                log.debug("retrying a write after %s", type(error).__name__)
+                await asyncio.sleep(pause * (0.5 + random.random()))
+                pause *= 2
+        raise AssertionError("unreachable")
+
+    async def _write_once(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        if self.is_sqlite:
+            async with self._writer, self.sessions.begin() as session:
+                result = await work(session)
+        else:
+            async with self.sessions.begin() as session:
+                result = await work(session)
+        self.transactions += 1
+        return result
+
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in a read-only session; a database that cannot be reached is tried
+        once more, then reported as StorageUnavailable (fast: a join waits on it)."""
+        for attempt in range(2):
+            try:
+                async with self.sessions() as session:
+                    return await work(session)
+            except Exception as error:
+                failure = classify(error)
+                if failure is Failure.PERMANENT:
+                    raise
+                if attempt == 1:
+                    raise StorageUnavailable(str(error) or type(error).__name__) from error
+        raise AssertionError("unreachable")
 
     async def connect(self) -> None:
         """Create the engine and upgrade the schema to the newest revision."""

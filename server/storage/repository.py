@@ -3,16 +3,19 @@
 ``SqlCircleStore`` implements signaling.store.CircleStore (what a live circle needs) plus the
 circle scheduling the admin API needs; ``AdminTokenStore`` keeps the admin API's tokens.
 Every method is one transaction: it opens a session, commits, and closes it. Both take the
-Database and read its session factory at each call.
+Database and read its session factory at each call. A live circle's writes go through
+``Database.write`` (one writer on SQLite, transient errors retried) and come in batches: the
+decisions taken while the previous write was in flight, stored in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -31,7 +34,7 @@ from rooms.model import (
     Role,
     SpeakingMode,
 )
-from server.storage.database import Database
+from server.storage.database import Database, Failure, classify
 from server.storage.models import (
     AdminTokenRow,
     CircleModerationRow,
@@ -50,9 +53,12 @@ from server.storage.series import (
     materialise,
     resolve_series_link,
 )
-from signaling.store import LinkMatch
+from signaling.store import LinkMatch, StateWrite, StorageUnavailable
 
 ADMIN_TOKEN_BYTES = 32
+# A join's reads are tried again once after this pause (a stale pooled connection, a lock),
+# then the join is told storage_unavailable: fast, so the page can say so and retry.
+READ_RETRY_PAUSE = 0.05
 
 
 def new_id() -> str:
@@ -93,6 +99,88 @@ def _rows_changed(result: Result[Any]) -> int:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _reading(read: Callable[[], Awaitable[Any]]) -> Any:
+    """A join's read: tried again once on trouble, then StorageUnavailable."""
+    try:
+        return await read()
+    except Exception as error:
+        if classify(error) is Failure.PERMANENT:
+            raise
+    await asyncio.sleep(READ_RETRY_PAUSE)
+    try:
+        return await read()
+    except Exception as error:
+        if classify(error) is Failure.PERMANENT:
+            raise
+        raise StorageUnavailable(str(error) or type(error).__name__) from error
+
+
+async def _write_batch(session: AsyncSession, writes: Sequence[StateWrite]) -> None:
+    last = writes[-1]
+    state, circle = last.state, last.state.circle
+    row = await session.get(CircleRow, circle.id)
+    if row is None:
+        raise CircleNotFound(circle.id)
+    row.status = circle.status.value
+    row.opened_at = circle.opened_at
+    row.ended_at = circle.ended_at
+    row.extended_minutes = circle.extended_minutes
+    live = await session.get(LiveStateRow, circle.id)
+    if live is None:
+        live = LiveStateRow(circle_id=circle.id)
+        session.add(live)
+    live.state = json.dumps(snapshot.to_data(state), separators=(",", ":"))
+    live.saved_at = last.now
+    for write in writes:
+        for entry in write.audit:
+            session.add(
+                ModerationAuditRow(
+                    circle_id=circle.id,
+                    at=write.now,
+                    action=entry.action,
+                    actor_id=entry.actor_id,
+                    actor_label=entry.actor_label,
+                    actor_role=entry.actor_role,
+                    target_id=entry.target_id,
+                    target_label=entry.target_label,
+                    detail=entry.detail[:200],
+                )
+            )
+    # Each seat as the batch last saw it, and when it left (the time of the first write
+    # without it after its last appearance); None while it is still seated.
+    last_seen: dict[str, Any] = {}
+    left_at: dict[str, datetime | None] = {}
+    for write in writes:
+        for seat_id, seat in write.state.seats.items():
+            last_seen[seat_id] = seat
+            left_at[seat_id] = None
+        for seat_id in last_seen:
+            if seat_id not in write.state.seats and left_at[seat_id] is None:
+                left_at[seat_id] = write.now
+    # The seats that can change: those the batch saw, and those stored as present.
+    stored = await session.scalars(
+        select(SeatRow).where(
+            SeatRow.circle_id == circle.id,
+            or_(SeatRow.left_at.is_(None), SeatRow.id.in_(list(last_seen))),
+        )
+    )
+    stored_by_id = {seat.id: seat for seat in stored}
+    for seat_id, seat in last_seen.items():
+        seat_row = stored_by_id.pop(seat_id, None)
+        if seat_row is None:
+            seat_row = SeatRow(circle_id=circle.id, id=seat_id)
+            session.add(seat_row)
+        seat_row.display_name = seat.display_name
+        seat_row.role = seat.role.value
+        seat_row.muted = seat.muted
+        seat_row.joined_at = seat.joined_at
+        seat_row.left_at = left_at[seat_id]
+    first = writes[0].now
+    for gone in stored_by_id.values():
+        if gone.left_at is None:
+            gone.left_at = first
 
 
 def _settings_from_row(row: CircleModerationRow | None) -> CircleSettings:
@@ -149,6 +237,10 @@ class SqlCircleStore:
         """
         if not token:
             return None
+        match: LinkMatch | None = await _reading(lambda: self._find_by_link(token))
+        return match
+
+    async def _find_by_link(self, token: str) -> LinkMatch | None:
         async with self._sessions() as session:
             series_id = await session.scalar(
                 select(SeriesRow.id).where(SeriesRow.join_token == token)
@@ -177,67 +269,29 @@ class SqlCircleStore:
         )
 
     async def load_state(self, match: LinkMatch) -> CircleState | None:
-        if match.circle is None:
+        circle = match.circle
+        if circle is None:
             return None
-        async with self._sessions() as session:
-            row = await session.get(LiveStateRow, match.circle.id)
+
+        async def load() -> LiveStateRow | None:
+            async with self._sessions() as session:
+                return await session.get(LiveStateRow, circle.id)
+
+        row = await _reading(load)
         if row is None:
             return None
-        return snapshot.from_data(json.loads(row.state), match.circle, match.settings)
+        return snapshot.from_data(json.loads(row.state), circle, match.settings)
 
     async def save_state(
         self, state: CircleState, *, now: datetime, audit: Sequence[AuditEntry] = ()
     ) -> None:
-        circle = state.circle
-        async with self._sessions.begin() as session:
-            row = await session.get(CircleRow, circle.id)
-            if row is None:
-                raise CircleNotFound(circle.id)
-            row.status = circle.status.value
-            row.opened_at = circle.opened_at
-            row.ended_at = circle.ended_at
-            row.extended_minutes = circle.extended_minutes
-            live = await session.get(LiveStateRow, circle.id)
-            if live is None:
-                live = LiveStateRow(circle_id=circle.id)
-                session.add(live)
-            live.state = json.dumps(snapshot.to_data(state), separators=(",", ":"))
-            live.saved_at = now
-            for entry in audit:
-                session.add(
-                    ModerationAuditRow(
-                        circle_id=circle.id,
-                        at=now,
-                        action=entry.action,
-                        actor_id=entry.actor_id,
-                        actor_label=entry.actor_label,
-                        actor_role=entry.actor_role,
-                        target_id=entry.target_id,
-                        target_label=entry.target_label,
-                        detail=entry.detail[:200],
-                    )
-                )
-            # The seats that can change: those in the state, and those stored as present.
-            stored = await session.scalars(
-                select(SeatRow).where(
-                    SeatRow.circle_id == circle.id,
-                    or_(SeatRow.left_at.is_(None), SeatRow.id.in_(list(state.seats))),
-                )
-            )
-            stored_by_id = {seat.id: seat for seat in stored}
-            for seat in state.seats.values():
-                seat_row = stored_by_id.pop(seat.id, None)
-                if seat_row is None:
-                    seat_row = SeatRow(circle_id=circle.id, id=seat.id)
-                    session.add(seat_row)
-                seat_row.display_name = seat.display_name
-                seat_row.role = seat.role.value
-                seat_row.muted = seat.muted
-                seat_row.joined_at = seat.joined_at
-                seat_row.left_at = None
-            for gone in stored_by_id.values():
-                if gone.left_at is None:
-                    gone.left_at = now
+        await self.save_batch([StateWrite(state, now, tuple(audit))])
+
+    async def save_batch(self, writes: Sequence[StateWrite]) -> None:
+        """Several decisions of one circle in one transaction (see CircleStore.save_batch)."""
+        if not writes:
+            return
+        await self._database.write(lambda session: _write_batch(session, writes))
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -247,18 +301,20 @@ class SqlCircleStore:
         Called at start-up: peer connections do not survive a restart, so nobody is
         really seated until they reconnect and join again.
         """
-        async with self._sessions.begin() as session:
-            result = await session.execute(
+        result = await self._database.write(
+            lambda session: session.execute(
                 update(SeatRow).where(SeatRow.left_at.is_(None)).values(left_at=now)
             )
+        )
         return _rows_changed(result)
 
     async def purge_audit(self, before: datetime) -> int:
         """Delete moderation records older than ``before``; returns how many."""
-        async with self._sessions.begin() as session:
-            result = await session.execute(
+        result = await self._database.write(
+            lambda session: session.execute(
                 delete(ModerationAuditRow).where(ModerationAuditRow.at < before)
             )
+        )
         return _rows_changed(result)
 
     async def audit_log(self, circle_id: str) -> list[AuditRecord]:

@@ -1,7 +1,9 @@
-"""The live circle persists each decision before anyone hears of it."""
+"""The live circle stores each decision before anyone hears of it (in groups), goes on in
+memory while storage is away, and the hub keeps one live circle per circle id."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ from rooms.machine import AuditEntry
 from rooms.model import Circle, CircleState, Role
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub, Command, LiveCircle, MisroutedCircle
-from signaling.store import LinkMatch
+from signaling.store import LinkMatch, StateWrite, StorageUnavailable
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 CIRCLE = Circle(
@@ -23,27 +25,49 @@ CIRCLE = Circle(
 
 
 class MemoryStore:
-    """A stand-in for the database, recording what was saved and able to fail."""
+    """A stand-in for the database, recording what was saved and able to fail.
+
+    Each write and each load takes ``delay`` seconds (a real database takes time, which is
+    when commands and arrivals pile up); ``away`` makes every call fail as an outage does.
+    """
 
     def __init__(self) -> None:
         self.saved: list[CircleState] = []
         self.audit: list[AuditEntry] = []
-        self.fail = False
-        self.links = {"host-token": LinkMatch(CIRCLE, Role.HOST)}
+        self.transactions = 0
+        self.loads = 0
+        self.away = False
+        self.delay = 0.0
+        self.links = {
+            "host-token": LinkMatch(CIRCLE, Role.HOST),
+            "join-token": LinkMatch(CIRCLE, Role.PARTICIPANT),
+        }
+
+    async def _wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        if self.away:
+            raise StorageUnavailable("connection refused")
 
     async def find_by_link(self, token: str) -> LinkMatch | None:
+        await self._wait()
         return self.links.get(token)
 
     async def load_state(self, match: LinkMatch) -> CircleState | None:
+        self.loads += 1
+        await self._wait()
         return self.saved[-1] if self.saved else None
 
     async def save_state(
         self, state: CircleState, *, now: datetime, audit: Sequence[AuditEntry] = ()
     ) -> None:
-        if self.fail:
-            raise OSError("disk full")
-        self.saved.append(state)
-        self.audit.extend(audit)
+        await self.save_batch([StateWrite(state, now, tuple(audit))])
+
+    async def save_batch(self, writes: Sequence[StateWrite]) -> None:
+        await self._wait()
+        self.transactions += 1
+        for write in writes:
+            self.saved.append(write.state)
+            self.audit.extend(write.audit)
 
 
 class Inbox:
@@ -94,21 +118,76 @@ async def test_a_joiner_gets_the_circle_first_and_the_others_are_told(
     assert ana.saved_when_sent == [1, 2]
 
 
-async def test_when_saving_fails_nothing_changes_and_nobody_is_told(
+async def test_while_storage_is_away_a_host_mute_still_holds_and_is_stored_when_it_returns(
     live: LiveCircle, store: MemoryStore
 ) -> None:
     ana, sam = Inbox(), Inbox()
     await live.join("ana", ana, join_command("ana", Role.HOST))
     await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
-    before = live.state
-    before_data = snapshot.to_data(before)  # by value: in-place changes would show
-    store.fail = True
-    with pytest.raises(OSError):
-        await live.apply(lambda s: machine.mute_other(s, actor_id="ana", target_id="sam"))
-    assert live.state == before
-    assert snapshot.to_data(live.state) == before_data
-    assert "participant_updated" not in ana.types() + sam.types()
-    assert live.audio.is_audible("sam")  # type: ignore[attr-defined]
+    store.away = True
+    # Safety first: the mute silences Sam and everyone is told, storage or not.
+    await live.apply(lambda s: machine.mute_other(s, actor_id="ana", target_id="sam"))
+    assert not live.audio.is_audible("sam")  # type: ignore[attr-defined]
+    assert ana.messages[-1]["type"] == "participant_updated"
+    assert live.storage_away and live.stats.published_unstored == 1
+    await live.apply(lambda s: machine.remove(s, actor_id="ana", target_id="sam", now=NOW))
+    assert sam.closed == 4403
+    # A newcomer cannot be let in: nothing about them could be kept.
+    with pytest.raises(StorageUnavailable):
+        await live.join("kim", Inbox(), join_command("kim", Role.PARTICIPANT))
+    saved_before = len(store.saved)
+    store.away = False
+    async with asyncio.timeout(5):
+        while live.storage_away:
+            await asyncio.sleep(0.02)
+    # Both decisions reached storage, in order, in one transaction; nothing was lost.
+    assert len(store.saved) == saved_before + 2
+    assert store.saved[-2].seats["sam"].muted
+    assert "sam" not in store.saved[-1].seats
+    assert [e.action for e in store.audit][-2:] == ["mute", "remove"]
+    assert not live.is_empty() and live.stats.outages == 1
+
+
+async def test_commands_that_come_while_a_write_is_in_flight_share_the_next_transaction(
+    live: LiveCircle, store: MemoryStore
+) -> None:
+    ana, sam = Inbox(store), Inbox(store)
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
+    store.delay = 0.01
+    before = store.transactions
+    futures = []
+    for i in range(200):
+        _, done = live.submit(
+            lambda s, muted=(i % 2 == 0): machine.set_own_mute(s, seat_id="sam", muted=muted)
+        )
+        futures.append(done)
+        if i == 0:
+            await asyncio.sleep(0.002)  # the first one's write is in flight
+    await asyncio.gather(*futures)
+    # 200 toggles, 2 transactions: the first alone, the other 199 together.
+    assert store.transactions - before == 2
+    assert len(store.saved) == 2 + 200
+    # Every toggle was told, in order, and only after it was stored.
+    toggles = [m for m in sam.messages if m["type"] == "participant_updated"]
+    assert [m["participant"]["muted"] for m in toggles] == [i % 2 == 0 for i in range(200)]
+    stored_when_told = sam.saved_when_sent[-200:]
+    assert stored_when_told[0] == 3 and set(stored_when_told[1:]) == {2 + 200}
+
+
+async def test_a_refused_command_in_a_burst_changes_nothing_and_the_rest_are_stored(
+    live: LiveCircle, store: MemoryStore
+) -> None:
+    await live.join("ana", Inbox(), join_command("ana", Role.HOST))
+    await live.join("sam", Inbox(), join_command("sam", Role.PARTICIPANT))
+    store.delay = 0.01
+    _, first = live.submit(lambda s: machine.mute_other(s, actor_id="ana", target_id="sam"))
+    with pytest.raises(RoomError):
+        live.submit(lambda s: machine.mute_other(s, actor_id="sam", target_id="ana"))
+    _, last = live.submit(lambda s: machine.set_lock(s, actor_id="ana", locked=True))
+    await asyncio.gather(first, last)
+    assert store.saved[-1].seats["sam"].muted and store.saved[-1].locked
+    assert not store.saved[-1].seats["ana"].muted
 
 
 async def test_a_refused_command_changes_nothing(live: LiveCircle) -> None:
@@ -240,3 +319,86 @@ async def test_the_lobby_waits_is_admitted_and_the_removed_are_closed(live: Live
     assert sam.closed == 4403
     assert ana.messages[-2:][0]["type"] in ("participant_left", "moderation_updated")
     assert "sam" not in live.state.seats
+
+
+async def test_arrivals_at_the_same_moment_share_one_load_and_one_circle(
+    store: MemoryStore,
+) -> None:
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    store.delay = 0.02
+    arrivals = await asyncio.gather(*(hub.arrive("host-token") for _ in range(4)))
+    assert len({id(a.live) for a in arrivals}) == 1
+    assert store.loads == 1
+    for arrival in arrivals:
+        await hub.arrived(arrival)
+    assert hub.is_idle()
+    await hub.close()
+
+
+async def test_a_refused_join_does_not_close_the_circle_someone_else_is_joining(
+    store: MemoryStore,
+) -> None:
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    store.delay = 0.02
+    host, refused = await asyncio.gather(hub.arrive("host-token"), hub.arrive("host-token"))
+    # The refused one's clean-up runs first, while the other host is still arriving.
+    await hub.arrived(refused)
+    assert hub.live_circles() == [host.live]
+    await host.live.join("ana", Inbox(), join_command("ana", Role.HOST))
+    await hub.arrived(host)
+    later = await hub.arrive("join-token")
+    assert later.live is host.live
+    await hub.arrived(later)
+    await host.live.leave("ana")
+    await hub.release_if_empty(host.live)
+    assert hub.is_idle()
+
+
+async def test_someone_arriving_during_the_hosts_arrival_waits_for_it_instead_of_a_refusal(
+    store: MemoryStore,
+) -> None:
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    store.delay = 0.02
+
+    async def join(token: str, seat_id: str, role: Role) -> str:
+        async with hub.arrival(token) as arrival:
+            await asyncio.sleep(0.05 if role is Role.HOST else 0)  # the host is slower
+            return await arrival.live.join(seat_id, Inbox(), join_command(seat_id, role))
+
+    host = asyncio.ensure_future(join("host-token", "ana", Role.HOST))
+    await asyncio.sleep(0)  # the host's arrival is in flight
+    sam = await join("join-token", "sam", Role.PARTICIPANT)
+    assert (await host, sam) == ("ana", "sam")
+    assert set(hub.live_circles()[0].state.seats) == {"ana", "sam"}
+    await hub.close()
+
+
+async def test_a_release_in_progress_is_waited_for_before_the_circle_loads_again(
+    store: MemoryStore,
+) -> None:
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    first = await hub.arrive("host-token")
+    await first.live.join("ana", Inbox(), join_command("ana", Role.HOST))
+    await hub.arrived(first)
+    store.delay = 0.05  # Ana's leave is still being written while Kim arrives
+    leaving = asyncio.ensure_future(first.live.leave("ana"))
+    await asyncio.sleep(0.01)
+    releasing = asyncio.ensure_future(hub.release_if_empty(first.live))
+    again = await hub.arrive("host-token")
+    await asyncio.gather(leaving, releasing)
+    # Kim has the circle Ana left: the one loaded after Ana's leave was stored.
+    assert again.live is hub.live_circles()[0]
+    assert "ana" not in again.live.decided.seats
+    await hub.arrived(again)
+    await hub.close()
+
+
+async def test_joins_are_refused_fast_while_storage_is_away(store: MemoryStore) -> None:
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    store.away = True
+    from signaling.protocol import ProtocolError
+
+    with pytest.raises(ProtocolError) as refused:
+        await hub.arrive("host-token")
+    assert refused.value.code == "storage_unavailable"
+    assert hub.is_idle()
