@@ -34,7 +34,7 @@ from signaling import protocol
 from signaling.hub import CircleHub
 from signaling.protocol import Join, ProtocolError, error_message
 from signaling.session import type_of
-from signaling.store import CircleStore
+from signaling.store import CircleStore, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,10 @@ class FrontRouter:
                 continue
             try:
                 index = await self.worker_for(message.token)
+            except StorageUnavailable:
+                # As a worker says it: refused at once, the page may try again.
+                await _tell(ws, error_message(*_storage_unavailable()))
+                continue
             except Exception:
                 log.exception("finding the circle of a join failed")
                 await _tell(
@@ -315,6 +319,10 @@ class FrontRouter:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+
+
+def _storage_unavailable() -> tuple[str, str, str]:
+    return protocol.STORAGE_UNAVAILABLE, protocol.STORAGE_UNAVAILABLE_MESSAGE, "join"
 
 
 async def _tell(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:

@@ -184,18 +184,18 @@ class ClientSession:
                 raise RoomError(errors.IN_LOBBY, "Please wait until a host lets you in.")
             await self._answer(live, seat_id, message.sdp)
         elif isinstance(message, Mute):
+            # Decided now, stored with whatever else comes meanwhile (group commit) and
+            # published once stored: a burst of commands is a few transactions.
             muted = message.muted
-            await live.apply(lambda s: machine.set_own_mute(s, seat_id=seat_id, muted=muted))
+            live.submit(lambda s: machine.set_own_mute(s, seat_id=seat_id, muted=muted))
         elif isinstance(message, MuteParticipant):
             target = message.participant_id
-            await live.apply(lambda s: machine.mute_other(s, actor_id=seat_id, target_id=target))
+            live.submit(lambda s: machine.mute_other(s, actor_id=seat_id, target_id=target))
         elif isinstance(message, Extend):
             minutes, now = message.minutes, self._hub.now()
-            await live.apply(
-                lambda s: machine.extend(s, actor_id=seat_id, minutes=minutes, now=now)
-            )
+            live.submit(lambda s: machine.extend(s, actor_id=seat_id, minutes=minutes, now=now))
         elif isinstance(message, Command):
-            await live.apply(_command(message, seat_id, self._hub.now))
+            live.submit(_command(message, seat_id, self._hub.now))
         elif isinstance(message, Leave):
             self._leaving = True
             await self._depart()

@@ -103,8 +103,13 @@ async def run_round(server: ServerProcess, http: aiohttp.ClientSession) -> Round
     host, join = link_token(circle["host_url"]), link_token(circle["join_url"])
 
     def message(token: str, name: str, passcode: str | None) -> dict[str, Any]:
-        return {"type": "join", "token": token, "display_name": name, "muted": True,
-                "passcode": passcode}
+        return {
+            "type": "join",
+            "token": token,
+            "display_name": name,
+            "muted": True,
+            "passcode": passcode,
+        }
 
     settle, decided = asyncio.Event(), asyncio.Queue[None]()
     hosts = [message(host, f"Host {i}", None) for i in range(HOSTS)]
