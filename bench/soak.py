@@ -32,8 +32,8 @@ from tests.support.peer import ScriptedParticipant
 from tests.support.server import ServerProcess, link_token
 
 HOST_HZ = 500.0
-# Bots joining per cycle; one in AUDIO_EVERY of them also sets up a real peer connection.
-PER_CYCLE = 4
+# Bots joining per cycle (the first also sets up a real peer connection).
+PER_CYCLE = 5
 
 
 async def churn_cycle(ws_url: str, host: ScriptedParticipant, join_token: str, n: int) -> int:
@@ -63,10 +63,16 @@ async def churn_cycle(ws_url: str, host: ScriptedParticipant, join_token: str, n
         # A drop and a come-back with the seat token, then a proper leave.
         await bots[2].reconnect()
         await bots[2].wait_connected(timeout=20)
-        # The host removes one; the others leave.
+        # The host removes one; another drops for good and the host removes its kept seat.
         await host.send({"type": "remove", "participant_id": ids[3]})
         await bots[3].wait_until(lambda: bots[3].closed_code is not None, timeout=10)
-        sent += 1
+        await bots[4].drop()
+        await host.wait_until(
+            lambda: host.participants.get(ids[4], {}).get("connection") == "reconnecting"
+        )
+        await host.send({"type": "remove", "participant_id": ids[4]})
+        await host.wait_until(lambda: ids[4] not in host.participants)
+        sent += 2
         for bot in bots[:3]:
             await bot.send({"type": "leave"})
             await bot.wait_until(lambda b=bot: b.closed_code is not None, timeout=10)
