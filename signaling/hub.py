@@ -753,7 +753,7 @@ class CircleHub:
         )
 
     async def close(self) -> None:
-        for live in list(self._live.values()):
-            with contextlib.suppress(Exception):
-                await live.close()
+        # Together: each may take up to FLUSH_AT_CLOSE to store what it has not yet.
+        circles = list(self._live.values())
         self._live.clear()
+        await asyncio.gather(*(live.close() for live in circles), return_exceptions=True)
