@@ -17,6 +17,7 @@ from rooms.errors import CIRCLE_NOT_OPEN, RoomError
 from rooms.machine import Decision
 from rooms.model import CircleState, Role, SpeakingMode
 from signaling import protocol
+from signaling.admission import REFUSAL_CLOSE_CODES, REFUSAL_MESSAGES, Admission
 from signaling.hub import CircleHub, LiveCircle
 from signaling.peer import MediaPeer
 from signaling.protocol import (
@@ -41,6 +42,7 @@ SEAT_TOKEN_BYTES = 24
 CLOSING_REFUSALS = {
     CIRCLE_NOT_OPEN: protocol.CLOSE_NOT_OPEN,
     errors.BANNED: protocol.CLOSE_SENT_AWAY,
+    **REFUSAL_CLOSE_CODES,
 }
 
 
@@ -55,10 +57,16 @@ def digest(secret: str, scope: str = "") -> str:
 
 class ClientSession:
     def __init__(
-        self, ws: web.WebSocketResponse, hub: CircleHub, *, join_timeout: float | None = None
+        self,
+        ws: web.WebSocketResponse,
+        hub: CircleHub,
+        *,
+        join_timeout: float | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._ws = ws
         self._hub = hub
+        self._admission = admission
         self._join_timeout = join_timeout
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._live: LiveCircle | None = None
@@ -203,6 +211,10 @@ class ClientSession:
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
             raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
+        refusal = self._admission.refusal() if self._admission is not None else None
+        if refusal is not None and not self._holds_live_seat(message.seat_token):
+            # Overloaded or draining: newcomers wait; people taking their seat back do not.
+            raise RoomError(refusal, REFUSAL_MESSAGES[refusal])
         live, role, details = await self._hub.open_link(message.token)
         seat_id = secrets.token_urlsafe(9)
         seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
@@ -235,6 +247,16 @@ class ClientSession:
             await self._hub.release_if_empty(live)
             raise
         self._live, self._seat_id = live, held
+
+    def _holds_live_seat(self, seat_token: str | None) -> bool:
+        if not seat_token:
+            return False
+        held = digest(seat_token)
+        return any(
+            any(seat.token_hash == held for seat in live.state.seats.values())
+            or any(waiting.token_hash == held for waiting in live.state.lobby)
+            for live in self._hub.live_circles()
+        )
 
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:

@@ -53,6 +53,8 @@ class ServerProcess:
             # Media stays on loopback: the tests send nothing to any other address.
             HEARTH_ICE_ADDRESSES="127.0.0.1",
             PYTHONUNBUFFERED="1",
+            # A test's server stops at once when its people are still connected at the end.
+            HEARTH_DRAIN_SECONDS="2",
         )
         env.update(self.extra_env)
         self.log_path = self.log_path or self.data_dir / "server.log"
