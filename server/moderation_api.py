@@ -107,13 +107,10 @@ async def _circle(request: web.Request) -> tuple[SqlCircleStore, str, str]:
 
 
 async def _unopened_series(request: web.Request, occurrence_id: str) -> str | None:
-    """The series of an occurrence nobody has opened yet (its id is the series' prefix and
-    its start), so its settings can be set before the first meeting."""
-    prefix = occurrence_id.rpartition("-")[0]
-    if len(prefix) != SERIES_ID_PREFIX:
-        return None
-    series_id = await SqlCircleStore(request.app[DATABASE]).series_with_prefix(prefix)
-    if series_id is None:
+    """The series of an occurrence nobody has opened yet (its id is the series id and its
+    start, rooms.lifecycle.occurrence_id), so its settings can be set before it opens."""
+    series_id = occurrence_id.rpartition("-")[0]
+    if not series_id or len(series_id) > SERIES_ID_PREFIX:
         return None
     found = await SeriesStore(request.app[DATABASE]).find_occurrence(series_id, occurrence_id)
     return None if found is None else series_id

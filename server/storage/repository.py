@@ -321,16 +321,6 @@ class SqlCircleStore:
             )
             return list(ids)
 
-    async def series_with_prefix(self, prefix: str) -> str | None:
-        """The series whose id starts with ``prefix`` (an occurrence id's first part)."""
-        async with self._sessions() as session:
-            ids = list(
-                await session.scalars(
-                    select(SeriesRow.id).where(SeriesRow.id.startswith(prefix, autoescape=True))
-                )
-            )
-            return ids[0] if len(ids) == 1 else None
-
     async def ensure_bootstrap_token(self, *, now: datetime | None = None) -> str | None:
         """Start-up's one call for the first admin token; see AdminTokenStore."""
         return await AdminTokenStore(self._database).ensure_bootstrap_token(now=now)
