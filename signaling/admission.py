@@ -43,6 +43,7 @@ class Admission:
         self.limits = limits
         self.draining = False
         self._state = LoadState()
+        self._busy = False
         self.refused = 0
 
     def refusal(self) -> str | None:
@@ -57,9 +58,9 @@ class Admission:
         self.draining = True
 
     def observe(self, lag: float, now: float) -> None:
-        was_busy = is_busy(self._state, self.limits, now=now)
+        was_busy = self._busy
         self._state = observe_lag(self._state, self.limits, lag=lag, now=now)
-        busy = is_busy(self._state, self.limits, now=now)
+        busy = self._busy = is_busy(self._state, self.limits, now=now)
         if busy and not was_busy:
             log.warning(
                 "event loop %.0f ms late (threshold %.0f ms): refusing new arrivals",
