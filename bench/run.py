@@ -2,6 +2,14 @@
 
     python -m bench.run --circles 4 --size 12 --speakers 1 --seconds 20
     python -m bench.run --circles 16 --size 12 --speakers 1 --targets hearth
+    python -m bench.run --circles 12 --newcomer-circles 16 --seconds 30 \
+        --targets hearth,hearth_unprotected,janus      # overload: past capacity mid-run
+
+With ``--newcomer-circles K``, K more circles of the same size arrive during the window
+(``--newcomer-rate`` joins a second), pushing the server past capacity: delivery, loss and
+latency are then those of the circles that were there first, and the newcomers are counted
+as joined or refused (``server_busy``). ``hearth_unprotected`` is Hearth with the busy
+refusal off (``HEARTH_BUSY_LAG_MS=0``), to show what the refusal buys.
 
 Bots run in separate processes (bench/bots.py). The server's CPU is read from /proc for the
 server process alone, over a window that starts once every bot has joined. Numbers are per
@@ -22,6 +30,7 @@ from typing import Any
 
 from bench import media
 from bench.janus import MEDIA_ADDRESS, JanusProcess, Namespace
+from server.config import DEFAULT_BUSY_LAG_MS
 from tests.support.server import ServerProcess, free_port, link_token
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -54,14 +63,28 @@ class HearthTarget:
         "hearth": ("1", "1"),
         "hearth_mixing_only": ("0", "1"),
         "hearth_aiortc_sender": ("1", "0"),
+        "hearth_unprotected": ("1", "1"),
     }
+    # Variants that take every arrival however late the event loop is.
+    UNPROTECTED = {"hearth_unprotected"}
 
-    def __init__(self, workdir: Path, name: str = "hearth", workers: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str = "hearth",
+        workers: int | None = None,
+        busy_lag_ms: int = DEFAULT_BUSY_LAG_MS,
+    ) -> None:
         self.name = name
         forwarding, direct = self.VARIANTS[name]
+        busy = 0 if name in self.UNPROTECTED else busy_lag_ms
         self.server = ServerProcess(
             data_dir=workdir / self.name,
-            extra_env={"HEARTH_AUDIO_FORWARDING": forwarding, "HEARTH_AUDIO_DIRECT_RTP": direct},
+            extra_env={
+                "HEARTH_AUDIO_FORWARDING": forwarding,
+                "HEARTH_AUDIO_DIRECT_RTP": direct,
+                "HEARTH_BUSY_LAG_MS": str(busy),
+            },
             workers=workers,
         )
 
@@ -128,12 +151,21 @@ class JanusTarget:
 
 
 def plan_bots(
-    circles: list[dict[str, Any]], size: int, speakers: int, sampled: int, join_rate: float
+    circles: list[dict[str, Any]],
+    size: int,
+    speakers: int,
+    sampled: int,
+    join_rate: float,
+    *,
+    start: float | None = None,
+    first_index: int = 0,
+    newcomer: bool = False,
 ) -> list[dict[str, Any]]:
     """Hosts join first (a Hearth circle opens for its guests once its host is in)."""
     bots: list[dict[str, Any]] = []
     for round_ in range(size):
-        for c, circle in enumerate(circles):
+        for i, circle in enumerate(circles):
+            c = first_index + i
             role = "host" if round_ == 0 else "guest"
             bots.append(
                 {
@@ -142,9 +174,11 @@ def plan_bots(
                     "name": f"Bot {c}-{round_}",
                     "tone": round_ if round_ < speakers else None,
                     "sampled": speakers <= round_ < speakers + sampled,
+                    "newcomer": newcomer,
                 }
             )
-    start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
+    if start is None:
+        start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
     for i, bot in enumerate(bots):
         bot["start_at"] = start + i / join_rate
     return bots
@@ -153,7 +187,8 @@ def plan_bots(
 def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> dict[str, Any]:
     pid = target.start()
     try:
-        circles = target.circles(args.circles)
+        made = target.circles(args.circles + args.newcomer_circles)
+        circles, arriving = made[: args.circles], made[args.circles :]
         time.sleep(0.5)
         # With workers, the server is several processes: CPU and memory are their sums.
         server = target.pids()
@@ -161,6 +196,18 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         bots = plan_bots(circles, args.size, args.speakers, args.sampled, args.join_rate)
         joined_by = bots[-1]["start_at"] + args.settle
         window = (joined_by, joined_by + args.seconds)
+        if arriving:
+            # Past capacity while the first circles are measured: from 1 s into the window.
+            bots += plan_bots(
+                arriving,
+                args.size,
+                args.speakers,
+                0,
+                args.newcomer_rate or args.join_rate,
+                start=window[0] + 1.0,
+                first_index=len(circles),
+                newcomer=True,
+            )
         procs = []
         for p in range(args.bot_procs):
             plan = {
@@ -222,6 +269,8 @@ def summarise(
     load: float,
     bot_cpu: float,
 ) -> dict[str, Any]:
+    arrivals = [r for r in reports if r.get("newcomer")]
+    reports = [r for r in reports if not r.get("newcomer")]
     joined = [r for r in reports if r["join_seconds"] is not None]
     errors = sorted({r["error"] for r in reports if r["error"]})[:5]
     n = max(1, len(joined))
@@ -246,6 +295,18 @@ def summarise(
                 if sent and heard_at - sent[-1] < 0.5:
                     latencies.append((heard_at - sent[-1]) * 1000)
     joins = [r["join_seconds"] for r in joined]
+    newcomers = {}
+    if arrivals:
+        # Figures above are the first circles'; these are the people who came past capacity.
+        refused = [r for r in arrivals if r["error"] and "server_busy" in r["error"]]
+        newcomers = {
+            "newcomers": len(arrivals),
+            "newcomers_joined": sum(1 for r in arrivals if r["join_seconds"] is not None),
+            "newcomers_refused_busy": len(refused),
+            "newcomer_other_errors": sorted(
+                {r["error"][:120] for r in arrivals if r["error"] and r not in refused}
+            )[:5],
+        }
     return {
         "target": name,
         "participants": len(reports),
@@ -267,6 +328,7 @@ def summarise(
         # about the bots than about the server.
         "bot_cpu_cores": round(bot_cpu / args.seconds, 3),
         "loadavg_1m_at_window_start": round(load, 2),
+        **newcomers,
     }
 
 
@@ -293,6 +355,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--workers", type=int, help="run Hearth as 'hearth serve --workers N' (default: 1 process)"
     )
+    parser.add_argument(
+        "--newcomer-circles",
+        type=int,
+        default=0,
+        help="circles arriving during the window, past capacity (the overload scenario)",
+    )
+    parser.add_argument("--newcomer-rate", type=float, help="their joins per second")
+    parser.add_argument(
+        "--busy-lag-ms",
+        type=int,
+        default=DEFAULT_BUSY_LAG_MS,
+        help="Hearth's HEARTH_BUSY_LAG_MS (the server's default; 0: never refuse for load)",
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "scenario": {
@@ -302,6 +377,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": args.seconds,
             "bot_procs": args.bot_procs,
             "workers": args.workers or 1,
+            "newcomer_circles": args.newcomer_circles,
+            "busy_lag_ms": args.busy_lag_ms,
         },
         "machine": {"cores": os.cpu_count(), "loadavg_1m_before": os.getloadavg()[0]},
         "results": {},
@@ -311,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             target: HearthTarget | JanusTarget = (
                 JanusTarget(Path(tmp))
                 if name == "janus"
-                else HearthTarget(Path(tmp), name, args.workers)
+                else HearthTarget(Path(tmp), name, args.workers, args.busy_lag_ms)
             )
             results["results"][name] = run_target(target, args)
     found = results["results"]
