@@ -44,15 +44,13 @@ class Admission:
         self.draining = False
         self._state = LoadState()
         self._busy = False
+        # Newcomers turned away in the current busy spell (logged when it ends).
         self.refused = 0
 
     def refusal(self) -> str | None:
         """``server_draining``, ``server_busy`` or None (let the arrival in)."""
         now = asyncio.get_running_loop().time()
-        code = arrival_refusal(self._state, self.limits, draining=self.draining, now=now)
-        if code is not None:
-            self.refused += 1
-        return code
+        return arrival_refusal(self._state, self.limits, draining=self.draining, now=now)
 
     def start_draining(self) -> None:
         self.draining = True

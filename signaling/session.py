@@ -211,9 +211,8 @@ class ClientSession:
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
             raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
-        refusal = self._admission.refusal() if self._admission is not None else None
-        if refusal is not None and not self._holds_live_seat(message.seat_token):
-            # Overloaded or draining: newcomers wait; people taking their seat back do not.
+        refusal = self._refusal(message)
+        if refusal is not None:
             raise RoomError(refusal, REFUSAL_MESSAGES[refusal])
         live, role, details = await self._hub.open_link(message.token)
         seat_id = secrets.token_urlsafe(9)
@@ -247,6 +246,16 @@ class ClientSession:
             await self._hub.release_if_empty(live)
             raise
         self._live, self._seat_id = live, held
+
+    def _refusal(self, message: Join) -> str | None:
+        """Overloaded or draining: ``server_busy`` or ``server_draining`` for a newcomer;
+        None for everyone else, people taking their own seat back included."""
+        admission = self._admission
+        code = admission.refusal() if admission is not None else None
+        if admission is None or code is None or self._holds_live_seat(message.seat_token):
+            return None
+        admission.refused += 1
+        return code
 
     def _holds_live_seat(self, seat_token: str | None) -> bool:
         if not seat_token:
