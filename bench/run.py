@@ -150,6 +150,9 @@ class JanusTarget:
         self.namespace.close()
 
 
+HOSTS_HEAD_START = 2.0
+
+
 def plan_bots(
     circles: list[dict[str, Any]],
     size: int,
@@ -180,7 +183,10 @@ def plan_bots(
     if start is None:
         start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
     for i, bot in enumerate(bots):
-        bot["start_at"] = start + i / join_rate
+        # Guests come once the hosts are in: on a loaded machine a host's join takes seconds,
+        # and a guest before the host would find the circle not open yet.
+        head_start = HOSTS_HEAD_START if i >= len(circles) else 0.0
+        bot["start_at"] = start + i / join_rate + head_start
     return bots
 
 
