@@ -19,14 +19,20 @@ participant; compare targets measured in the same run (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import media
 from bench.janus import MEDIA_ADDRESS, JanusProcess, Namespace
@@ -74,19 +80,21 @@ class HearthTarget:
         name: str = "hearth",
         workers: int | None = None,
         busy_lag_ms: int = DEFAULT_BUSY_LAG_MS,
+        postgres_admin_url: str | None = None,
     ) -> None:
         self.name = name
         forwarding, direct = self.VARIANTS[name]
         busy = 0 if name in self.UNPROTECTED else busy_lag_ms
-        self.server = ServerProcess(
-            data_dir=workdir / self.name,
-            extra_env={
-                "HEARTH_AUDIO_FORWARDING": forwarding,
-                "HEARTH_AUDIO_DIRECT_RTP": direct,
-                "HEARTH_BUSY_LAG_MS": str(busy),
-            },
-            workers=workers,
-        )
+        env = {
+            "HEARTH_AUDIO_FORWARDING": forwarding,
+            "HEARTH_AUDIO_DIRECT_RTP": direct,
+            "HEARTH_BUSY_LAG_MS": str(busy),
+        }
+        # A throwaway PostgreSQL database for this run, instead of SQLite in the data folder.
+        self.postgres = ThrowawayPostgres(postgres_admin_url) if postgres_admin_url else None
+        if self.postgres is not None:
+            env["HEARTH_DATABASE_URL"] = self.postgres.url
+        self.server = ServerProcess(data_dir=workdir / self.name, extra_env=env, workers=workers)
 
     def start(self) -> int:
         self.server.start()
@@ -116,9 +124,36 @@ class HearthTarget:
 
     def stop(self) -> None:
         self.server.stop()
+        if self.postgres is not None:
+            self.postgres.drop()
         # Keep the last server log for a look at any errors (no media, no personal data).
         log = self.server.log_text()
         Path(tempfile.gettempdir(), f"{self.name}-bench-server.log").write_text(log)
+
+
+class ThrowawayPostgres:
+    """A database made for one bench target on an existing PostgreSQL, dropped after it."""
+
+    def __init__(self, admin_url: str) -> None:
+        self._admin_url = admin_url
+        name = f"hearth_bench_{secrets.token_hex(6)}"
+        self._autocommit(f'CREATE DATABASE "{name}"')
+        self._name = name
+        self.url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        self._autocommit(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+    def _autocommit(self, statement: str) -> None:
+        async def run() -> None:
+            engine = create_async_engine(self._admin_url, isolation_level="AUTOCOMMIT")
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(text(statement))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
 
 
 class JanusTarget:
@@ -369,6 +404,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--newcomer-rate", type=float, help="their joins per second")
     parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="run Hearth on a throwaway database made on this PostgreSQL (an asyncpg URL "
+        "of a database to connect to for CREATE DATABASE); default SQLite",
+    )
+    parser.add_argument(
         "--busy-lag-ms",
         type=int,
         default=DEFAULT_BUSY_LAG_MS,
@@ -385,6 +426,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "workers": args.workers or 1,
             "newcomer_circles": args.newcomer_circles,
             "busy_lag_ms": args.busy_lag_ms,
+            "database": "postgresql" if args.postgres else "sqlite",
         },
         "machine": {"cores": os.cpu_count(), "loadavg_1m_before": os.getloadavg()[0]},
         "results": {},
@@ -394,7 +436,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             target: HearthTarget | JanusTarget = (
                 JanusTarget(Path(tmp))
                 if name == "janus"
-                else HearthTarget(Path(tmp), name, args.workers, args.busy_lag_ms)
+                else HearthTarget(Path(tmp), name, args.workers, args.busy_lag_ms, args.postgres)
             )
             results["results"][name] = run_target(target, args)
     found = results["results"]
