@@ -153,6 +153,7 @@ class Bot:
     def report(self) -> dict[str, Any]:
         return {
             "circle": self.spec["circle"],
+            "newcomer": self.spec.get("newcomer", False),
             "tone": self.spec.get("tone"),
             "sampled": self.sampled,
             "join_seconds": self.join_seconds,

@@ -2,6 +2,14 @@
 
     python -m bench.run --circles 4 --size 12 --speakers 1 --seconds 20
     python -m bench.run --circles 16 --size 12 --speakers 1 --targets hearth
+    python -m bench.run --circles 12 --newcomer-circles 16 --seconds 30 \
+        --targets hearth,hearth_unprotected,janus      # overload: past capacity mid-run
+
+With ``--newcomer-circles K``, K more circles of the same size arrive during the window
+(``--newcomer-rate`` joins a second), pushing the server past capacity: delivery, loss and
+latency are then those of the circles that were there first, and the newcomers are counted
+as joined or refused (``server_busy``). ``hearth_unprotected`` is Hearth with the busy
+refusal off (``HEARTH_BUSY_LAG_MS=0``), to show what the refusal buys.
 
 Bots run in separate processes (bench/bots.py). The server's CPU is read from /proc for the
 server process alone, over a window that starts once every bot has joined. Numbers are per
@@ -11,8 +19,10 @@ participant; compare targets measured in the same run (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -20,8 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from bench import media
 from bench.janus import MEDIA_ADDRESS, JanusProcess, Namespace
+from server.config import DEFAULT_BUSY_LAG_MS
 from tests.support.server import ServerProcess, free_port, link_token
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -54,16 +69,32 @@ class HearthTarget:
         "hearth": ("1", "1"),
         "hearth_mixing_only": ("0", "1"),
         "hearth_aiortc_sender": ("1", "0"),
+        "hearth_unprotected": ("1", "1"),
     }
+    # Variants that take every arrival however late the event loop is.
+    UNPROTECTED = {"hearth_unprotected"}
 
-    def __init__(self, workdir: Path, name: str = "hearth", workers: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str = "hearth",
+        workers: int | None = None,
+        busy_lag_ms: int = DEFAULT_BUSY_LAG_MS,
+        postgres_admin_url: str | None = None,
+    ) -> None:
         self.name = name
         forwarding, direct = self.VARIANTS[name]
-        self.server = ServerProcess(
-            data_dir=workdir / self.name,
-            extra_env={"HEARTH_AUDIO_FORWARDING": forwarding, "HEARTH_AUDIO_DIRECT_RTP": direct},
-            workers=workers,
-        )
+        busy = 0 if name in self.UNPROTECTED else busy_lag_ms
+        env = {
+            "HEARTH_AUDIO_FORWARDING": forwarding,
+            "HEARTH_AUDIO_DIRECT_RTP": direct,
+            "HEARTH_BUSY_LAG_MS": str(busy),
+        }
+        # A throwaway PostgreSQL database for this run, instead of SQLite in the data folder.
+        self.postgres = ThrowawayPostgres(postgres_admin_url) if postgres_admin_url else None
+        if self.postgres is not None:
+            env["HEARTH_DATABASE_URL"] = self.postgres.url
+        self.server = ServerProcess(data_dir=workdir / self.name, extra_env=env, workers=workers)
 
     def start(self) -> int:
         self.server.start()
@@ -93,9 +124,36 @@ class HearthTarget:
 
     def stop(self) -> None:
         self.server.stop()
+        if self.postgres is not None:
+            self.postgres.drop()
         # Keep the last server log for a look at any errors (no media, no personal data).
         log = self.server.log_text()
         Path(tempfile.gettempdir(), f"{self.name}-bench-server.log").write_text(log)
+
+
+class ThrowawayPostgres:
+    """A database made for one bench target on an existing PostgreSQL, dropped after it."""
+
+    def __init__(self, admin_url: str) -> None:
+        self._admin_url = admin_url
+        name = f"hearth_bench_{secrets.token_hex(6)}"
+        self._autocommit(f'CREATE DATABASE "{name}"')
+        self._name = name
+        self.url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        self._autocommit(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+    def _autocommit(self, statement: str) -> None:
+        async def run() -> None:
+            engine = create_async_engine(self._admin_url, isolation_level="AUTOCOMMIT")
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(text(statement))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
 
 
 class JanusTarget:
@@ -127,13 +185,25 @@ class JanusTarget:
         self.namespace.close()
 
 
+HOSTS_HEAD_START = 2.0
+
+
 def plan_bots(
-    circles: list[dict[str, Any]], size: int, speakers: int, sampled: int, join_rate: float
+    circles: list[dict[str, Any]],
+    size: int,
+    speakers: int,
+    sampled: int,
+    join_rate: float,
+    *,
+    start: float | None = None,
+    first_index: int = 0,
+    newcomer: bool = False,
 ) -> list[dict[str, Any]]:
     """Hosts join first (a Hearth circle opens for its guests once its host is in)."""
     bots: list[dict[str, Any]] = []
     for round_ in range(size):
-        for c, circle in enumerate(circles):
+        for i, circle in enumerate(circles):
+            c = first_index + i
             role = "host" if round_ == 0 else "guest"
             bots.append(
                 {
@@ -142,18 +212,24 @@ def plan_bots(
                     "name": f"Bot {c}-{round_}",
                     "tone": round_ if round_ < speakers else None,
                     "sampled": speakers <= round_ < speakers + sampled,
+                    "newcomer": newcomer,
                 }
             )
-    start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
+    if start is None:
+        start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
     for i, bot in enumerate(bots):
-        bot["start_at"] = start + i / join_rate
+        # Guests come once the hosts are in: on a loaded machine a host's join takes seconds,
+        # and a guest before the host would find the circle not open yet.
+        head_start = HOSTS_HEAD_START if i >= len(circles) else 0.0
+        bot["start_at"] = start + i / join_rate + head_start
     return bots
 
 
 def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> dict[str, Any]:
     pid = target.start()
     try:
-        circles = target.circles(args.circles)
+        made = target.circles(args.circles + args.newcomer_circles)
+        circles, arriving = made[: args.circles], made[args.circles :]
         time.sleep(0.5)
         # With workers, the server is several processes: CPU and memory are their sums.
         server = target.pids()
@@ -161,6 +237,18 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         bots = plan_bots(circles, args.size, args.speakers, args.sampled, args.join_rate)
         joined_by = bots[-1]["start_at"] + args.settle
         window = (joined_by, joined_by + args.seconds)
+        if arriving:
+            # Past capacity while the first circles are measured: from 1 s into the window.
+            bots += plan_bots(
+                arriving,
+                args.size,
+                args.speakers,
+                0,
+                args.newcomer_rate or args.join_rate,
+                start=window[0] + 1.0,
+                first_index=len(circles),
+                newcomer=True,
+            )
         procs = []
         for p in range(args.bot_procs):
             plan = {
@@ -222,6 +310,8 @@ def summarise(
     load: float,
     bot_cpu: float,
 ) -> dict[str, Any]:
+    arrivals = [r for r in reports if r.get("newcomer")]
+    reports = [r for r in reports if not r.get("newcomer")]
     joined = [r for r in reports if r["join_seconds"] is not None]
     errors = sorted({r["error"] for r in reports if r["error"]})[:5]
     n = max(1, len(joined))
@@ -246,6 +336,18 @@ def summarise(
                 if sent and heard_at - sent[-1] < 0.5:
                     latencies.append((heard_at - sent[-1]) * 1000)
     joins = [r["join_seconds"] for r in joined]
+    newcomers = {}
+    if arrivals:
+        # Figures above are the first circles'; these are the people who came past capacity.
+        refused = [r for r in arrivals if r["error"] and "server_busy" in r["error"]]
+        newcomers = {
+            "newcomers": len(arrivals),
+            "newcomers_joined": sum(1 for r in arrivals if r["join_seconds"] is not None),
+            "newcomers_refused_busy": len(refused),
+            "newcomer_other_errors": sorted(
+                {r["error"][:120] for r in arrivals if r["error"] and r not in refused}
+            )[:5],
+        }
     return {
         "target": name,
         "participants": len(reports),
@@ -267,6 +369,7 @@ def summarise(
         # about the bots than about the server.
         "bot_cpu_cores": round(bot_cpu / args.seconds, 3),
         "loadavg_1m_at_window_start": round(load, 2),
+        **newcomers,
     }
 
 
@@ -293,6 +396,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--workers", type=int, help="run Hearth as 'hearth serve --workers N' (default: 1 process)"
     )
+    parser.add_argument(
+        "--newcomer-circles",
+        type=int,
+        default=0,
+        help="circles arriving during the window, past capacity (the overload scenario)",
+    )
+    parser.add_argument("--newcomer-rate", type=float, help="their joins per second")
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="run Hearth on a throwaway database made on this PostgreSQL (an asyncpg URL "
+        "of a database to connect to for CREATE DATABASE); default SQLite",
+    )
+    parser.add_argument(
+        "--busy-lag-ms",
+        type=int,
+        default=DEFAULT_BUSY_LAG_MS,
+        help="Hearth's HEARTH_BUSY_LAG_MS (the server's default; 0: never refuse for load)",
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "scenario": {
@@ -302,6 +424,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": args.seconds,
             "bot_procs": args.bot_procs,
             "workers": args.workers or 1,
+            "newcomer_circles": args.newcomer_circles,
+            "busy_lag_ms": args.busy_lag_ms,
+            "database": "postgresql" if args.postgres else "sqlite",
         },
         "machine": {"cores": os.cpu_count(), "loadavg_1m_before": os.getloadavg()[0]},
         "results": {},
@@ -311,7 +436,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             target: HearthTarget | JanusTarget = (
                 JanusTarget(Path(tmp))
                 if name == "janus"
-                else HearthTarget(Path(tmp), name, args.workers)
+                else HearthTarget(Path(tmp), name, args.workers, args.busy_lag_ms, args.postgres)
             )
             results["results"][name] = run_target(target, args)
     found = results["results"]

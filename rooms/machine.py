@@ -23,6 +23,7 @@ from rooms.errors import RoomError
 from rooms.lifecycle import MAX_EXTENSION_MINUTES
 from rooms.model import (
     Ban,
+    CircleSettings,
     CircleState,
     CircleStatus,
     NoHostPolicy,
@@ -799,3 +800,75 @@ def _audit(
         target_label=target.label if target is not None else target_label,
         detail=detail,
     )
+
+
+# --- settings an admin changed while the circle is live ---------------------------------
+# (PUT /api/v1/circles/{id}/moderation reaches a live circle through its command path.)
+
+ADMIN_ACTOR = "admin"
+
+
+def apply_settings(state: CircleState, *, settings: CircleSettings, now: datetime) -> Decision:
+    """An admin changed the series' moderation settings while this circle is live.
+
+    What the admin changed takes effect now, as if a host had done it; what the admin left
+    alone keeps whatever the hosts chose in the circle. The speaking mode, share time and
+    lobby follow a changed setting (turning the lobby off lets in those waiting in it, as far
+    as the capacity goes). The passcode, waiting for a host, renaming and the crisis text are
+    read by every rule, so they hold from the next arrival or rename on: a new passcode is
+    asked of newcomers only, nobody seated is sent away. The ``hold`` policy with no
+    moderator present mutes everyone, as when the last host leaves; no longer held, those
+    waiting for a host come in (or wait for a host's admission while the lobby is on).
+    """
+    old = state.settings
+    if settings == old:
+        return Decision(state)
+    next_state = replace(state, settings=settings)
+    if settings.speaking_mode is not old.speaking_mode:
+        next_state = replace(next_state, speaking_mode=settings.speaking_mode)
+    if settings.share_seconds != old.share_seconds:
+        next_state = replace(next_state, share_seconds=settings.share_seconds)
+    events: list[Event] = []
+    if settings.lobby != old.lobby:
+        next_state = replace(next_state, lobby_enabled=settings.lobby)
+        if not settings.lobby:
+            for waiting in next_state.lobby:
+                if waiting.reason is WaitReason.LOBBY and _has_room(next_state):
+                    next_state = _seat_waiting(next_state, waiting, now, events)
+    if _holding(next_state) and not _holding(state):
+        for seat in next_state.seats.values():
+            if not seat.muted:
+                next_state = next_state.with_seat(seat.with_muted(True))
+    if _wait_reason(next_state) is not WaitReason.NO_HOST:
+        for waiting in next_state.lobby:
+            if waiting.reason is not WaitReason.NO_HOST:
+                continue
+            if next_state.lobby_enabled or not _has_room(next_state):
+                lobby = tuple(
+                    replace(w, reason=WaitReason.LOBBY) if w.id == waiting.id else w
+                    for w in next_state.lobby
+                )
+                next_state = replace(next_state, lobby=lobby)
+            else:
+                next_state = _seat_waiting(next_state, waiting, now, events)
+    changed = [name for name in _SETTING_NAMES if getattr(settings, name) != getattr(old, name)]
+    audit = AuditEntry(
+        action="set_settings",
+        actor_id=ADMIN_ACTOR,
+        actor_label="Admin",
+        actor_role=ADMIN_ACTOR,
+        detail=",".join(changed),
+    )
+    return _settled(next_state, events, audit=(audit,))
+
+
+_SETTING_NAMES = (
+    "speaking_mode",
+    "lobby",
+    "passcode",
+    "wait_for_host",
+    "no_host_policy",
+    "allow_rename",
+    "share_seconds",
+    "crisis_text",
+)

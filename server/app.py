@@ -13,11 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import WSCloseCode, web
 
+from rooms.overload import DRAINING_MESSAGE, LoadLimits
+from server.access_log import RedactingAccessLogger
 from server.api import add_api_routes
-from server.appkeys import CLOCK, DATABASE, HUB, ROUTER, SETTINGS
+from server.appkeys import ADMISSION, CLOCK, DATABASE, HUB, ROUTER, SETTINGS, SUPERVISOR
 from server.config import Settings
 from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
+from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
+from server.live_settings import internal_apply as apply_live_settings
 from server.moderation_api import add_moderation_routes
 from server.pages import OPEN_SOCKETS, add_page_routes, circle_info, security_headers, websocket
 from server.series_api import add_series_routes
@@ -25,6 +29,7 @@ from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
 from server.storage.series import SeriesStore
 from server.workers import FrontRouter, WorkerSupervisor, pick_worker
+from signaling.admission import CLOSE_SERVICE_RESTART, Admission
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
 from signaling.peer import restrict_ice_addresses, write_rtp_directly
@@ -36,6 +41,10 @@ Clock = Callable[[], datetime]
 
 # How often attendance past its keeping time is deleted while the server runs.
 PURGE_EVERY = timedelta(hours=1)
+# What the front gives its draining workers beyond their drain time before it kills them.
+DRAIN_MARGIN_SECONDS = 5.0
+# Seconds aiohttp waits for requests still running when the server finally stops.
+SHUTDOWN_TIMEOUT = 5.0
 
 
 def utc_now() -> datetime:
@@ -50,6 +59,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[ADMISSION] = _admission(settings)
     _configure_media(settings)
     add_api_routes(app)
     add_series_routes(app)
@@ -81,9 +91,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             supervisor = WorkerSupervisor(settings, settings.workers)
             # Describes a circle whose worker is away; never opens one here.
             describer = CircleHub(store, _audio_factory(settings), clock, hosts=lambda _: False)
-            router = FrontRouter(store, supervisor.ports, describer)
+            router = FrontRouter(store, supervisor.ports, describer, app[ADMISSION])
             await router.start()
             app[ROUTER] = router
+            app[SUPERVISOR] = supervisor
             try:
                 await supervisor.start()
             except BaseException:
@@ -104,6 +115,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         await database.close()
 
     app.cleanup_ctx.append(database_ctx)
+    if settings.workers == 1:
+        app.cleanup_ctx.append(_lag_monitor)  # with workers, each watches its own loop
     app.on_shutdown.append(close_connections)
     return app
 
@@ -121,10 +134,12 @@ def create_worker_app(
     app = web.Application(middlewares=[security_headers], client_max_size=256 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[ADMISSION] = _admission(settings)
     _configure_media(settings)
     app[OPEN_SOCKETS] = set()
     app.router.add_get("/ws", websocket)
     app.router.add_post("/internal/circle-info", circle_info)
+    app.router.add_post(LIVE_SETTINGS_PATH, apply_live_settings)
 
     async def live(request: web.Request) -> web.Response:
         circles = [
@@ -151,8 +166,22 @@ def create_worker_app(
         await database.close()
 
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(_lag_monitor)
     app.on_shutdown.append(close_connections)
     return app
+
+
+def _admission(settings: Settings) -> Admission:
+    return Admission(LoadLimits(busy_lag=settings.busy_lag_ms / 1000))
+
+
+async def _lag_monitor(app: web.Application) -> AsyncIterator[None]:
+    # Where live circles run (one process, or each worker): their loop's lag decides.
+    task = asyncio.get_running_loop().create_task(app[ADMISSION].monitor())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _configure_media(settings: Settings) -> None:
@@ -164,6 +193,83 @@ def _configure_media(settings: Settings) -> None:
 def _audio_factory(settings: Settings) -> Callable[[], SharedMixAudioPath]:
     forwarding = settings.audio_forwarding
     return lambda: SharedMixAudioPath(forward_lone_voice=forwarding)
+
+
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, drain (see ``drain``), then stop. A second signal
+    during the drain cuts it short."""
+    loop = asyncio.get_running_loop()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log_class=RedactingAccessLogger,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, hurry.set)
+        await drain(app, hurry)
+    finally:
+        await runner.cleanup()
+
+
+async def drain(app: web.Application, hurry: asyncio.Event | None = None) -> None:
+    """Stop taking arrivals, let the live circles go on for up to the drain time (less once
+    nobody is connected), then close every socket with 1012 so pages come back by their
+    seat tokens when the server is up again.
+
+    Everyone connected is told at once (``server_draining``). The front of ``--workers N``
+    refuses joins itself and stops its workers, which drain their circles the same way.
+    """
+    settings = app[SETTINGS]
+    app[ADMISSION].start_draining()
+    hurry = hurry or asyncio.Event()
+    supervisor = app.get(SUPERVISOR)
+    log.info("draining: no new arrivals; live circles go on for up to %d s", settings.drain_seconds)
+    if supervisor is not None:
+        await supervisor.stop(grace=settings.drain_seconds + DRAIN_MARGIN_SECONDS)
+    else:
+        sockets: set[web.WebSocketResponse] = app[OPEN_SOCKETS]
+        notice = {
+            "type": "server_draining",
+            "seconds": settings.drain_seconds,
+            "message": DRAINING_MESSAGE,
+        }
+        for ws in list(sockets):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(notice)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.drain_seconds
+        while loop.time() < deadline and _anyone_connected(app) and not hurry.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hurry.wait(), min(0.25, deadline - loop.time()))
+    await _close_all(app, CLOSE_SERVICE_RESTART)
+    log.info("drained")
+
+
+def _anyone_connected(app: web.Application) -> bool:
+    hub = app.get(HUB)
+    if hub is None:
+        return False
+    return any(
+        any(seat.disconnected_at is None for seat in live.state.seats.values())
+        or any(waiting.disconnected_at is None for waiting in live.state.lobby)
+        for live in hub.live_circles()
+    )
+
+
+async def _close_all(app: web.Application, code: int) -> None:
+    sockets: set[web.WebSocketResponse] = app[OPEN_SOCKETS]
+    await asyncio.gather(
+        *(ws.close(code=code, message=b"server restarting") for ws in list(sockets)),
+        return_exceptions=True,
+    )
 
 
 async def close_connections(app: web.Application) -> None:

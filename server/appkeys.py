@@ -12,7 +12,8 @@ from server.config import Settings
 
 if TYPE_CHECKING:
     from server.storage.database import Database
-    from server.workers import FrontRouter
+    from server.workers import FrontRouter, WorkerSupervisor
+    from signaling.admission import Admission
     from signaling.hub import CircleHub
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,3 +23,7 @@ HUB: web.AppKey[CircleHub] = web.AppKey("hub")
 ROUTER: web.AppKey[FrontRouter] = web.AppKey("router")
 # What time it is, for every decision the HTTP side makes (tests inject their own).
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+# Whether this process takes new arrivals (loop lag, drain): see signaling/admission.py.
+ADMISSION: web.AppKey[Admission] = web.AppKey("admission")
+# Only in the front process of ``hearth serve --workers N``: starts, watches, drains them.
+SUPERVISOR: web.AppKey[WorkerSupervisor] = web.AppKey("supervisor")

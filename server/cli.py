@@ -10,10 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
-from server.access_log import RedactingAccessLogger
-from server.app import create_app, create_worker_app, purge_attendance, purge_audit
+from server.app import create_app, create_worker_app, purge_attendance, purge_audit, serve
 from server.config import Settings, settings_from_env
 from server.storage.database import Database
 from server.storage.repository import AdminTokenStore, SqlCircleStore
@@ -143,14 +140,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     workers = f" with {settings.workers} worker processes" if settings.workers > 1 else ""
     print(f"Hearth listening on http://{settings.host}:{settings.port}{workers}", flush=True)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log_class=RedactingAccessLogger,
-        print=None,
-        shutdown_timeout=5,
-    )
+    # SIGTERM (or Ctrl-C) drains first: see server.app.drain.
+    asyncio.run(serve(create_app(settings), settings.host, settings.port))
     return 0
 
 
@@ -158,13 +149,8 @@ def _worker(args: argparse.Namespace) -> int:
     # Every line a worker logs says which one it is; the access log redacts tokens here too.
     _configure_logging(f"worker-{args.index} ")
     settings = settings_from_env().with_overrides(data_dir=args.data_dir, workers=args.workers)
-    web.run_app(
-        create_worker_app(settings, args.index, args.workers),
-        host="127.0.0.1",
-        port=args.port,
-        access_log_class=RedactingAccessLogger,
-        print=None,
-        shutdown_timeout=5,
+    asyncio.run(
+        serve(create_worker_app(settings, args.index, args.workers), "127.0.0.1", args.port)
     )
     return 0
 

@@ -14,6 +14,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = Path("data")
 DEFAULT_ATTENDANCE_DAYS = 30
+DEFAULT_BUSY_LAG_MS = 200
+DEFAULT_DRAIN_SECONDS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,12 @@ class Settings:
     # Seconds a WebSocket may stay open without joining before the server closes it (4408):
     # a page joins at once, so only an idle or abusive client ever waits this long.
     join_timeout_seconds: int = 30
+    # Event-loop lag (ms) past which new arrivals are refused with server_busy, so the live
+    # circles keep their audio; 0 turns the refusal off (docs/architecture.md).
+    busy_lag_ms: int = DEFAULT_BUSY_LAG_MS
+    # On SIGTERM: seconds live circles may go on (no new arrivals) before everyone is told
+    # to reconnect (1012) and the process exits; it exits sooner once nobody is connected.
+    drain_seconds: int = DEFAULT_DRAIN_SECONDS
 
     @property
     def effective_database_url(self) -> str:
@@ -75,6 +83,8 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         audio_direct_rtp=env.get("HEARTH_AUDIO_DIRECT_RTP", "1") != "0",
         workers=_positive_int(env, "HEARTH_WORKERS", 1),
         join_timeout_seconds=_positive_int(env, "HEARTH_JOIN_TIMEOUT_SECONDS", 30),
+        busy_lag_ms=_whole_number(env, "HEARTH_BUSY_LAG_MS", DEFAULT_BUSY_LAG_MS),
+        drain_seconds=_whole_number(env, "HEARTH_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
     )
 
 
@@ -84,4 +94,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a whole number (0 or more), not {raw!r}")
     return int(raw)

@@ -9,14 +9,17 @@ from typing import Any
 
 from aiohttp import web
 
+from rooms.lifecycle import SERIES_ID_PREFIX
 from rooms.machine import MAX_SHARE_SECONDS, MIN_SHARE_SECONDS
 from rooms.model import CircleSettings, NoHostPolicy, SpeakingMode
 from server.api import no_store, read_json_object, refuse_unknown_fields, require_fields
 from server.appkeys import DATABASE
 from server.auth import require_admin
 from server.errors import NOT_FOUND, ApiError, invalid_field
+from server.live_settings import apply_live
 from server.openapi import API_BASE
 from server.storage.repository import AuditRecord, SqlCircleStore
+from server.storage.series import SeriesStore
 
 MAX_CRISIS_TEXT = 4000
 MAX_PASSCODE = 100
@@ -97,10 +100,28 @@ async def _circle(request: web.Request) -> tuple[SqlCircleStore, str, str]:
     await require_admin(request)
     store = SqlCircleStore(request.app[DATABASE])
     circle_id = request.match_info["circle_id"]
-    series_id = await store.series_of(circle_id)
+    series_id = await store.series_of(circle_id) or await _unopened_series(request, circle_id)
     if series_id is None:
         raise ApiError(404, NOT_FOUND, "No circle has this id.")
     return store, circle_id, series_id
+
+
+async def _unopened_series(request: web.Request, occurrence_id: str) -> str | None:
+    """The series of an occurrence nobody has opened yet (its id is the series id and its
+    start, rooms.lifecycle.occurrence_id), so its settings can be set before it opens."""
+    series_id = occurrence_id.rpartition("-")[0]
+    if not series_id or len(series_id) > SERIES_ID_PREFIX:
+        return None
+    found = await SeriesStore(request.app[DATABASE]).find_occurrence(series_id, occurrence_id)
+    return None if found is None else series_id
+
+
+async def _series(request: web.Request) -> tuple[SqlCircleStore, str]:
+    await require_admin(request)
+    series_id = request.match_info["series_id"]
+    if await SeriesStore(request.app[DATABASE]).get(series_id) is None:
+        raise ApiError(404, NOT_FOUND, "No series has this id.")
+    return SqlCircleStore(request.app[DATABASE]), series_id
 
 
 async def get_moderation(request: web.Request) -> web.Response:
@@ -110,8 +131,26 @@ async def get_moderation(request: web.Request) -> web.Response:
 
 async def put_moderation(request: web.Request) -> web.Response:
     store, _, series_id = await _circle(request)
+    return await _replace_settings(request, store, series_id)
+
+
+async def get_series_moderation(request: web.Request) -> web.Response:
+    store, series_id = await _series(request)
+    return no_store(web.json_response(render_settings(await store.moderation_settings(series_id))))
+
+
+async def put_series_moderation(request: web.Request) -> web.Response:
+    store, series_id = await _series(request)
+    return await _replace_settings(request, store, series_id)
+
+
+async def _replace_settings(
+    request: web.Request, store: SqlCircleStore, series_id: str
+) -> web.Response:
     settings = parse_settings(await read_json_object(request))
     await store.set_moderation_settings(series_id, settings)
+    # Stored first, so a circle that loads meanwhile reads them; then the live ones apply them.
+    await apply_live(request.app, store, series_id, settings)
     return no_store(web.json_response(render_settings(settings)))
 
 
@@ -125,3 +164,5 @@ def add_moderation_routes(app: web.Application) -> None:
     app.router.add_get(f"{API_BASE}/circles/{{circle_id}}/moderation", get_moderation)
     app.router.add_put(f"{API_BASE}/circles/{{circle_id}}/moderation", put_moderation)
     app.router.add_get(f"{API_BASE}/circles/{{circle_id}}/audit", get_audit)
+    app.router.add_get(f"{API_BASE}/series/{{series_id}}/moderation", get_series_moderation)
+    app.router.add_put(f"{API_BASE}/series/{{series_id}}/moderation", put_series_moderation)

@@ -786,8 +786,12 @@ _DOCUMENT: dict[str, Any] = {
                 "operationId": "putModerationSettings",
                 "summary": "Replace the moderation settings of a circle's series",
                 "description": "Settings belong to the circle's series: every occurrence runs "
-                "by them. They apply when a circle is next loaded; the live state (mode, lobby, "
-                "lock) of a running circle is the hosts'.",
+                "by them. A live occurrence takes them at once, through its own command path: "
+                "a changed speaking mode, share time or lobby is applied as if a host changed "
+                "it (turning the lobby off lets the waiting in); a passcode is asked of "
+                "newcomers; everyone present is told (`room_updated`). What the admin left "
+                "unchanged keeps the hosts' live choice. An occurrence nobody has opened yet "
+                "may be named by the id the occurrence listings give it.",
                 "parameters": [_CIRCLE_ID],
                 "requestBody": {
                     "required": True,
@@ -802,6 +806,40 @@ _DOCUMENT: dict[str, Any] = {
                     "400": _error("The body is not a JSON object (`invalid_json`)."),
                     "401": _UNAUTHORIZED,
                     "404": _error("No circle has this id (`not_found`)."),
+                    "422": _error("A field is missing, unknown or invalid (`invalid_field`)."),
+                },
+            },
+        },
+        f"{API_BASE}/series/{{series_id}}/moderation": {
+            "get": {
+                "operationId": "getSeriesModerationSettings",
+                "summary": "The moderation settings of a series",
+                "parameters": [_SERIES_ID],
+                "responses": {
+                    "200": _json("ModerationSettings", "The settings (defaults if never set)."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No series has this id (`not_found`)."),
+                },
+            },
+            "put": {
+                "operationId": "putSeriesModerationSettings",
+                "summary": "Replace the moderation settings of a series",
+                "description": "As `PUT /circles/{circle_id}/moderation`, by series: usable "
+                "before any occurrence has opened, so the first meeting is protected too.",
+                "parameters": [_SERIES_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ModerationSettings"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("ModerationSettings", "Stored and applied to live occurrences."),
+                    "400": _error("The body is not a JSON object (`invalid_json`)."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No series has this id (`not_found`)."),
                     "422": _error("A field is missing, unknown or invalid (`invalid_field`)."),
                 },
             },

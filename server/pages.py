@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from server.appkeys import HUB, ROUTER, SETTINGS
+from server.appkeys import ADMISSION, HUB, ROUTER, SETTINGS
 from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS
 from signaling.session import ClientSession
 
@@ -108,7 +108,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             # Piped to the worker that hosts the circle.
             await router.serve(ws, join_timeout=join_timeout)
         else:
-            await ClientSession(ws, request.app[HUB], join_timeout=join_timeout).run()
+            hub, admission = request.app[HUB], request.app[ADMISSION]
+            await ClientSession(ws, hub, join_timeout=join_timeout, admission=admission).run()
     finally:
         sockets.discard(ws)
     return ws

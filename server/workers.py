@@ -29,8 +29,10 @@ from typing import Any
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from rooms.overload import SERVER_DRAINING
 from server.config import REPO_ROOT, Settings
 from signaling import protocol
+from signaling.admission import CLOSE_SERVICE_RESTART, REFUSAL_MESSAGES, Admission
 from signaling.hub import CircleHub
 from signaling.protocol import Join, ProtocolError, error_message
 from signaling.session import type_of
@@ -158,7 +160,8 @@ class WorkerSupervisor:
     def _is_stopping(self) -> bool:
         return self._stopping
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_TIMEOUT) -> None:
+        """SIGTERM to every worker (each drains its circles), then wait up to ``grace`` s."""
         self._stopping = True
         for watcher in self._watchers:
             watcher.cancel()
@@ -171,7 +174,7 @@ class WorkerSupervisor:
                 process.terminate()
         for process in running:
             try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+                await asyncio.wait_for(process.wait(), grace)
             except TimeoutError:
                 log.warning("worker pid %d did not stop; killing it", process.pid)
                 with contextlib.suppress(ProcessLookupError):
@@ -182,8 +185,16 @@ class WorkerSupervisor:
 class FrontRouter:
     """The front's side of the workers: which one hosts a circle, and the pipe to it."""
 
-    def __init__(self, store: CircleStore, ports: Sequence[int], describer: CircleHub) -> None:
+    def __init__(
+        self,
+        store: CircleStore,
+        ports: Sequence[int],
+        describer: CircleHub,
+        admission: Admission | None = None,
+    ) -> None:
         self._store = store
+        # The front's own: draining, it takes no new arrival (its workers judge their load).
+        self._admission = admission
         self._ports = list(ports)
         # A hub that never opens a circle here; it describes one whose worker is away.
         self._describer = describer
@@ -236,6 +247,22 @@ class FrontRouter:
             return None
         return body
 
+    @property
+    def worker_count(self) -> int:
+        return len(self._ports)
+
+    async def tell_worker(self, index: int, path: str, body: dict[str, Any]) -> bool:
+        """POST to one worker's internal endpoint; False when it did not answer 200 (it is
+        being started again, and reads what it needs from storage when it is back)."""
+        try:
+            async with self.http.post(
+                self._url(index, path), json=body, timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            log.warning("worker %d did not take %s", index, path)
+            return False
+
     async def serve(self, ws: web.WebSocketResponse, *, join_timeout: float) -> None:
         """Answer what comes before a join as one process does; pipe from the join on."""
         try:
@@ -270,6 +297,11 @@ class FrontRouter:
                     ws, error_message(protocol.NOT_JOINED, protocol.NOT_JOINED_MESSAGE, ref)
                 )
                 continue
+            if self._admission is not None and self._admission.draining and not message.seat_token:
+                refusal = error_message(SERVER_DRAINING, REFUSAL_MESSAGES[SERVER_DRAINING], "join")
+                await _tell(ws, refusal)
+                await ws.close(code=CLOSE_SERVICE_RESTART)
+                return None
             try:
                 index = await self.worker_for(message.token)
             except StorageUnavailable:

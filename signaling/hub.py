@@ -41,7 +41,7 @@ from rooms.machine import (
     SentAway,
     UnmuteRequested,
 )
-from rooms.model import CircleState, CircleStatus, Role
+from rooms.model import CircleSettings, CircleState, CircleStatus, Role
 from rooms.schedule import NOT_OPEN_MESSAGE
 from rooms.voice_activity import MIN_INTERVAL, Speaking, VoiceActivity, observe
 from signaling.audio import AudioPath
@@ -757,3 +757,16 @@ class CircleHub:
         circles = list(self._live.values())
         self._live.clear()
         await asyncio.gather(*(live.close() for live in circles), return_exceptions=True)
+
+    # --- settings an admin changed (PUT .../moderation), for a circle live here ----------
+
+    async def apply_settings(self, circle_id: str, settings: CircleSettings) -> bool:
+        """Hand a live circle its series' new moderation settings through its command
+        path (decided, persisted, published). False when it is not live in this process:
+        it takes the stored settings when it loads."""
+        live = self._live.get(circle_id)
+        if live is None:
+            return False
+        now = self._clock()
+        await live.apply(lambda s: machine.apply_settings(s, settings=settings, now=now))
+        return True

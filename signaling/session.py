@@ -17,6 +17,7 @@ from rooms.errors import CIRCLE_NOT_OPEN, RoomError
 from rooms.machine import Decision
 from rooms.model import CircleState, Role, SpeakingMode
 from signaling import protocol
+from signaling.admission import REFUSAL_CLOSE_CODES, REFUSAL_MESSAGES, Admission
 from signaling.hub import CircleHub, LiveCircle, storage_unavailable
 from signaling.peer import MediaPeer
 from signaling.protocol import (
@@ -42,6 +43,7 @@ SEAT_TOKEN_BYTES = 24
 CLOSING_REFUSALS = {
     CIRCLE_NOT_OPEN: protocol.CLOSE_NOT_OPEN,
     errors.BANNED: protocol.CLOSE_SENT_AWAY,
+    **REFUSAL_CLOSE_CODES,
 }
 
 
@@ -56,10 +58,16 @@ def digest(secret: str, scope: str = "") -> str:
 
 class ClientSession:
     def __init__(
-        self, ws: web.WebSocketResponse, hub: CircleHub, *, join_timeout: float | None = None
+        self,
+        ws: web.WebSocketResponse,
+        hub: CircleHub,
+        *,
+        join_timeout: float | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._ws = ws
         self._hub = hub
+        self._admission = admission
         self._join_timeout = join_timeout
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._live: LiveCircle | None = None
@@ -204,6 +212,9 @@ class ClientSession:
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
             raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
+        refusal = self._refusal(message)
+        if refusal is not None:
+            raise RoomError(refusal, REFUSAL_MESSAGES[refusal])
         # Until it is seated or refused, the arrival keeps its circle from being released.
         arrival = await self._hub.arrive(message.token)
         live, role, details = arrival.live, arrival.role, arrival.details
@@ -242,6 +253,26 @@ class ClientSession:
             raise
         self._live, self._seat_id = live, held
         await self._hub.arrived(arrival)
+
+    def _refusal(self, message: Join) -> str | None:
+        """Overloaded or draining: ``server_busy`` or ``server_draining`` for a newcomer;
+        None for everyone else, people taking their own seat back included."""
+        admission = self._admission
+        code = admission.refusal() if admission is not None else None
+        if admission is None or code is None or self._holds_live_seat(message.seat_token):
+            return None
+        admission.refused += 1
+        return code
+
+    def _holds_live_seat(self, seat_token: str | None) -> bool:
+        if not seat_token:
+            return False
+        held = digest(seat_token)
+        return any(
+            any(seat.token_hash == held for seat in live.state.seats.values())
+            or any(waiting.token_hash == held for waiting in live.state.lobby)
+            for live in self._hub.live_circles()
+        )
 
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:

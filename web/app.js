@@ -908,6 +908,9 @@ function onOtherMessage(message) {
         state.lobbySize = lobby;
         break;
     }
+    case 'server_draining':
+        announce(message.message, true);
+        break;
     default:
         break;
     }
@@ -974,6 +977,12 @@ function onError(conn, code, message) {
         break;
     case 'internal_error':
         setNotice('Something went wrong on the server. Please try again in a moment.');
+        break;
+    case 'server_busy':
+    case 'server_draining':
+        // The server closes next (1013, 1012); marked reconnecting, the page knocks again with backoff.
+        setJoinStatus(message);
+        setConnection('reconnecting');
         break;
     default:
         // invalid_json, invalid_message, unknown_type, not_joined, already_joined: a bug in

@@ -30,6 +30,7 @@ from rooms.model import (
     Circle,
     CircleSettings,
     CircleState,
+    CircleStatus,
     NoHostPolicy,
     Role,
     SpeakingMode,
@@ -364,6 +365,17 @@ class SqlCircleStore:
             row.allow_rename = settings.allow_rename
             row.share_seconds = settings.share_seconds
             row.crisis_text = settings.crisis_text
+
+    async def unended_circles_of(self, series_id: str) -> list[str]:
+        """Ids of a series' stored occurrences not ended: those that may be live now."""
+        async with self._sessions() as session:
+            ids = await session.scalars(
+                select(CircleRow.id).where(
+                    CircleRow.series_id == series_id,
+                    CircleRow.status != CircleStatus.ENDED.value,
+                )
+            )
+            return list(ids)
 
     async def ensure_bootstrap_token(self, *, now: datetime | None = None) -> str | None:
         """Start-up's one call for the first admin token; see AdminTokenStore."""

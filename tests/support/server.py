@@ -53,6 +53,11 @@ class ServerProcess:
             # Media stays on loopback: the tests send nothing to any other address.
             HEARTH_ICE_ADDRESSES="127.0.0.1",
             PYTHONUNBUFFERED="1",
+            # A test's server stops at once when its people are still connected at the end.
+            HEARTH_DRAIN_SECONDS="2",
+            # The shared test machine lags at times: refusing joins for load is turned on
+            # only by the tests (and bench runs) about it.
+            HEARTH_BUSY_LAG_MS="0",
         )
         env.update(self.extra_env)
         self.log_path = self.log_path or self.data_dir / "server.log"
