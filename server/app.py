@@ -19,7 +19,14 @@ from server.config import Settings
 from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
 from server.moderation_api import add_moderation_routes
-from server.pages import OPEN_SOCKETS, add_page_routes, circle_info, security_headers, websocket
+from server.pages import (
+    OPEN_SOCKETS,
+    add_page_routes,
+    circle_info,
+    install_guards,
+    security_headers,
+    websocket,
+)
 from server.series_api import add_series_routes
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
@@ -123,6 +130,7 @@ def create_worker_app(
     app[CLOCK] = clock
     _configure_media(settings)
     app[OPEN_SOCKETS] = set()
+    install_guards(app, behind_front=True)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/internal/circle-info", circle_info)
 

@@ -46,6 +46,30 @@ class Settings:
     # Seconds a WebSocket may stay open without joining before the server closes it (4408):
     # a page joins at once, so only an idle or abusive client ever waits this long.
     join_timeout_seconds: int = 30
+    # Limits on what a stranger controls (docs/protocol.md, "Limits"; README table).
+    # Messages per socket: a burst, then a sustained rate; a long flood closes it (4429).
+    message_rate: float = 10.0
+    message_burst: int = 40
+    flood_close_after: int = 50
+    # Renames per socket: a burst, then one per this many seconds; every rename is audited.
+    rename_burst: int = 3
+    rename_every_seconds: int = 30
+    # Wrong passcodes per socket before it is closed (4429); then delays per circle, device
+    # key and address double from 1 s up to passcode_max_delay_seconds.
+    passcode_tries_per_socket: int = 3
+    passcode_free_failures: int = 5
+    passcode_max_delay_seconds: int = 300
+    # People waiting in one lobby, and how long a lobby place is held (closed with 4431).
+    lobby_size: int = 50
+    lobby_idle_seconds: int = 1800
+    # WebSockets per client address that have not joined yet (more are closed with 4430).
+    unjoined_sockets_per_address: int = 50
+    # POST /circle-info per client address: a burst, then this many a second (429 past it).
+    circle_info_rate: float = 5.0
+    circle_info_burst: int = 20
+    # Origins allowed to open the WebSocket; empty means this server's own origin
+    # (public_url when set, else the Host the request came to). See docs/protocol.md.
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def effective_database_url(self) -> str:
@@ -75,6 +99,24 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         audio_direct_rtp=env.get("HEARTH_AUDIO_DIRECT_RTP", "1") != "0",
         workers=_positive_int(env, "HEARTH_WORKERS", 1),
         join_timeout_seconds=_positive_int(env, "HEARTH_JOIN_TIMEOUT_SECONDS", 30),
+        message_rate=_positive_float(env, "HEARTH_MESSAGE_RATE", 10.0),
+        message_burst=_positive_int(env, "HEARTH_MESSAGE_BURST", 40),
+        flood_close_after=_positive_int(env, "HEARTH_FLOOD_CLOSE_AFTER", 50),
+        rename_burst=_positive_int(env, "HEARTH_RENAME_BURST", 3),
+        rename_every_seconds=_positive_int(env, "HEARTH_RENAME_EVERY_SECONDS", 30),
+        passcode_tries_per_socket=_positive_int(env, "HEARTH_PASSCODE_TRIES_PER_SOCKET", 3),
+        passcode_free_failures=_positive_int(env, "HEARTH_PASSCODE_FREE_FAILURES", 5),
+        passcode_max_delay_seconds=_positive_int(env, "HEARTH_PASSCODE_MAX_DELAY_SECONDS", 300),
+        lobby_size=_positive_int(env, "HEARTH_LOBBY_SIZE", 50),
+        lobby_idle_seconds=_positive_int(env, "HEARTH_LOBBY_IDLE_SECONDS", 1800),
+        unjoined_sockets_per_address=_positive_int(env, "HEARTH_UNJOINED_SOCKETS_PER_ADDRESS", 50),
+        circle_info_rate=_positive_float(env, "HEARTH_CIRCLE_INFO_RATE", 5.0),
+        circle_info_burst=_positive_int(env, "HEARTH_CIRCLE_INFO_BURST", 20),
+        allowed_origins=tuple(
+            o.strip().rstrip("/")
+            for o in env.get("HEARTH_ALLOWED_ORIGINS", "").split(",")
+            if o.strip()
+        ),
     )
 
 
@@ -85,3 +127,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
     return int(raw)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a number above 0, not {raw!r}")
+    return value
