@@ -39,7 +39,7 @@ async def test_connect_upgrades_to_head_and_migrations_run_down_and_up_again(
 ) -> None:
     async with database.engine.begin() as connection:
         assert await connection.run_sync(table_names) >= HEARTH_TABLES
-        assert await connection.run_sync(current_revision) == "0003"
+        assert await connection.run_sync(current_revision) == "0006"
 
     async with database.engine.begin() as connection:
         await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "base"))
@@ -75,4 +75,4 @@ def test_alembic_command_line_migrates_the_database_named_by_the_environment(
             check=False,
         )
         assert result.returncode == 0, result.stderr
-    assert "0003 (head)" in result.stdout
+    assert "0006 (head)" in result.stdout
