@@ -128,9 +128,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # A worker behind the front sees only the front's address: per-address keys would
     # lump everyone together, so there the front's own checks are the ones that count.
     address = "" if guards.behind_front else _address(request)
+    router = request.app.get(ROUTER)
+    # The workers' front cannot tell when a piped socket has joined, so it does not count
+    # them: with --workers, the join timeout alone bounds sockets that never join.
+    counted = bool(address) and router is None
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
-    if address and not guards.sessions.unjoined.enter(address):
+    if counted and not guards.sessions.unjoined.enter(address):
         await ws.send_json(
             protocol.error_message(
                 protocol.TOO_MANY_CONNECTIONS, protocol.TOO_MANY_CONNECTIONS_MESSAGE, None
@@ -138,22 +142,19 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         )
         await ws.close(code=protocol.CLOSE_TOO_MANY_CONNECTIONS)
         return ws
-    counted = True
 
     def joined() -> None:
         nonlocal counted
-        if counted and address:
+        if counted:
             counted = False
             guards.sessions.unjoined.leave(address)
 
     sockets = request.app[OPEN_SOCKETS]
     sockets.add(ws)
     try:
-        router = request.app.get(ROUTER)
         join_timeout = settings.join_timeout_seconds
         if router is not None:
-            # Piped to the worker that hosts the circle (which keeps the per-socket limits;
-            # this front cannot tell when a piped socket has joined, so it counts it open).
+            # Piped to the worker that hosts the circle; it keeps the per-socket limits.
             await router.serve(ws, join_timeout=join_timeout)
         else:
             session = ClientSession(
