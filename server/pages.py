@@ -78,9 +78,7 @@ async def circle_info(request: web.Request) -> web.Response:
     if not guards.behind_front and not guards.circle_info.allow(
         _address(request), now=time.monotonic()
     ):
-        response = web.json_response({"open": False}, status=429, headers={"Retry-After": "1"})
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return await _too_many(guards)
     token: object = None
     # RecursionError: deeply nested JSON is as malformed as any other (never a 500).
     with contextlib.suppress(ValueError, RecursionError):
@@ -100,6 +98,23 @@ async def circle_info(request: web.Request) -> web.Response:
     response = web.json_response({"open": False} if info is None else {"open": True, **info})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def _too_many(guards: PageGuards) -> web.Response:
+    """429, after a pause: a flooder that waits for each answer (keep-alive, one request at a
+    time) is slowed to one request a second per connection instead of being answered as
+    fast as it asks, which costs the event loop that carries the circles. A pause costs no
+    CPU; past TARPIT_LIMIT paused requests the answer comes at once and the connection closes."""
+    headers = {"Retry-After": "1", "Cache-Control": "no-store"}
+    if guards.tarpitted < TARPIT_LIMIT:
+        guards.tarpitted += 1
+        try:
+            await asyncio.sleep(TARPIT_SECONDS)
+        finally:
+            guards.tarpitted -= 1
+    else:
+        headers["Connection"] = "close"
+    return web.json_response({"open": False}, status=429, headers=headers)
 
 
 def _page(request: web.Request, name: str = "index.html") -> web.StreamResponse:
@@ -212,6 +227,8 @@ class PageGuards:
     # connection a live circle needs for its next command.
     circle_info_slots: asyncio.Semaphore
     behind_front: bool = False
+    # Refused /circle-info requests now waiting out their pause.
+    tarpitted: int = 0
 
 
 def guards_from_settings(settings: Settings, *, behind_front: bool = False) -> PageGuards:
@@ -242,6 +259,8 @@ def guards_from_settings(settings: Settings, *, behind_front: bool = False) -> P
 
 
 CIRCLE_INFO_SLOTS = 4
+TARPIT_SECONDS = 1.0
+TARPIT_LIMIT = 512
 OPEN_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("open_sockets")
 PAGE_GUARDS: web.AppKey[PageGuards] = web.AppKey("page_guards")
 
