@@ -147,8 +147,8 @@ class ClientSession:
         return asyncio.get_running_loop().time()
 
     def _within_rate(self) -> bool:
-        """Spend a token for one message; a refused one is answered (once a second at most
-        would be kinder, but the close comes soon enough) and counted towards the close."""
+        """Spend a token for one message; a refused one is answered, left unread and counted
+        towards the close (so a flood costs a few hundred microseconds a message at most)."""
         now = self._monotonic()
         limits = self._limits
         self._messages, allowed = take(
@@ -273,6 +273,7 @@ class ClientSession:
         live, role, details = await self._hub.open_link(message.token)
         seat_id = secrets.token_urlsafe(9)
         seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
+        tried, wait = False, 0.0
         try:
             passcode_ok, tried, wait = await self._check_passcode(live, role, message)
             now = self._hub.now()
