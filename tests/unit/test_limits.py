@@ -189,3 +189,20 @@ def test_a_passcode_is_kept_only_as_a_salted_slow_hash() -> None:
     assert not verify_passcode("Olive", stored)
     assert not verify_passcode("olive", "olive")  # a clear value never matches
     assert not verify_passcode("olive", "scrypt:99:8:1$AA$AA")  # absurd cost refused
+
+
+def test_the_limits_are_read_from_the_environment_with_their_defaults() -> None:
+    from server.config import Settings, settings_from_env
+
+    assert settings_from_env({}) == Settings()
+    env = {
+        "HEARTH_MESSAGE_RATE": "2.5",
+        "HEARTH_LOBBY_SIZE": "7",
+        "HEARTH_ALLOWED_ORIGINS": "https://a.example/, https://b.example",
+    }
+    settings = settings_from_env(env)
+    assert (settings.message_rate, settings.lobby_size) == (2.5, 7)
+    assert settings.allowed_origins == ("https://a.example", "https://b.example")
+    for bad in ({"HEARTH_MESSAGE_RATE": "0"}, {"HEARTH_MESSAGE_RATE": "nan"}):
+        with pytest.raises(ValueError):
+            settings_from_env(bad)
