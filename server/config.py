@@ -67,6 +67,8 @@ class Settings:
     # POST /circle-info per client address: a burst, then this many a second (429 past it).
     circle_info_rate: float = 5.0
     circle_info_burst: int = 20
+    # ... and from all addresses together, per process (a flood spread over many addresses).
+    circle_info_total_rate: float = 50.0
     # Origins allowed to open the WebSocket; empty means this server's own origin
     # (public_url when set, else the Host the request came to). See docs/protocol.md.
     allowed_origins: tuple[str, ...] = ()
@@ -112,6 +114,7 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         unjoined_sockets_per_address=_positive_int(env, "HEARTH_UNJOINED_SOCKETS_PER_ADDRESS", 50),
         circle_info_rate=_positive_float(env, "HEARTH_CIRCLE_INFO_RATE", 5.0),
         circle_info_burst=_positive_int(env, "HEARTH_CIRCLE_INFO_BURST", 20),
+        circle_info_total_rate=_positive_float(env, "HEARTH_CIRCLE_INFO_TOTAL_RATE", 50.0),
         allowed_origins=tuple(
             o.strip().rstrip("/")
             for o in env.get("HEARTH_ALLOWED_ORIGINS", "").split(",")

@@ -75,8 +75,12 @@ async def circle_info(request: web.Request) -> web.Response:
     link and a circle that is not open get the same answer, as a refused join does.
     """
     guards = request.app[PAGE_GUARDS]
-    if not guards.behind_front and not guards.circle_info.allow(
-        _address(request), now=time.monotonic()
+    now = time.monotonic()
+    if not guards.behind_front and not (
+        guards.circle_info.allow(_address(request), now=now)
+        # A flood spread over many addresses meets the process-wide bound: the page joins
+        # fine without this answer (join says what it needs), a live circle needs the loop.
+        and guards.circle_info.allow("", now=now, total=True)
     ):
         return await _too_many(guards)
     token: object = None
@@ -252,7 +256,11 @@ def guards_from_settings(settings: Settings, *, behind_front: bool = False) -> P
         sessions=Guards(
             limits, passcodes, AddressGate(limit=settings.unjoined_sockets_per_address)
         ),
-        circle_info=RateByKey(settings.circle_info_rate, float(settings.circle_info_burst)),
+        circle_info=RateByKey(
+            settings.circle_info_rate,
+            float(settings.circle_info_burst),
+            total_rate=settings.circle_info_total_rate,
+        ),
         circle_info_slots=asyncio.Semaphore(CIRCLE_INFO_SLOTS),
         behind_front=behind_front,
     )

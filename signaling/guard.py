@@ -102,13 +102,23 @@ class AddressGate:
 
 @dataclass
 class RateByKey:
-    """A token bucket per key (e.g. POST /circle-info per client address)."""
+    """A token bucket per key (e.g. POST /circle-info per client address), and one for all
+    keys together (``total=True``) with ``total_rate`` a second and twice that as a burst."""
 
     rate: float
     burst: float
+    total_rate: float = float("inf")
     _buckets: dict[str, Bucket] = field(default_factory=dict)
+    _total: Bucket | None = None
 
-    def allow(self, key: str, *, now: float) -> bool:
+    def allow(self, key: str, *, now: float, total: bool = False) -> bool:
+        if total:
+            if self.total_rate == float("inf"):
+                return True
+            capacity = 2 * self.total_rate
+            bucket = self._total or Bucket(capacity, now)
+            self._total, allowed = take(bucket, rate=self.total_rate, capacity=capacity, now=now)
+            return allowed
         if len(self._buckets) > SWEEP_ABOVE:
             # A bucket idle long enough to be full again says nothing: drop it.
             refill = self.burst / self.rate if self.rate else 0.0

@@ -206,3 +206,10 @@ def test_the_limits_are_read_from_the_environment_with_their_defaults() -> None:
     for bad in ({"HEARTH_MESSAGE_RATE": "0"}, {"HEARTH_MESSAGE_RATE": "nan"}):
         with pytest.raises(ValueError):
             settings_from_env(bad)
+
+
+def test_rate_by_key_bounds_all_keys_together_too() -> None:
+    rate = RateByKey(rate=100.0, burst=100.0, total_rate=2.0)
+    answers = [rate.allow("", now=0.0, total=True) for _ in range(5)]
+    assert answers == [True, True, True, True, False]  # a burst of twice the rate
+    assert rate.allow("", now=0.5, total=True)
