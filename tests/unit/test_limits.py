@@ -106,7 +106,8 @@ def test_unjoined_sockets_per_address_are_counted_and_given_back() -> None:
     assert gate.enter("b")
     gate.leave("a")
     assert gate.enter("a")
-    gate.leave("a"), gate.leave("a")
+    gate.leave("a")
+    gate.leave("a")
     assert gate.count("a") == 0
 
 
