@@ -6,11 +6,13 @@ meaning. The message is for people and may be reworded.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RoomError(Exception):
     """A command was refused; the state is unchanged."""
 
-    def __init__(self, code: str, message: str, *, details: dict[str, str] | None = None) -> None:
+    def __init__(self, code: str, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -37,3 +39,5 @@ CIRCLE_LOCKED = "circle_locked"
 PASSCODE_REQUIRED = "passcode_required"
 IN_LOBBY = "in_lobby"
 RENAME_NOT_ALLOWED = "rename_not_allowed"
+LOBBY_FULL = "lobby_full"
+NAME_CONFUSABLE = "name_confusable"

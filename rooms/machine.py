@@ -14,7 +14,6 @@ the people held for want of one are let in.
 from __future__ import annotations
 
 import hmac
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -34,11 +33,12 @@ from rooms.model import (
     Waiting,
     WaitReason,
 )
+from rooms.names import MAX_DISPLAY_NAME, clean_display_name, poses_as
 from rooms.roles import Capability, can, is_moderator
 from rooms.schedule import FULL_MESSAGE, NOT_OPEN_MESSAGE, is_over
 from rooms.schedule import admit as schedule_admit
 
-MAX_DISPLAY_NAME = 40
+__all__ = ["MAX_DISPLAY_NAME", "clean_display_name"]  # kept here for their older callers
 # How long a seat (or a lobby place) is kept for someone whose connection dropped.
 RECONNECT_GRACE = timedelta(seconds=60)
 MIN_SHARE_SECONDS = 10
@@ -135,25 +135,6 @@ class Decision:
     subject: str | None = None
 
 
-def clean_display_name(raw: str) -> str:
-    """The name as shown, or RoomError if there is nothing sensible to show.
-
-    Whitespace runs fold to one space; control and format characters (including bidi
-    overrides that could disguise a name) are refused rather than silently dropped.
-    """
-    name = " ".join(raw.split())
-    if not name:
-        raise RoomError(errors.INVALID_DISPLAY_NAME, "Please choose a name to be shown.")
-    if len(name) > MAX_DISPLAY_NAME:
-        raise RoomError(
-            errors.INVALID_DISPLAY_NAME,
-            f"A name can be at most {MAX_DISPLAY_NAME} characters.",
-        )
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in name):
-        raise RoomError(errors.INVALID_DISPLAY_NAME, "The name contains characters not allowed.")
-    return name
-
-
 def unique_label(state: CircleState, name: str, *, exclude: str | None = None) -> str:
     """``name``, or ``name (n)`` with the smallest n >= 2 that nobody present shows."""
     taken = {s.label.casefold() for s in state.seats.values() if s.id != exclude}
@@ -179,12 +160,16 @@ def join(
     token_hash: str = "",
     device_hash: str = "",
     resume_hash: str = "",
-    passcode: str | None = None,
+    passcode_ok: bool = False,
+    max_lobby: int | None = None,
 ) -> Decision:
     """Someone arrives with a link: a seat, a lobby place, their old seat back, or a refusal.
 
     ``resume_hash`` is the digest of a seat token the client kept; when it matches a seat or
     lobby place still held, the person gets it back whatever else they send.
+    ``passcode_ok`` says the I/O edge checked the passcode sent against the stored hash (a
+    slow KDF has no place in a pure decision). ``max_lobby`` bounds the lobby: past it,
+    newcomers are refused with ``lobby_full`` rather than queued without end.
     """
     circle = schedule_admit(state.circle, role, now)
     if resume_hash:
@@ -200,11 +185,14 @@ def join(
         next_state = next_state.with_circle(circle)
         events.append(CircleChanged())
     if role is not Role.HOST:
-        _check_entry(state, device_hash, resume_hash or token_hash, passcode)
+        _check_entry(state, device_hash, resume_hash or token_hash, passcode_ok)
         if not _has_room(replace(state, circle=circle)):
             raise RoomError(errors.CIRCLE_FULL, FULL_MESSAGE)
+        _check_not_posing(state, name)
         reason = _wait_reason(state)
         if reason is not None:
+            if max_lobby is not None and len(state.lobby) >= max_lobby:
+                raise RoomError(errors.LOBBY_FULL, "Too many people are waiting; try again soon.")
             waiting = Waiting(
                 id=seat_id,
                 display_name=name,
@@ -244,9 +232,18 @@ def _resume(state: CircleState, resume_hash: str, *, circle_changed: bool) -> De
     return None
 
 
-def _check_entry(
-    state: CircleState, device_hash: str, token_hash: str, passcode: str | None
-) -> None:
+def _check_not_posing(state: CircleState, name: str, *, exclude: str | None = None) -> None:
+    moderators = [
+        s.display_name for s in state.seats.values() if is_moderator(s.role) and s.id != exclude
+    ]
+    if poses_as(name, moderators):
+        raise RoomError(
+            errors.NAME_CONFUSABLE,
+            "That name looks like a host's name here. Please choose another.",
+        )
+
+
+def _check_entry(state: CircleState, device_hash: str, token_hash: str, passcode_ok: bool) -> None:
     for ban in state.bans:
         if (device_hash and ban.device_hash == device_hash) or (
             token_hash and ban.token_hash == token_hash
@@ -254,10 +251,7 @@ def _check_entry(
             raise RoomError(errors.BANNED, "You cannot enter this circle.")
     if state.locked:
         raise RoomError(errors.CIRCLE_LOCKED, "This circle is locked: nobody new can come in.")
-    expected = state.settings.passcode
-    if expected and not hmac.compare_digest(
-        (passcode or "").encode("utf-8"), expected.encode("utf-8")
-    ):
+    if state.settings.passcode and not passcode_ok:
         raise RoomError(errors.PASSCODE_REQUIRED, "This circle needs its passcode.")
 
 
@@ -677,8 +671,12 @@ def rename(state: CircleState, *, seat_id: str, display_name: str) -> Decision:
     name = clean_display_name(display_name)
     if name == seat.display_name:
         raise RoomError(errors.NO_CHANGE, "That is your name already.")
+    if not is_moderator(seat.role):
+        _check_not_posing(state, name, exclude=seat_id)
     updated = replace(seat, display_name=name, label=unique_label(state, name, exclude=seat_id))
-    return Decision(state.with_seat(updated), (SeatUpdated(updated),))
+    # Renames are audited: a disruptor who changes names cannot hide who they were.
+    audit = (_audit("rename", seat, detail=f"{seat.display_name} -> {name}"),)
+    return Decision(state.with_seat(updated), (SeatUpdated(updated),), audit=audit)
 
 
 # --- rules kept after every change ------------------------------------------------------

@@ -84,7 +84,7 @@ class CircleSettings:
 
     speaking_mode: SpeakingMode = SpeakingMode.OPEN
     lobby: bool = False
-    # Compared as given; None means no passcode.
+    # The salted scrypt hash (signaling/passcodes.py), never the passcode; None: no passcode.
     passcode: str | None = None
     wait_for_host: bool = False
     no_host_policy: NoHostPolicy = NoHostPolicy.CONTINUE

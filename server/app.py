@@ -23,7 +23,14 @@ from server.feeds import add_feed_routes
 from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
 from server.live_settings import internal_apply as apply_live_settings
 from server.moderation_api import add_moderation_routes
-from server.pages import OPEN_SOCKETS, add_page_routes, circle_info, security_headers, websocket
+from server.pages import (
+    OPEN_SOCKETS,
+    add_page_routes,
+    circle_info,
+    install_guards,
+    security_headers,
+    websocket,
+)
 from server.series_api import add_series_routes
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
@@ -137,6 +144,7 @@ def create_worker_app(
     app[ADMISSION] = _admission(settings)
     _configure_media(settings)
     app[OPEN_SOCKETS] = set()
+    install_guards(app, behind_front=True)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/internal/circle-info", circle_info)
     app.router.add_post(LIVE_SETTINGS_PATH, apply_live_settings)

@@ -32,6 +32,11 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 async def is_admin_token(request: web.Request, token: str) -> bool:
+    try:
+        # aiohttp keeps a header's non-UTF-8 bytes as lone surrogates: no token has them.
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     configured = request.app[SETTINGS].admin_token
     # Bytes, because compare_digest refuses str with non-ASCII characters.
     if configured and hmac.compare_digest(token.encode(), configured.encode()):

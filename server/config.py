@@ -54,6 +54,32 @@ class Settings:
     # On SIGTERM: seconds live circles may go on (no new arrivals) before everyone is told
     # to reconnect (1012) and the process exits; it exits sooner once nobody is connected.
     drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    # Limits on what a stranger controls (docs/protocol.md, "Limits"; README table).
+    # Messages per socket: a burst, then a sustained rate; a long flood closes it (4429).
+    message_rate: float = 10.0
+    message_burst: int = 40
+    flood_close_after: int = 50
+    # Renames per socket: a burst, then one per this many seconds; every rename is audited.
+    rename_burst: int = 3
+    rename_every_seconds: int = 30
+    # Wrong passcodes per socket before it is closed (4429); then delays per circle, device
+    # key and address double from 1 s up to passcode_max_delay_seconds.
+    passcode_tries_per_socket: int = 3
+    passcode_free_failures: int = 5
+    passcode_max_delay_seconds: int = 300
+    # People waiting in one lobby, and how long a lobby place is held (closed with 4431).
+    lobby_size: int = 50
+    lobby_idle_seconds: int = 1800
+    # WebSockets per client address that have not joined yet (more are closed with 4430).
+    unjoined_sockets_per_address: int = 50
+    # POST /circle-info per client address: a burst, then this many a second (429 past it).
+    circle_info_rate: float = 5.0
+    circle_info_burst: int = 20
+    # ... and from all addresses together, per process (a flood spread over many addresses).
+    circle_info_total_rate: float = 50.0
+    # Origins allowed to open the WebSocket; empty means this server's own origin
+    # (public_url when set, else the Host the request came to). See docs/protocol.md.
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def effective_database_url(self) -> str:
@@ -85,6 +111,25 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         join_timeout_seconds=_positive_int(env, "HEARTH_JOIN_TIMEOUT_SECONDS", 30),
         busy_lag_ms=_whole_number(env, "HEARTH_BUSY_LAG_MS", DEFAULT_BUSY_LAG_MS),
         drain_seconds=_whole_number(env, "HEARTH_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        message_rate=_positive_float(env, "HEARTH_MESSAGE_RATE", 10.0),
+        message_burst=_positive_int(env, "HEARTH_MESSAGE_BURST", 40),
+        flood_close_after=_positive_int(env, "HEARTH_FLOOD_CLOSE_AFTER", 50),
+        rename_burst=_positive_int(env, "HEARTH_RENAME_BURST", 3),
+        rename_every_seconds=_positive_int(env, "HEARTH_RENAME_EVERY_SECONDS", 30),
+        passcode_tries_per_socket=_positive_int(env, "HEARTH_PASSCODE_TRIES_PER_SOCKET", 3),
+        passcode_free_failures=_positive_int(env, "HEARTH_PASSCODE_FREE_FAILURES", 5),
+        passcode_max_delay_seconds=_positive_int(env, "HEARTH_PASSCODE_MAX_DELAY_SECONDS", 300),
+        lobby_size=_positive_int(env, "HEARTH_LOBBY_SIZE", 50),
+        lobby_idle_seconds=_positive_int(env, "HEARTH_LOBBY_IDLE_SECONDS", 1800),
+        unjoined_sockets_per_address=_positive_int(env, "HEARTH_UNJOINED_SOCKETS_PER_ADDRESS", 50),
+        circle_info_rate=_positive_float(env, "HEARTH_CIRCLE_INFO_RATE", 5.0),
+        circle_info_burst=_positive_int(env, "HEARTH_CIRCLE_INFO_BURST", 20),
+        circle_info_total_rate=_positive_float(env, "HEARTH_CIRCLE_INFO_TOTAL_RATE", 50.0),
+        allowed_origins=tuple(
+            o.strip().rstrip("/")
+            for o in env.get("HEARTH_ALLOWED_ORIGINS", "").split(",")
+            if o.strip()
+        ),
     )
 
 
@@ -104,3 +149,14 @@ def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit():
         raise ValueError(f"{name} must be a whole number (0 or more), not {raw!r}")
     return int(raw)
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a number above 0, not {raw!r}")
+    return value

@@ -5,6 +5,8 @@ Kept apart from server/api.py (scheduling), which another change reshapes into s
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -20,16 +22,18 @@ from server.live_settings import apply_live
 from server.openapi import API_BASE
 from server.storage.repository import AuditRecord, SqlCircleStore
 from server.storage.series import SeriesStore
+from signaling.passcodes import hash_passcode
 
 MAX_CRISIS_TEXT = 4000
 MAX_PASSCODE = 100
 
 
 def render_settings(settings: CircleSettings) -> dict[str, Any]:
+    # The passcode is never returned, not even hashed: only whether there is one.
     return {
         "speaking_mode": settings.speaking_mode.value,
         "lobby": settings.lobby,
-        "passcode": settings.passcode,
+        "passcode_set": bool(settings.passcode),
         "wait_for_host": settings.wait_for_host,
         "no_host_policy": settings.no_host_policy.value,
         "allow_rename": settings.allow_rename,
@@ -38,11 +42,16 @@ def render_settings(settings: CircleSettings) -> dict[str, Any]:
     }
 
 
-def parse_settings(body: dict[str, Any]) -> CircleSettings:
-    """A complete settings object; every field is required, so nothing is half-applied."""
+KEEP = object()
+
+
+def parse_settings(body: dict[str, Any]) -> tuple[CircleSettings, object]:
+    """A complete settings object (every field but the passcode is required, so nothing is
+    half-applied), and the passcode: a clear one to hash, None to remove it, or KEEP.
+    ``passcode_set`` is accepted and ignored, so what a GET returned can be PUT back."""
     defaults = render_settings(CircleSettings())
-    refuse_unknown_fields(body, defaults)
-    require_fields(body, defaults)
+    refuse_unknown_fields(body, [*defaults, "passcode"])
+    require_fields(body, [name for name in defaults if name != "passcode_set"])
     for name in ("lobby", "wait_for_host", "allow_rename"):
         if not isinstance(body[name], bool):
             raise invalid_field(name, f"'{name}' must be true or false.")
@@ -50,9 +59,11 @@ def parse_settings(body: dict[str, Any]) -> CircleSettings:
         raise invalid_field("speaking_mode", "'speaking_mode' must be 'open' or 'hand_raise'.")
     if body["no_host_policy"] not in ("continue", "hold"):
         raise invalid_field("no_host_policy", "'no_host_policy' must be 'continue' or 'hold'.")
-    passcode = body["passcode"]
-    if passcode is not None and (
-        not isinstance(passcode, str) or not 1 <= len(passcode) <= MAX_PASSCODE
+    passcode = body.get("passcode", KEEP)
+    if (
+        passcode is not None
+        and passcode is not KEEP
+        and (not isinstance(passcode, str) or not 1 <= len(passcode) <= MAX_PASSCODE)
     ):
         raise invalid_field(
             "passcode", f"'passcode' must be null or 1 to {MAX_PASSCODE} characters."
@@ -70,16 +81,17 @@ def parse_settings(body: dict[str, Any]) -> CircleSettings:
         raise invalid_field(
             "crisis_text", f"'crisis_text' must be at most {MAX_CRISIS_TEXT} characters."
         )
-    return CircleSettings(
+    settings = CircleSettings(
         speaking_mode=SpeakingMode(body["speaking_mode"]),
         lobby=body["lobby"],
-        passcode=passcode,
+        passcode=None,
         wait_for_host=body["wait_for_host"],
         no_host_policy=NoHostPolicy(body["no_host_policy"]),
         allow_rename=body["allow_rename"],
         share_seconds=share,
         crisis_text=crisis,
     )
+    return settings, passcode
 
 
 def render_audit(record: AuditRecord) -> dict[str, Any]:
@@ -147,7 +159,15 @@ async def put_series_moderation(request: web.Request) -> web.Response:
 async def _replace_settings(
     request: web.Request, store: SqlCircleStore, series_id: str
 ) -> web.Response:
-    settings = parse_settings(await read_json_object(request))
+    settings, passcode = parse_settings(await read_json_object(request))
+    if passcode is KEEP:
+        stored = (await store.moderation_settings(series_id)).passcode
+    elif isinstance(passcode, str):
+        # scrypt takes tens of milliseconds: off the loop that carries the audio.
+        stored = await asyncio.to_thread(hash_passcode, passcode)
+    else:
+        stored = None
+    settings = replace(settings, passcode=stored)
     await store.set_moderation_settings(series_id, settings)
     # Stored first, so a circle that loads meanwhile reads them; then the live ones apply them.
     await apply_live(request.app, store, series_id, settings)

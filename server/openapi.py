@@ -103,7 +103,6 @@ MODERATION_SETTINGS_SCHEMA: dict[str, Any] = {
     "required": [
         "speaking_mode",
         "lobby",
-        "passcode",
         "wait_for_host",
         "no_host_policy",
         "allow_rename",
@@ -117,7 +116,19 @@ MODERATION_SETTINGS_SCHEMA: dict[str, Any] = {
             "description": "How the circle starts; hosts can switch it live.",
         },
         "lobby": {"type": "boolean", "description": "Arrivals wait until a host admits them."},
-        "passcode": {"type": ["string", "null"], "minLength": 1, "maxLength": 100},
+        "passcode": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "maxLength": 100,
+            "writeOnly": True,
+            "description": "Write-only: a string sets the passcode, null removes it, leaving "
+            "it out keeps the one set. Stored only as a slow salted hash; never returned.",
+        },
+        "passcode_set": {
+            "type": "boolean",
+            "readOnly": True,
+            "description": "Whether the circle has a passcode (ignored in a PUT).",
+        },
         "wait_for_host": {
             "type": "boolean",
             "description": "Arrivals wait while no host or co-host is present.",

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from rooms.limits import BackoffPolicy
 from server.appkeys import ADMISSION, HUB, ROUTER, SETTINGS
+from server.config import Settings
+from signaling import protocol
+from signaling.guard import AddressGate, Guards, PasscodeGuard, RateByKey, SessionLimits
 from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS
 from signaling.session import ClientSession
 
@@ -65,21 +74,51 @@ async def circle_info(request: web.Request) -> web.Response:
     The token comes in the body, never the URL, so it stays out of access logs. An unknown
     link and a circle that is not open get the same answer, as a refused join does.
     """
+    guards = request.app[PAGE_GUARDS]
+    now = time.monotonic()
+    if not guards.behind_front and not (
+        guards.circle_info.allow(_address(request), now=now)
+        # A flood spread over many addresses meets the process-wide bound: the page joins
+        # fine without this answer (join says what it needs), a live circle needs the loop.
+        and guards.circle_info.allow("", now=now, total=True)
+    ):
+        return await _too_many(guards)
     token: object = None
-    with contextlib.suppress(ValueError):
-        body = await request.json()
+    # RecursionError: deeply nested JSON is as malformed as any other (never a 500).
+    with contextlib.suppress(ValueError, RecursionError):
+        body = json.loads(await request.read())
         if isinstance(body, dict):
             token = body.get("token")
+    if isinstance(token, str) and not _is_text(token):
+        token = None
     info = None
     if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS:
         router = request.app.get(ROUTER)
-        if router is not None:
-            info = await router.describe_link(token)  # from the circle's worker
-        else:
-            info = await request.app[HUB].describe_link(token)
+        async with request.app[PAGE_GUARDS].circle_info_slots:
+            if router is not None:
+                info = await router.describe_link(token)  # from the circle's worker
+            else:
+                info = await request.app[HUB].describe_link(token)
     response = web.json_response({"open": False} if info is None else {"open": True, **info})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def _too_many(guards: PageGuards) -> web.Response:
+    """429, after a pause: a flooder that waits for each answer (keep-alive, one request at a
+    time) is slowed to one request a second per connection instead of being answered as
+    fast as it asks, which costs the event loop that carries the circles. A pause costs no
+    CPU; past TARPIT_LIMIT paused requests the answer comes at once and the connection closes."""
+    headers = {"Retry-After": "1", "Cache-Control": "no-store"}
+    if guards.tarpitted < TARPIT_LIMIT:
+        guards.tarpitted += 1
+        try:
+            await asyncio.sleep(TARPIT_SECONDS)
+        finally:
+            guards.tarpitted -= 1
+    else:
+        headers["Connection"] = "close"
+    return web.json_response({"open": False}, status=429, headers=headers)
 
 
 def _page(request: web.Request, name: str = "index.html") -> web.StreamResponse:
@@ -96,29 +135,152 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/ws")
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+async def websocket(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings):
+        # Before the upgrade: a page from another site never gets a socket here.
+        return web.json_response(
+            {"error": {"code": "forbidden_origin", "message": "This origin may not connect."}},
+            status=403,
+        )
+    guards = request.app[PAGE_GUARDS]
+    # A worker behind the front sees only the front's address: per-address keys would
+    # lump everyone together, so there the front's own checks are the ones that count.
+    address = "" if guards.behind_front else _address(request)
+    router = request.app.get(ROUTER)
+    # The workers' front cannot tell when a piped socket has joined, so it does not count
+    # them: with --workers, the join timeout alone bounds sockets that never join.
+    counted = bool(address) and router is None
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
+    if counted and not guards.sessions.unjoined.enter(address):
+        await ws.send_json(
+            protocol.error_message(
+                protocol.TOO_MANY_CONNECTIONS, protocol.TOO_MANY_CONNECTIONS_MESSAGE, None
+            )
+        )
+        await ws.close(code=protocol.CLOSE_TOO_MANY_CONNECTIONS)
+        return ws
+
+    def joined() -> None:
+        nonlocal counted
+        if counted:
+            counted = False
+            guards.sessions.unjoined.leave(address)
+
     sockets = request.app[OPEN_SOCKETS]
     sockets.add(ws)
     try:
-        router = request.app.get(ROUTER)
-        join_timeout = request.app[SETTINGS].join_timeout_seconds
+        join_timeout = settings.join_timeout_seconds
         if router is not None:
-            # Piped to the worker that hosts the circle.
+            # Piped to the worker that hosts the circle; it keeps the per-socket limits.
             await router.serve(ws, join_timeout=join_timeout)
         else:
-            hub, admission = request.app[HUB], request.app[ADMISSION]
-            await ClientSession(ws, hub, join_timeout=join_timeout, admission=admission).run()
+            session = ClientSession(
+                ws,
+                request.app[HUB],
+                join_timeout=join_timeout,
+                admission=request.app[ADMISSION],
+                guards=guards.sessions,
+                address=address,
+                on_joined=joined,
+            )
+            await session.run()
     finally:
+        joined()
         sockets.discard(ws)
     return ws
 
 
+def origin_allowed(request: web.Request, settings: Settings) -> bool:
+    """Browsers always send Origin on a WebSocket; a page of another site must not drive a
+    visitor's browser into a circle here (cross-site WebSocket hijacking). A request without
+    Origin comes from a program, not a page (bots, the bench, another process's front):
+    it is let through, as it could forge any Origin anyway."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True
+    allowed = settings.allowed_origins or (own_origin(request, settings),)
+    return origin.rstrip("/").lower() in {a.lower() for a in allowed}
+
+
+def own_origin(request: web.Request, settings: Settings) -> str:
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{request.scheme}://{request.host}"
+
+
+def _address(request: web.Request) -> str:
+    # A dictionary key for the limits, in memory only: never logged, never stored.
+    return request.remote or ""
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass
+class PageGuards:
+    sessions: Guards
+    circle_info: RateByKey
+    # Lookups of /circle-info in flight at once, so a flood cannot take every database
+    # connection a live circle needs for its next command.
+    circle_info_slots: asyncio.Semaphore
+    behind_front: bool = False
+    # Refused /circle-info requests now waiting out their pause.
+    tarpitted: int = 0
+
+
+def guards_from_settings(settings: Settings, *, behind_front: bool = False) -> PageGuards:
+    limits = SessionLimits(
+        message_rate=settings.message_rate,
+        message_burst=float(settings.message_burst),
+        flood_close_after=settings.flood_close_after,
+        rename_burst=float(settings.rename_burst),
+        rename_every_seconds=float(settings.rename_every_seconds),
+        passcode_tries_per_socket=settings.passcode_tries_per_socket,
+        lobby_idle_seconds=float(settings.lobby_idle_seconds),
+        lobby_size=settings.lobby_size,
+    )
+    passcodes = PasscodeGuard(
+        per_person=BackoffPolicy(
+            free_failures=settings.passcode_free_failures,
+            max_delay=float(settings.passcode_max_delay_seconds),
+        )
+    )
+    return PageGuards(
+        sessions=Guards(
+            limits, passcodes, AddressGate(limit=settings.unjoined_sockets_per_address)
+        ),
+        circle_info=RateByKey(
+            settings.circle_info_rate,
+            float(settings.circle_info_burst),
+            total_rate=settings.circle_info_total_rate,
+        ),
+        circle_info_slots=asyncio.Semaphore(CIRCLE_INFO_SLOTS),
+        behind_front=behind_front,
+    )
+
+
+CIRCLE_INFO_SLOTS = 4
+TARPIT_SECONDS = 1.0
+TARPIT_LIMIT = 512
 OPEN_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("open_sockets")
+PAGE_GUARDS: web.AppKey[PageGuards] = web.AppKey("page_guards")
+
+
+def install_guards(app: web.Application, *, behind_front: bool = False) -> None:
+    """The limits' memory for this process (each worker has its own)."""
+    app[PAGE_GUARDS] = guards_from_settings(app[SETTINGS], behind_front=behind_front)
 
 
 def add_page_routes(app: web.Application) -> None:
     app[OPEN_SOCKETS] = set()
+    install_guards(app)
     app.router.add_routes(routes)
     app.router.add_static("/static/", app[SETTINGS].web_dir, append_version=False)

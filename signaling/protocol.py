@@ -46,6 +46,14 @@ STORAGE_UNAVAILABLE_MESSAGE = (
     "We cannot let anyone in right now: the server cannot reach its records. "
     "Please try again in a moment."
 )
+# Limits (signaling/guard.py, rooms/limits.py).
+RATE_LIMITED = "rate_limited"
+RATE_LIMITED_MESSAGE = "Too many messages at once; slow down."
+TOO_MANY_ATTEMPTS = "too_many_attempts"
+TOO_MANY_CONNECTIONS = "too_many_connections"
+TOO_MANY_CONNECTIONS_MESSAGE = "Too many connections from your network are waiting to join."
+LOBBY_TIMEOUT = "lobby_timeout"
+LOBBY_TIMEOUT_MESSAGE = "You waited a long time in the lobby, so your place was given up."
 
 # WebSocket close codes the server uses.
 CLOSE_LEFT = 1000
@@ -54,6 +62,9 @@ CLOSE_SENT_AWAY = 4403
 CLOSE_REPLACED = 4409
 CLOSE_ENDED = 4410
 CLOSE_JOIN_TIMEOUT = 4408
+CLOSE_RATE_LIMITED = 4429
+CLOSE_TOO_MANY_CONNECTIONS = 4430
+CLOSE_LOBBY_TIMEOUT = 4431
 
 
 class ProtocolError(Exception):
@@ -171,7 +182,7 @@ def parse(raw: str) -> ClientMessage:
     if not isinstance(data, dict):
         raise ProtocolError(INVALID_JSON, "The message must be a JSON object.")
     kind = data.get("type")
-    if not isinstance(kind, str):
+    if not isinstance(kind, str) or not _is_utf8(kind):
         raise ProtocolError(INVALID_MESSAGE, "Field 'type' must be a string.")
     if kind == "join":
         return Join(
@@ -274,7 +285,19 @@ def _string(data: dict[str, Any], kind: str, name: str, *, max_chars: int) -> st
         raise ProtocolError(INVALID_MESSAGE, f"Field '{name}' must be a string.", ref=kind)
     if len(value) > max_chars:
         raise ProtocolError(INVALID_MESSAGE, f"Field '{name}' is too long.", ref=kind)
+    if not _is_utf8(value):
+        # JSON may escape a lone surrogate ("\ud800"); no text a person types holds one, and
+        # neither hashing nor the database could take it.
+        raise ProtocolError(INVALID_MESSAGE, f"Field '{name}' is not valid text.", ref=kind)
     return value
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bool(data: dict[str, Any], kind: str, name: str, default: bool | None = None) -> bool:
@@ -383,7 +406,7 @@ def circle_json(circle: Circle) -> dict[str, Any]:
 
 
 def error_message(
-    code: str, message: str, ref: str | None, details: dict[str, str] | None = None
+    code: str, message: str, ref: str | None, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """An ``error``; ``details`` are optional documented fields (e.g. ``next_starts_at``)."""
     return {**(details or {}), "type": "error", "code": code, "message": message, "ref": ref}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -13,12 +14,15 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from rooms import errors, machine
-from rooms.errors import CIRCLE_NOT_OPEN, RoomError
+from rooms.errors import CIRCLE_NOT_OPEN, PASSCODE_REQUIRED, RoomError
+from rooms.limits import Bucket, Strikes, strike, take
 from rooms.machine import Decision
 from rooms.model import CircleState, Role, SpeakingMode
 from signaling import protocol
 from signaling.admission import REFUSAL_CLOSE_CODES, REFUSAL_MESSAGES, Admission
+from signaling.guard import Guards
 from signaling.hub import CircleHub, LiveCircle, storage_unavailable
+from signaling.passcodes import check_passcode
 from signaling.peer import MediaPeer
 from signaling.protocol import (
     ClientMessage,
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 # circle and is disconnected (it reconnects and gets a fresh state).
 MAX_OUTBOX = 256
 SEAT_TOKEN_BYTES = 24
+# A run of refused messages ends after this many quiet seconds.
+FLOOD_FORGET_SECONDS = 10.0
 # Refusals after which the connection is closed, and with which code.
 CLOSING_REFUSALS = {
     CIRCLE_NOT_OPEN: protocol.CLOSE_NOT_OPEN,
@@ -64,11 +70,26 @@ class ClientSession:
         *,
         join_timeout: float | None = None,
         admission: Admission | None = None,
+        guards: Guards | None = None,
+        address: str = "",
+        on_joined: Callable[[], None] | None = None,
     ) -> None:
         self._ws = ws
         self._hub = hub
         self._admission = admission
         self._join_timeout = join_timeout
+        # Limits are kept per socket here, per circle/device/address in the shared guards.
+        # ``address`` is a key in memory, never logged or stored.
+        self._guards = guards or Guards()
+        self._limits = self._guards.limits
+        self._address = address
+        self._on_joined = on_joined
+        now = self._monotonic()
+        self._messages = Bucket(self._limits.message_burst, now)
+        self._renames = Bucket(self._limits.rename_burst, now)
+        self._flood = Strikes()
+        self._wrong_passcodes = 0
+        self._lobby_timer: asyncio.Task[None] | None = None
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._live: LiveCircle | None = None
         self._seat_id: str | None = None
@@ -105,19 +126,54 @@ class ClientSession:
         )
         try:
             async for msg in self._ws:
-                if msg.type == WSMsgType.TEXT:
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue
+                if not self._within_rate():
+                    if self._flood.count >= self._limits.flood_close_after:
+                        await self._close(protocol.CLOSE_RATE_LIMITED)
+                elif msg.type == WSMsgType.TEXT:
                     await self._handle_text(msg.data)
-                elif msg.type == WSMsgType.BINARY:
+                else:
                     self._send_error(protocol.INVALID_JSON, protocol.BINARY_MESSAGE, None)
                 if self._closing:
                     break
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            if self._lobby_timer is not None:
+                self._lobby_timer.cancel()
             await self._depart()
             self._outbox.put_nowait(None)
             with contextlib.suppress(Exception):
                 await writer
+
+    @staticmethod
+    def _monotonic() -> float:
+        return asyncio.get_running_loop().time()
+
+    def _within_rate(self) -> bool:
+        """Spend a token for one message; a refused one is answered, left unread and counted
+        towards the close (so a flood costs a few hundred microseconds a message at most)."""
+        now = self._monotonic()
+        limits = self._limits
+        self._messages, allowed = take(
+            self._messages, rate=limits.message_rate, capacity=limits.message_burst, now=now
+        )
+        if allowed:
+            return True
+        self._flood = strike(self._flood, now=now, forget_after=FLOOD_FORGET_SECONDS)
+        self._send_error(protocol.RATE_LIMITED, protocol.RATE_LIMITED_MESSAGE, None)
+        return False
+
+    async def _close_after_lobby_wait(self, seconds: float, waiting_id: str) -> None:
+        # A lobby place held by a socket nobody attends to is given up, not kept forever.
+        await asyncio.sleep(seconds)
+        live = self._live
+        if live is None or self._seat_id != waiting_id or live.state.waiting(waiting_id) is None:
+            return
+        self._send_error(protocol.LOBBY_TIMEOUT, protocol.LOBBY_TIMEOUT_MESSAGE, None)
+        self._leaving = True
+        await self._close(protocol.CLOSE_LOBBY_TIMEOUT)
 
     async def _close_unless_joined(self, seconds: float) -> None:
         # An open socket that never joins holds server resources for nothing.
@@ -175,6 +231,11 @@ class ClientSession:
             self._send_error(err.code, err.message, ref, err.details)
             if err.code in CLOSING_REFUSALS and self._seat_id is None:
                 await self._close(CLOSING_REFUSALS[err.code])
+            elif self._wrong_passcodes >= self._limits.passcode_tries_per_socket:
+                self._send_error(
+                    protocol.TOO_MANY_ATTEMPTS, "Too many wrong passcodes on this connection.", ref
+                )
+                await self._close(protocol.CLOSE_RATE_LIMITED)
         except Exception:
             # Details stay in the server's log; the client gets a stable code only.
             log.exception("handling a %s message failed", ref)
@@ -203,6 +264,8 @@ class ClientSession:
             minutes, now = message.minutes, self._hub.now()
             live.submit(lambda s: machine.extend(s, actor_id=seat_id, minutes=minutes, now=now))
         elif isinstance(message, Command):
+            if message.kind == "rename":
+                self._check_rename_rate()
             live.submit(_command(message, seat_id, self._hub.now))
         elif isinstance(message, Leave):
             self._leaving = True
@@ -220,8 +283,10 @@ class ClientSession:
         live, role, details = arrival.live, arrival.role, arrival.details
         seat_id = secrets.token_urlsafe(9)
         seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
-        now = self._hub.now()
+        tried, wait = False, 0.0
         try:
+            passcode_ok, tried, wait = await self._check_passcode(live, role, message)
+            now = self._hub.now()
             held = await live.join(
                 seat_id,
                 self,
@@ -235,7 +300,8 @@ class ClientSession:
                     token_hash=digest(seat_token),
                     resume_hash=digest(message.seat_token) if message.seat_token else "",
                     device_hash=digest(message.device_key, live.id) if message.device_key else "",
-                    passcode=message.passcode,
+                    passcode_ok=passcode_ok,
+                    max_lobby=self._limits.lobby_size,
                 ),
                 seat_token=seat_token,
                 resume_token=message.seat_token,
@@ -245,6 +311,16 @@ class ClientSession:
             raise storage_unavailable() from None
         except RoomError as refused:
             await self._hub.arrived(arrival)
+            if refused.code == PASSCODE_REQUIRED and wait > 0:
+                raise RoomError(
+                    protocol.TOO_MANY_ATTEMPTS,
+                    "Too many wrong passcodes were tried. Please wait before trying again.",
+                    details={"retry_after": math.ceil(wait)},
+                ) from None
+            if refused.code == PASSCODE_REQUIRED and tried:
+                self._wrong_passcodes += 1
+                keys = self._passcode_keys(live, message)
+                self._guards.passcodes.record_failure(keys, now=self._monotonic())
             if refused.code == CIRCLE_NOT_OPEN and details and not refused.details:
                 raise RoomError(refused.code, refused.message, details=details) from None
             raise
@@ -253,6 +329,12 @@ class ClientSession:
             raise
         self._live, self._seat_id = live, held
         await self._hub.arrived(arrival)
+        if self._on_joined is not None:
+            self._on_joined()
+        if held not in live.state.seats and self._lobby_timer is None:
+            self._lobby_timer = asyncio.get_running_loop().create_task(
+                self._close_after_lobby_wait(self._limits.lobby_idle_seconds, held)
+            )
 
     def _refusal(self, message: Join) -> str | None:
         """Overloaded or draining: ``server_busy`` or ``server_draining`` for a newcomer;
@@ -274,6 +356,45 @@ class ClientSession:
             for live in self._hub.live_circles()
         )
 
+    def _passcode_keys(self, live: LiveCircle, message: Join) -> list[str]:
+        keys = [f"circle:{live.id}"]
+        if self._address:
+            keys.append(f"address:{self._address}")
+        if message.device_key:
+            keys.append(f"device:{digest(message.device_key)}")
+        return keys
+
+    async def _check_passcode(
+        self, live: LiveCircle, role: Role, message: Join
+    ) -> tuple[bool, bool, float]:
+        """(passcode_ok, whether it was checked, seconds to wait before checking one).
+
+        Checked only when the circle has one and one was sent; refused unchecked (and
+        without the KDF's cost) while a circle, device or address waits out its delay.
+        """
+        stored = live.state.settings.passcode
+        if role is Role.HOST or not stored or not message.passcode:
+            return False, False, 0.0
+        wait = self._guards.passcodes.wait(
+            self._passcode_keys(live, message), now=self._monotonic()
+        )
+        if wait > 0:
+            return False, False, wait
+        return await check_passcode(message.passcode, stored), True, 0.0
+
+    def _check_rename_rate(self) -> None:
+        limits = self._limits
+        self._renames, allowed = take(
+            self._renames,
+            rate=1.0 / limits.rename_every_seconds,
+            capacity=limits.rename_burst,
+            now=self._monotonic(),
+        )
+        if not allowed:
+            raise RoomError(
+                protocol.RATE_LIMITED, "You changed your name often; wait a little first."
+            )
+
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:
             self._peer = MediaPeer(lambda: live.audio.voice_inlet(seat_id))
@@ -281,7 +402,7 @@ class ClientSession:
         self.send({"type": "answer", "sdp": answer})
 
     def _send_error(
-        self, code: str, message: str, ref: str | None, details: dict[str, str] | None = None
+        self, code: str, message: str, ref: str | None, details: dict[str, Any] | None = None
     ) -> None:
         self.send(protocol.error_message(code, message, ref, details))
 

@@ -28,7 +28,11 @@ const FINAL_CLOSES = new Set([CLOSE_SENT_AWAY, CLOSE_REPLACED, CLOSE_ENDED]);
 // Error codes that come just before such a close, and the close they mean.
 const FINAL_ERRORS = { removed: CLOSE_SENT_AWAY, denied: CLOSE_SENT_AWAY, replaced: CLOSE_REPLACED };
 // Refusals at the door: back to the join form, with the server's words.
-const DOOR_ERRORS = new Set(['passcode_required', 'circle_locked', 'banned']);
+// Refusals at the door: back to the join form with the server's words (Join knocks again).
+const DOOR_ERRORS = new Set([
+    'passcode_required', 'circle_locked', 'banned',
+    'too_many_attempts', 'lobby_full', 'lobby_timeout', 'too_many_connections',
+]);
 const MODERATORS = new Set(['host', 'cohost']);
 
 const $ = (id) => document.getElementById(id);
@@ -963,6 +967,11 @@ function onError(conn, code, message) {
         }
         break;
     case 'invalid_display_name':
+    case 'name_confusable':
+        if (state.phase === 'in') {
+            setNotice(message || 'Please choose a different name.');
+            break;
+        }
         backToJoinWith(() => {
             showNameError(message || 'Please choose a different name.');
             $('display-name').focus();

@@ -142,6 +142,8 @@ class CircleRow(Base):
         CheckConstraint("status IN ('scheduled', 'open', 'ended')", name="status"),
         CheckConstraint("duration_minutes > 0", name="duration_positive"),
         Index("ix_circles_series_id_original_start", "series_id", "original_start", unique=True),
+        # A link's "occurrence now" reads only the rows near now (moved ones by starts_at).
+        Index("ix_circles_series_id_starts_at", "series_id", "starts_at"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)

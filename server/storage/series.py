@@ -277,8 +277,11 @@ async def resolve_series_link(
     A one-off series always opens its single occurrence: admission then says whether it is
     open (that is how circles behaved before series).
     """
+    # A series' past is not read: only rows from LOOK_BACK on (an indexed range), whatever
+    # how many occurrences it has had. A one-off has one row, wherever it lies.
+    since = None if series.fields.rrule is None else now - LOOK_BACK
     async with sessions() as session:
-        rows = await load_overrides(session, series.id)
+        rows = await load_overrides(session, series.id, since)
     if series.fields.rrule is None:
         since_ever = datetime.min.replace(tzinfo=now.tzinfo)
         occurrences = _occurrences(series, rows, since_ever, now + LOOK_AHEAD)

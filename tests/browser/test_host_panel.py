@@ -206,3 +206,26 @@ async def test_ending_the_circle_tells_everyone_honestly_and_nobody_knocks_again
             timeout=10_000
         )
     assert errors == []
+
+
+async def test_a_name_that_looks_like_the_hosts_is_refused_at_the_door(
+    hearth_server: ServerProcess, chromium_path: Path
+) -> None:
+    circle = hearth_server.create_circle("Lookalike circle")
+    errors: list[str] = []
+    async with async_playwright() as pw, chromium(pw, chromium_path, None) as browser:
+        host = await open_page(
+            browser, urljoin(hearth_server.base_url, circle["host_url"]), 1024, errors
+        )
+        await join(host, "Ana", muted=True)
+        await expect(host.get_by_test_id("host-panel")).to_be_visible(timeout=10_000)
+        guest = await open_page(
+            browser, urljoin(hearth_server.base_url, circle["join_url"]), 400, errors
+        )
+        await join(guest, "\u0410na", muted=True)  # a Cyrillic A
+        await expect(guest.get_by_text("looks like a host's name")).to_be_visible(timeout=10_000)
+        # Still at the door, with a name to change; another name gets in.
+        await join(guest, "Sam", muted=True)
+        await expect(row(guest, "Sam")).to_contain_text("(you)", timeout=10_000)
+        await expect(row(host, "Sam")).to_be_visible(timeout=10_000)
+    assert errors == []

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
+from rooms.model import CircleSettings
 from server.storage.database import Database, alembic_config
+from server.storage.repository import SqlCircleStore
+from signaling.passcodes import verify_passcode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEARTH_TABLES = {
@@ -39,7 +43,7 @@ async def test_connect_upgrades_to_head_and_migrations_run_down_and_up_again(
 ) -> None:
     async with database.engine.begin() as connection:
         assert await connection.run_sync(table_names) >= HEARTH_TABLES
-        assert await connection.run_sync(current_revision) == "0003"
+        assert await connection.run_sync(current_revision) == "0006"
 
     async with database.engine.begin() as connection:
         await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "base"))
@@ -75,4 +79,23 @@ def test_alembic_command_line_migrates_the_database_named_by_the_environment(
             check=False,
         )
         assert result.returncode == 0, result.stderr
-    assert "0003 (head)" in result.stdout
+    assert "0006 (head)" in result.stdout
+
+
+async def test_upgrading_to_0006_hashes_the_passcodes_stored_in_clear(database: Database) -> None:
+    store = SqlCircleStore(database)
+    now = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
+    scheduled = await store.create_circle(
+        title="C", starts_at=now, duration_minutes=60, timezone="UTC", now=now
+    )
+    series_id = await store.series_of(scheduled.circle.id)
+    assert series_id is not None
+    async with database.engine.begin() as connection:
+        await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "0003"))
+    # As a server before 0006 stored it: in clear.
+    await store.set_moderation_settings(series_id, CircleSettings(passcode="olive"))
+    async with database.engine.begin() as connection:
+        await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+    stored = (await store.moderation_settings(series_id)).passcode
+    assert stored is not None and "olive" not in stored
+    assert verify_passcode("olive", stored) and not verify_passcode("olives", stored)

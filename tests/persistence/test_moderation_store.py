@@ -40,7 +40,7 @@ async def test_live_state_and_audit_are_saved_together_and_come_back(database: D
             role=role,
             muted=False,
             now=NOW,
-            passcode="olive",
+            passcode_ok=True,
         ).state
         await store.save_state(state, now=NOW)
     decision = machine.set_role(state, actor_id="ana", target_id="sam", role=Role.COHOST)

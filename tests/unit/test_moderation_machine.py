@@ -45,7 +45,7 @@ def enter(
     name: str | None = None,
     muted: bool = False,
     device: str = "",
-    passcode: str | None = None,
+    passcode_ok: bool = False,
     resume: str = "",
 ) -> Decision:
     return machine.join(
@@ -58,7 +58,7 @@ def enter(
         token_hash=f"token-{seat_id}",
         device_hash=device or f"device-{seat_id}",
         resume_hash=resume,
-        passcode=passcode,
+        passcode_ok=passcode_ok,
     )
 
 
@@ -269,14 +269,15 @@ def test_lobby_keeps_those_inside_shows_positions_and_admits() -> None:
 
 
 def test_lock_and_passcode_keep_new_people_out_but_not_hosts() -> None:
-    state = circle(CircleSettings(passcode="olive"), ANA)
+    # The I/O edge checks the passcode against its stored hash; rooms/ is told the outcome.
+    state = circle(CircleSettings(passcode="scrypt:stored-hash"), ANA)
     with pytest.raises(RoomError) as refused:
-        enter(state, "sam", passcode="wrong")
+        enter(state, "sam", passcode_ok=False)
     assert refused.value.code == errors.PASSCODE_REQUIRED
-    state = enter(state, "sam", passcode="olive").state
+    state = enter(state, "sam", passcode_ok=True).state
     state = machine.set_lock(state, actor_id="ana", locked=True).state
     with pytest.raises(RoomError) as refused:
-        enter(state, "kim", passcode="olive")
+        enter(state, "kim", passcode_ok=True)
     assert refused.value.code == errors.CIRCLE_LOCKED
     assert "bo" in enter(state, "bo", Role.HOST).state.seats
 
@@ -341,10 +342,20 @@ def test_same_names_are_told_apart_and_end_sends_everyone_home() -> None:
     assert refused.value.code == errors.CIRCLE_NOT_OPEN
 
 
-def test_renaming_when_allowed_keeps_names_apart() -> None:
+def test_renaming_when_allowed_keeps_names_apart_and_is_audited() -> None:
+    state = circle(CircleSettings(allow_rename=True), ANA, SAM, KIM)
+    decision = machine.rename(state, seat_id="sam", display_name="Kim")
+    assert decision.state.seats["sam"].label == "Kim (2)"
+    (entry,) = decision.audit
+    assert (entry.action, entry.actor_id, entry.detail) == ("rename", "sam", "Sam -> Kim")
+
+
+@pytest.mark.parametrize("name", ["Ana", "ana", "\u0410na", "A\u200dna"])
+def test_nobody_renames_themselves_into_a_hosts_lookalike(name: str) -> None:
     state = circle(CircleSettings(allow_rename=True), ANA, SAM)
-    state = machine.rename(state, seat_id="sam", display_name="Ana").state
-    assert state.seats["sam"].label == "Ana (2)"
+    with pytest.raises(RoomError) as refused:
+        machine.rename(state, seat_id="sam", display_name=name)
+    assert refused.value.code == errors.NAME_CONFUSABLE
 
 
 def test_the_snapshot_gives_back_the_whole_state() -> None:

@@ -89,7 +89,8 @@ class CircleMachine(RuleBasedStateMachine):
         self.state = decision.state
         # A banned device is never admitted: whoever is newly inside (seated or waiting)
         # carries a device no ban names, unless they came with the host link.
-        banned = {b.device_hash for b in before.bans}
+        # (An empty device hash is "no key sent": such arrivals are kept out by seat token.)
+        banned = {b.device_hash for b in before.bans if b.device_hash}
         known = set(before.seats) | {w.id for w in before.lobby}
         for seat in self.state.seats.values():
             if seat.id not in known and seat.role is not Role.HOST:
@@ -135,7 +136,8 @@ class CircleMachine(RuleBasedStateMachine):
             lambda s: machine.join(
                 s,
                 seat_id=seat_id,
-                display_name="Sam",
+                # Names apart: a participant may not take a present moderator's name.
+                display_name=f"Sam {self.counter}",
                 role=Role.HOST if host else Role.PARTICIPANT,
                 muted=muted,
                 now=self.now,
