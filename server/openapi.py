@@ -629,13 +629,19 @@ SERIES_PATHS: dict[str, Any] = {
             "operationId": "meetingGuideFeed",
             "summary": "Meeting Guide feed (code4recovery format) of the public weekly series",
             "security": [],
-            "responses": {"200": _json("MeetingGuideFeed", "One entry per series and weekday.")},
+            "responses": {"200": _json("MeetingGuideFeed", "One entry per running weekly series.")},
         },
     },
 }
 
+_HH_MM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
 MEETING_GUIDE_SCHEMA: dict[str, Any] = {
     "type": "array",
+    "description": (
+        "The code4recovery Meeting Guide format: weekly meetings only. A series is listed "
+        "when it meets every week (WEEKLY, or DAILY, with INTERVAL 1) and is running: begun "
+        "(or beginning within 7 days) and with a meeting still to come."
+    ),
     "items": {
         "type": "object",
         "additionalProperties": False,
@@ -648,24 +654,27 @@ MEETING_GUIDE_SCHEMA: dict[str, Any] = {
             "timezone",
             "conference_url",
             "conference_url_notes",
-            "notes",
-            "types",
-            "attendance_option",
             "updated",
         ],
         "properties": {
-            "name": {"type": "string"},
-            "slug": {"type": "string"},
-            "day": {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Sunday"},
-            "time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
-            "end_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+            "name": {"type": "string", "maxLength": 255},
+            "slug": {"type": "string", "maxLength": 64, "pattern": "^[a-z0-9-]+$"},
+            "day": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0, "maximum": 6},
+                "description": "The weekdays it meets on, 0 = Sunday.",
+            },
+            "time": _HH_MM,
+            "end_time": _HH_MM,
             "timezone": {"type": "string"},
-            "conference_url": {"type": "string", "format": "uri"},
+            "conference_url": {
+                "type": "string",
+                "format": "uri",
+                "description": "The join link: it launches straight into the circle.",
+            },
             "conference_url_notes": {"type": "string"},
-            "notes": {"type": "string"},
-            "types": {"type": "array", "items": {"type": "string"}},
-            "attendance_option": {"type": "string", "enum": ["online"]},
-            "updated": {"type": "string"},
+            "notes": {"type": "string", "description": "The description, when there is one."},
+            "updated": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$"},
         },
     },
 }

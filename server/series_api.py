@@ -21,14 +21,20 @@ from rooms.lifecycle import (
     phase,
 )
 from rooms.recurrence import (
+    FIRST_YEAR,
+    LAST_YEAR,
     RecurrenceError,
     SeriesSchedule,
+    check_year,
     normalise_rule,
     starts_between,
     validate,
 )
 from server.api import (
+    check_wall_time,
+    has_control_characters,
     no_store,
+    parse_capacity,
     parse_duration,
     parse_starts_at,
     parse_timezone,
@@ -38,8 +44,9 @@ from server.api import (
     refuse_unknown_fields,
     require_fields,
 )
-from server.appkeys import CLOCK, DATABASE
+from server.appkeys import CLOCK, DATABASE, SETTINGS
 from server.auth import require_admin
+from server.config import DEFAULT_CAPACITY
 from server.errors import NOT_FOUND, ApiError, invalid_field
 from server.openapi import API_BASE
 from server.storage.series import (
@@ -51,10 +58,8 @@ from server.storage.series import (
 )
 
 MAX_DESCRIPTION = 2000
-MAX_CAPACITY = 1000
 MAX_WINDOW_MINUTES = 240
 MAX_HOST_NAME = 100
-DEFAULT_CAPACITY = 30
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=28)
 MAX_PREVIEW = 20
@@ -112,17 +117,18 @@ def _whole(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def _capacity(value: object) -> int | None:
-    return None if value is None else _whole("capacity", value, 1, MAX_CAPACITY)
-
-
 def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise invalid_field(name, f"'{name}' must be true or false.")
     return value
 
 
-def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> SeriesFields:
+def parse_series(
+    body: dict[str, Any],
+    existing: SeriesFields | None = None,
+    *,
+    default_capacity: int = DEFAULT_CAPACITY,
+) -> SeriesFields:
     """A complete, validated SeriesFields from a create body, or from a change to ``existing``."""
     refuse_unknown_fields(body, SERIES_FIELDS)
     if existing is None:
@@ -135,7 +141,7 @@ def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> 
             duration_minutes=60,
             rrule=None,
             ends_on=None,
-            capacity=DEFAULT_CAPACITY,
+            capacity=default_capacity,
             lobby_minutes=DEFAULT_LOBBY_MINUTES,
             grace_minutes=DEFAULT_GRACE_MINUTES,
             public=False,
@@ -160,7 +166,7 @@ def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> 
         elif name == "ends_on":
             changes["ends_on"] = _ends_on(value)
         elif name == "capacity":
-            changes["capacity"] = _capacity(value)
+            changes["capacity"] = parse_capacity(value)
         elif name in ("lobby_minutes", "grace_minutes"):
             changes[name] = _whole(name, value, 0, MAX_WINDOW_MINUTES)
         else:
@@ -170,7 +176,16 @@ def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> 
         validate(fields.schedule)
     except RecurrenceError as error:
         raise invalid_field(error.field, error.message) from None
+    if "starts_at" in body or "timezone" in body:
+        check_wall_time("starts_at", body.get("starts_at"), fields.first_start, fields.timezone)
     return fields
+
+
+def within_years(name: str, instant: datetime) -> None:
+    try:
+        check_year(name, instant)
+    except RecurrenceError as error:
+        raise invalid_field(name, error.message) from None
 
 
 def _instant(name: str, value: str | None, default: datetime) -> datetime:
@@ -182,7 +197,14 @@ def _instant(name: str, value: str | None, default: datetime) -> datetime:
         raise invalid_field(name, f"'{name}' is not an ISO 8601 date-time.") from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise invalid_field(name, f"'{name}' needs an offset, e.g. +01:00 or Z.")
-    return instant.astimezone(UTC)
+    try:
+        instant = instant.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC
+        raise invalid_field(
+            name, f"'{name}' must be in the years {FIRST_YEAR} to {LAST_YEAR}."
+        ) from None
+    within_years(name, instant)
+    return instant
 
 
 def parse_range(request: web.Request, now: datetime) -> tuple[datetime, datetime]:
@@ -286,7 +308,8 @@ def _now(request: web.Request) -> datetime:
 
 async def create_series(request: web.Request) -> web.Response:
     await require_admin(request)
-    fields = parse_series(await read_json_object(request))
+    default_capacity = request.app[SETTINGS].default_capacity
+    fields = parse_series(await read_json_object(request), default_capacity=default_capacity)
     now = _now(request)
     series = await _store(request).create(fields, now=now)
     response = _json(render_series(series, public_base(request), now), status=201)
@@ -374,6 +397,9 @@ async def change_occurrence(request: web.Request) -> web.Response:
         raise invalid_field("cancelled", "Send 'cancelled' or 'starts_at'.")
     cancelled = _flag("cancelled", body["cancelled"]) if "cancelled" in body else None
     starts_at = parse_starts_at(body["starts_at"]) if "starts_at" in body else None
+    if starts_at is not None:
+        within_years("starts_at", starts_at)
+        check_wall_time("starts_at", body["starts_at"], starts_at, series.fields.timezone)
     now = _now(request)
     if occurrence.starts_at <= now or (starts_at is not None and starts_at <= now):
         field = "starts_at" if starts_at is not None else "cancelled"
@@ -410,7 +436,7 @@ async def add_host_link(request: web.Request) -> web.Response:
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_HOST_NAME:
         raise invalid_field("name", f"'name' must be 1 to {MAX_HOST_NAME} characters.")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in name):
+    if has_control_characters(name):
         raise invalid_field("name", "'name' must not contain control characters.")
     link = await _store(request).add_host_link(
         request.match_info["series_id"], name.strip(), now=_now(request)
@@ -460,6 +486,7 @@ async def preview_recurrence(request: web.Request) -> web.Response:
         validate(schedule)
     except RecurrenceError as error:
         raise invalid_field(error.field, error.message) from None
+    check_wall_time("starts_at", body["starts_at"], schedule.first_start, schedule.timezone)
     starts = starts_between(schedule, schedule.first_start, schedule.first_start + MAX_RANGE)
     return _json({"starts": [_iso(s) for s in starts[:count]]})
 

@@ -31,6 +31,7 @@ from rooms.model import (
     Role,
     SpeakingMode,
 )
+from server.config import DEFAULT_CAPACITY
 from server.storage.database import Database
 from server.storage.models import (
     AdminTokenRow,
@@ -323,6 +324,7 @@ class SqlCircleStore:
         duration_minutes: int,
         timezone: str,
         now: datetime,
+        capacity: int = DEFAULT_CAPACITY,
     ) -> ScheduledCircle:
         """A one-off circle: a series without a rule, with its one occurrence stored."""
         fields = SeriesFields(
@@ -333,7 +335,7 @@ class SqlCircleStore:
             duration_minutes=duration_minutes,
             rrule=None,
             ends_on=None,
-            capacity=None,
+            capacity=capacity,
             lobby_minutes=DEFAULT_LOBBY_MINUTES,
             grace_minutes=DEFAULT_GRACE_MINUTES,
             public=False,
