@@ -206,6 +206,7 @@ def render_circle(scheduled: ScheduledCircle, base: str) -> dict[str, Any]:
         "duration_minutes": circle.duration_minutes,
         "timezone": circle.timezone,
         "status": circle.status.value,
+        "capacity": circle.capacity,
         "join_url": f"{base}/c/{scheduled.join_token}",
         "host_url": None if scheduled.host_token is None else f"{base}/c/{scheduled.host_token}",
     }

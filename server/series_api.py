@@ -63,6 +63,7 @@ MAX_HOST_NAME = 100
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=28)
 MAX_PREVIEW = 20
+MAX_LISTED = 5000
 NEXT_STARTS_SHOWN = 5
 
 REQUIRED = ("title", "starts_at", "timezone", "duration_minutes")
@@ -225,10 +226,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def render_host_link(link: HostLink, base: str) -> dict[str, Any]:
+    """A roster entry; ``url`` only in the answer that made or rotated it (stored hashed)."""
     return {
         "id": link.id,
         "name": link.name,
-        "url": f"{base}/c/{link.token}",
+        "url": None if link.token is None else f"{base}/c/{link.token}",
         "created_at": _iso(link.created_at),
     }
 
@@ -343,7 +345,12 @@ async def update_series(request: web.Request) -> web.Response:
     updated = await store.update(series.id, fields, now=now)
     if updated is None:
         raise _no_series()
-    return _json(render_series(updated, public_base(request), now))
+    body = render_series(updated.series, public_base(request), now)
+    body["not_kept"] = [
+        {"original_start": _iso(d.original_start), "change": d.change, "reason": d.reason}
+        for d in updated.dropped
+    ]
+    return _json(body)
 
 
 async def delete_series(request: web.Request) -> web.Response:
@@ -369,7 +376,7 @@ async def list_series_occurrences(request: web.Request) -> web.Response:
     found = await _store(request).occurrences(request.match_info["series_id"], after, before)
     if found is None:
         raise _no_series()
-    return _json({"occurrences": [render_occurrence(o, now) for o in found]})
+    return _json(_occurrence_list(found, now))
 
 
 async def list_all_occurrences(request: web.Request) -> web.Response:
@@ -378,7 +385,16 @@ async def list_all_occurrences(request: web.Request) -> web.Response:
     after, before = parse_range(request, now)
     found = await _store(request).occurrences(None, after, before)
     assert found is not None
-    return _json({"occurrences": [render_occurrence(o, now) for o in found]})
+    return _json(_occurrence_list(found, now))
+
+
+def _occurrence_list(found: list[ScheduledOccurrence], now: datetime) -> dict[str, Any]:
+    """At most MAX_LISTED occurrences, the soonest; ``truncated`` says when some were left out
+    (ask again from the last one's start for the rest)."""
+    return {
+        "occurrences": [render_occurrence(o, now) for o in found[:MAX_LISTED]],
+        "truncated": len(found) > MAX_LISTED,
+    }
 
 
 async def change_occurrence(request: web.Request) -> web.Response:

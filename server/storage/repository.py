@@ -47,6 +47,7 @@ from server.storage.series import (
     SeriesFields,
     SeriesStore,
     circle_for,
+    hash_link_token,
     load_series,
     materialise,
     resolve_series_link,
@@ -158,7 +159,8 @@ class SqlCircleStore:
             if series_id is None:
                 series_id = await session.scalar(
                     select(HostLinkRow.series_id).where(
-                        HostLinkRow.token == token, HostLinkRow.revoked_at.is_(None)
+                        HostLinkRow.token_hash == hash_link_token(token),
+                        HostLinkRow.revoked_at.is_(None),
                     )
                 )
                 role = Role.HOST
