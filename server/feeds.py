@@ -18,7 +18,7 @@ One series that cannot be rendered is left out (and logged); it never takes a fe
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,7 @@ from aiohttp import web
 from icalendar import Calendar, Event, vRecur
 
 from rooms.lifecycle import Override
-from rooms.recurrence import last_instant, next_start
+from rooms.recurrence import FIRST_YEAR, LAST_YEAR, last_instant, next_start
 from server.api import public_base
 from server.appkeys import CLOCK, DATABASE
 from server.errors import NOT_FOUND, ApiError
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # A series that begins within this lead is listed already (directories show the week ahead).
 LISTING_LEAD = timedelta(days=7)
+EARLIEST = date(FIRST_YEAR, 1, 1)
 PRODID = "-//Hearth//Support circles//EN"
 WEEKDAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")  # Meeting Guide: 0 = Sunday
 PYTHON_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # datetime.weekday()
@@ -108,7 +109,14 @@ def calendar(entries: list[tuple[Series, dict[datetime, Override]]], base: str) 
             continue
         for item in items:
             cal.add_component(item)
-    cal.add_missing_timezones()
+    # icalendar writes zone transitions up to 2038 by default; a series may run to LAST_YEAR,
+    # and a calendar past the VTIMEZONE's last transition would keep one offset all year.
+    # From a week before the first start (a moved first occurrence may come a little early).
+    firsts = [series.fields.first_start.date() for series, _ in entries]
+    first_date = max(min(firsts, default=EARLIEST), EARLIEST + timedelta(days=7))
+    cal.add_missing_timezones(
+        first_date=first_date - timedelta(days=7), last_date=date(LAST_YEAR + 1, 1, 1)
+    )
     return bytes(cal.to_ical())
 
 
