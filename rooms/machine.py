@@ -34,8 +34,7 @@ from rooms.model import (
     WaitReason,
 )
 from rooms.roles import Capability, can, is_moderator
-from rooms.schedule import FULL_MESSAGE, NOT_OPEN_MESSAGE, is_over
-from rooms.schedule import admit as schedule_admit
+from rooms.schedule import FULL_MESSAGE, NOT_OPEN_MESSAGE, arrive, is_over
 
 MAX_DISPLAY_NAME = 40
 # How long a seat (or a lobby place) is kept for someone whose connection dropped.
@@ -185,7 +184,7 @@ def join(
     ``resume_hash`` is the digest of a seat token the client kept; when it matches a seat or
     lobby place still held, the person gets it back whatever else they send.
     """
-    circle = schedule_admit(state.circle, role, now)
+    circle = arrive(state.circle, role, now)
     if resume_hash:
         resumed = _resume(state, resume_hash, circle_changed=circle != state.circle)
         if resumed is not None:
