@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from rooms.recurrence import SeriesSchedule, starts_between
+from rooms.window import TimeWindow
 
 DEFAULT_LOBBY_MINUTES = 30
 DEFAULT_GRACE_MINUTES = 15
@@ -56,6 +57,15 @@ class Occurrence:
     def ends_at(self) -> datetime:
         return self.starts_at + timedelta(minutes=self.duration_minutes)
 
+    def window(self, windows: Windows) -> TimeWindow:
+        return TimeWindow(
+            self.starts_at,
+            self.duration_minutes,
+            windows.lobby_minutes,
+            windows.grace_minutes,
+            self.extended_minutes,
+        )
+
     @property
     def moved(self) -> bool:
         return self.starts_at != self.original_start
@@ -74,6 +84,8 @@ class Override:
 
 @dataclass(frozen=True, slots=True)
 class Windows:
+    """A series' lobby and grace minutes: with an occurrence, they make its TimeWindow."""
+
     lobby_minutes: int = DEFAULT_LOBBY_MINUTES
     grace_minutes: int = DEFAULT_GRACE_MINUTES
 
@@ -98,12 +110,11 @@ def original_start_of(series_id: str, value: str) -> datetime | None:
 
 
 def opens_at(occurrence: Occurrence, windows: Windows) -> datetime:
-    return occurrence.starts_at - timedelta(minutes=windows.lobby_minutes)
+    return occurrence.window(windows).opens_at
 
 
 def closes_at(occurrence: Occurrence, windows: Windows) -> datetime:
-    extra = windows.grace_minutes + occurrence.extended_minutes
-    return occurrence.ends_at + timedelta(minutes=extra)
+    return occurrence.window(windows).closes_at
 
 
 def phase(occurrence: Occurrence, windows: Windows, now: datetime) -> Phase:
@@ -162,9 +173,7 @@ def current_or_next(
     for occurrence in sorted(occurrences, key=lambda o: o.starts_at):
         if occurrence.cancelled:
             continue
-        if current is None and opens_at(occurrence, windows) <= now < closes_at(
-            occurrence, windows
-        ):
+        if current is None and occurrence.window(windows).contains(now):
             current = occurrence
         elif occurrence.starts_at > now and upcoming is None and occurrence is not current:
             upcoming = occurrence
@@ -183,9 +192,7 @@ def clashing_neighbour(
     for other in sorted(others, key=lambda o: o.starts_at):
         if other.cancelled or other.original_start == moved.original_start:
             continue
-        if opens_at(moved, windows) < closes_at(other, windows) and opens_at(
-            other, windows
-        ) < closes_at(moved, windows):
+        if moved.window(windows).overlaps(other.window(windows)):
             return other
     return None
 

@@ -35,8 +35,7 @@ from rooms.model import (
 )
 from rooms.names import MAX_DISPLAY_NAME, clean_display_name, poses_as
 from rooms.roles import Capability, can, is_moderator
-from rooms.schedule import FULL_MESSAGE, NOT_OPEN_MESSAGE, is_over
-from rooms.schedule import admit as schedule_admit
+from rooms.schedule import FULL_MESSAGE, NOT_OPEN_MESSAGE, arrive, is_over
 
 __all__ = ["MAX_DISPLAY_NAME", "clean_display_name"]  # kept here for their older callers
 # How long a seat (or a lobby place) is kept for someone whose connection dropped.
@@ -171,7 +170,7 @@ def join(
     slow KDF has no place in a pure decision). ``max_lobby`` bounds the lobby: past it,
     newcomers are refused with ``lobby_full`` rather than queued without end.
     """
-    circle = schedule_admit(state.circle, role, now)
+    circle = arrive(state.circle, role, now)
     if resume_hash:
         resumed = _resume(state, resume_hash, circle_changed=circle != state.circle)
         if resumed is not None:

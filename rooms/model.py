@@ -9,8 +9,10 @@ occurrence's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
+
+from rooms.window import TimeWindow
 
 
 class Role(StrEnum):
@@ -34,7 +36,9 @@ class NoHostPolicy(StrEnum):
     HOLD = "hold"
 
 
-class Connection(StrEnum):
+class Presence(StrEnum):
+    """Whether a seated person's connection is up (not signaling's Connection interface)."""
+
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
 
@@ -74,8 +78,18 @@ class Circle:
     capacity: int | None = None
 
     @property
+    def window(self) -> TimeWindow:
+        return TimeWindow(
+            self.starts_at,
+            self.duration_minutes,
+            self.lobby_minutes,
+            self.grace_minutes,
+            self.extended_minutes,
+        )
+
+    @property
     def ends_at(self) -> datetime:
-        return self.starts_at + timedelta(minutes=self.duration_minutes)
+        return self.window.ends_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +134,8 @@ class Seat:
             object.__setattr__(self, "label", self.display_name)
 
     @property
-    def connection(self) -> Connection:
-        return Connection.CONNECTED if self.disconnected_at is None else Connection.RECONNECTING
+    def connection(self) -> Presence:
+        return Presence.CONNECTED if self.disconnected_at is None else Presence.RECONNECTING
 
     def with_muted(self, muted: bool) -> Seat:
         return replace(
@@ -143,8 +157,8 @@ class Waiting:
     disconnected_at: datetime | None = None
 
     @property
-    def connection(self) -> Connection:
-        return Connection.CONNECTED if self.disconnected_at is None else Connection.RECONNECTING
+    def connection(self) -> Presence:
+        return Presence.CONNECTED if self.disconnected_at is None else Presence.RECONNECTING
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""When a circle can be entered.
+"""When a circle can be entered by its link (the window itself is rooms/window.py).
 
 A host may open a circle from when its lobby opens (``lobby_minutes`` before its start);
 once open, anyone with the join link may come in until the end plus a grace period
@@ -23,19 +23,21 @@ FULL_MESSAGE = "This circle is full right now."
 
 
 def closes_at(circle: Circle) -> datetime:
-    return circle.ends_at + timedelta(minutes=circle.grace_minutes + circle.extended_minutes)
+    return circle.window.closes_at
 
 
 def lobby_opens_at(circle: Circle) -> datetime:
-    return circle.starts_at - timedelta(minutes=circle.lobby_minutes)
+    return circle.window.opens_at
 
 
 def is_over(circle: Circle, now: datetime) -> bool:
     return circle.status is CircleStatus.ENDED or now >= closes_at(circle)
 
 
-def admit(circle: Circle, role: Role, now: datetime) -> Circle:
+def arrive(circle: Circle, role: Role, now: datetime) -> Circle:
     """Decide whether someone holding a link of ``role`` may enter now.
+
+    (Not rooms.machine.admit, which is a host letting someone in from the lobby.)
 
     Returns the circle as it is after their arrival: a host's arrival opens a scheduled
     circle. Refusals all carry the same code and message, so that a link that does not exist

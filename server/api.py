@@ -11,15 +11,17 @@ import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from aiohttp import web
 
+from rooms.recurrence import FIRST_YEAR, LAST_YEAR
 from server.appkeys import DATABASE, SETTINGS
 from server.auth import require_admin
+from server.config import MAX_CAPACITY
 from server.errors import INVALID_JSON, NOT_FOUND, ApiError, invalid_field
 from server.openapi import API_BASE, openapi_document
 from server.storage.repository import ScheduledCircle, SqlCircleStore
@@ -27,6 +29,7 @@ from server.storage.repository import ScheduledCircle, SqlCircleStore
 MAX_TITLE = 200
 MAX_DURATION_MINUTES = 24 * 60
 CREATE_FIELDS = ("title", "starts_at", "duration_minutes", "timezone")
+OPTIONAL_CREATE_FIELDS = ("capacity",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class NewCircle:
     starts_at: datetime
     duration_minutes: int
     timezone: str
+    capacity: int
 
 
 @cache
@@ -70,16 +74,28 @@ def require_fields(body: dict[str, Any], required: Iterable[str]) -> None:
             raise invalid_field(name, f"'{name}' is required.")
 
 
-def parse_new_circle(body: dict[str, Any]) -> NewCircle:
+def parse_new_circle(body: dict[str, Any], *, default_capacity: int) -> NewCircle:
     """Validate a create request; raises ApiError (422) naming the first field at fault."""
-    refuse_unknown_fields(body, CREATE_FIELDS)
+    refuse_unknown_fields(body, CREATE_FIELDS + OPTIONAL_CREATE_FIELDS)
     require_fields(body, CREATE_FIELDS)
-    return NewCircle(
+    new = NewCircle(
         title=parse_title(body["title"]),
         starts_at=parse_starts_at(body["starts_at"]),
         duration_minutes=parse_duration(body["duration_minutes"]),
         timezone=parse_timezone(body["timezone"]),
+        capacity=parse_capacity(body.get("capacity", default_capacity)),
     )
+    check_wall_time("starts_at", body["starts_at"], new.starts_at, new.timezone)
+    return new
+
+
+def parse_capacity(value: object) -> int:
+    """Every circle has a capacity: the most people seated at once (hosts always get in)."""
+    if type(value) is not int or not 1 <= value <= MAX_CAPACITY:
+        raise invalid_field(
+            "capacity", f"'capacity' must be a whole number from 1 to {MAX_CAPACITY}."
+        )
+    return value
 
 
 def parse_title(value: object) -> str:
@@ -88,9 +104,57 @@ def parse_title(value: object) -> str:
     title = value.strip()
     if not 1 <= len(title) <= MAX_TITLE:
         raise invalid_field("title", f"'title' must be 1 to {MAX_TITLE} characters.")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in title):
+    if has_control_characters(title):
         raise invalid_field("title", "'title' must not contain control characters.")
     return title
+
+
+# Format characters that writing needs: the zero-width non-joiner and joiner (Persian, Indic
+# scripts, emoji sequences) and the emoji tag characters (subdivision flags). Other format
+# characters (bidirectional overrides, invisible separators) can disguise a text: refused.
+ALLOWED_FORMAT_CHARACTERS = frozenset({"\u200c", "\u200d"}) | frozenset(
+    chr(code) for code in range(0xE0020, 0xE0080)
+)
+
+
+def has_control_characters(text: str) -> bool:
+    return any(
+        unicodedata.category(ch) == "Cc"
+        or (unicodedata.category(ch) == "Cf" and ch not in ALLOWED_FORMAT_CHARACTERS)
+        for ch in text
+    )
+
+
+def check_wall_time(field: str, raw: object, instant: datetime, timezone: str) -> None:
+    """Refuse a time an admin probably did not mean in ``timezone``.
+
+    - an offset that is not the zone's at that date (19:00+01:00 for Berlin in July is
+      20:00 there: every week would meet an hour late); UTC (Z) is always taken as given;
+    - the second of two instants with the same wall time (the night clocks go back):
+      calendars (RFC 5545) read a local time as the first, so it could not be shown right.
+    """
+    zone = ZoneInfo(timezone)
+    local = instant.astimezone(zone)
+    given = datetime.fromisoformat(raw).utcoffset() if isinstance(raw, str) else None
+    if given is not None and given != timedelta(0) and given != local.utcoffset():
+        raise invalid_field(
+            field,
+            f"'{field}' has the offset {_offset(given)}, but {timezone} is at "
+            f"{_offset(local.utcoffset())} on that date: give that offset, or UTC (Z).",
+        )
+    first = local.replace(tzinfo=None).replace(tzinfo=zone, fold=0)
+    if first.astimezone(UTC) != instant:
+        raise invalid_field(
+            field,
+            f"'{field}' is the second {local:%H:%M} of a night the clocks go back in "
+            f"{timezone}; calendars read that time as the first. Choose another time.",
+        )
+
+
+def _offset(value: timedelta | None) -> str:
+    minutes = int((value or timedelta(0)).total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def parse_starts_at(value: object) -> datetime:
@@ -103,6 +167,11 @@ def parse_starts_at(value: object) -> datetime:
     if starts_at.tzinfo is None or starts_at.utcoffset() is None:
         # A time without an offset means a different instant on every server.
         raise invalid_field("starts_at", "'starts_at' needs an offset, e.g. +01:00 or Z.")
+    # Far years overflow on conversion (0001-01-01T00:00+01:00) and make no circle.
+    if not FIRST_YEAR <= starts_at.year <= LAST_YEAR:
+        raise invalid_field(
+            "starts_at", f"'starts_at' must be in the years {FIRST_YEAR} to {LAST_YEAR}."
+        )
     return starts_at.astimezone(UTC)
 
 
@@ -137,6 +206,7 @@ def render_circle(scheduled: ScheduledCircle, base: str) -> dict[str, Any]:
         "duration_minutes": circle.duration_minutes,
         "timezone": circle.timezone,
         "status": circle.status.value,
+        "capacity": circle.capacity,
         "join_url": f"{base}/c/{scheduled.join_token}",
         "host_url": None if scheduled.host_token is None else f"{base}/c/{scheduled.host_token}",
     }
@@ -150,12 +220,15 @@ def no_store(response: web.Response) -> web.Response:
 
 async def create_circle(request: web.Request) -> web.Response:
     await require_admin(request)
-    new = parse_new_circle(await read_json_object(request))
+    new = parse_new_circle(
+        await read_json_object(request), default_capacity=request.app[SETTINGS].default_capacity
+    )
     scheduled = await SqlCircleStore(request.app[DATABASE]).create_circle(
         title=new.title,
         starts_at=new.starts_at,
         duration_minutes=new.duration_minutes,
         timezone=new.timezone,
+        capacity=new.capacity,
         now=datetime.now(UTC),
     )
     body = render_circle(scheduled, public_base(request))

@@ -10,14 +10,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiohttp import web
+
+from server.access_log import RedactingAccessLogger
 from server.app import create_app, create_worker_app, purge_attendance, purge_audit, serve
-from server.config import Settings, settings_from_env
+from server.config import ConfigError, Settings, settings_from_env
 from server.storage.database import Database
 from server.storage.repository import AdminTokenStore, SqlCircleStore
 from server.storage.series import SeriesStore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ConfigError as error:
+        # A wrong setting stops the start, naming the variable; no traceback for a typo.
+        print(f"hearth: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="hearth", description="Hearth support circles")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")

@@ -1,34 +1,59 @@
-"""Settings, read from the environment (and the CLI, which overrides them)."""
+"""Settings: one typed model, read strictly from the environment (the CLI overrides it).
+
+Every field ``name`` is set by the variable ``HEARTH_<NAME>``; adding a setting is one line
+in ``Settings`` (and a row in README.md's configuration table). A value that does not fit
+its type stops the start with a message naming the variable: ``HEARTH_AUDIO_FORWARDING=false``
+is false, ``HEARTH_PORT=eighty`` is an error, never a silent default.
+
+pydantic does the conversion and the checks (the same library as the API's models). The
+environment is passed in as a mapping instead of being read by ``Settings()`` itself
+(pydantic-settings' way), so that a test building ``Settings(...)`` never picks up whatever
+HEARTH_ variables the machine running it happens to have.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-
+ENV_PREFIX = "HEARTH_"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = Path("data")
 DEFAULT_ATTENDANCE_DAYS = 30
+# Seats in a circle when the admin names no capacity (HEARTH_DEFAULT_CAPACITY).
+DEFAULT_CAPACITY = 30
+MAX_CAPACITY = 1000
 DEFAULT_BUSY_LAG_MS = 200
 DEFAULT_DRAIN_SECONDS = 20
 
+Positive = Annotated[int, Field(ge=1)]
+Whole = Annotated[int, Field(ge=0)]
+PositiveRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+
+class ConfigError(ValueError):
+    """A setting from the environment that cannot be used; the message names the variable."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
     host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
+    port: Annotated[int, Field(ge=0, le=65535)] = DEFAULT_PORT
     data_dir: Path = DEFAULT_DATA_DIR
     # SQLAlchemy URL; empty means SQLite in data_dir.
     database_url: str = ""
     # Absolute base for the links the API hands out; empty means the request's own origin.
     public_url: str = ""
     # When set, this bearer token is accepted for the admin API (never stored, never logged).
-    admin_token: str | None = field(default=None, repr=False)
+    admin_token: str | None = Field(default=None, repr=False)
     # Addresses the media relay offers as ICE host candidates; empty means every interface.
     ice_addresses: tuple[str, ...] = ()
     # Forward a lone speaker's packets unchanged (the default); off, every tick is mixed and
@@ -38,48 +63,72 @@ class Settings:
     audio_direct_rtp: bool = True
     web_dir: Path = REPO_ROOT / "web"
     # Days attendance (who sat in an occurrence, by display name) is kept after they left.
-    attendance_days: int = DEFAULT_ATTENDANCE_DAYS
+    attendance_days: Positive = DEFAULT_ATTENDANCE_DAYS
     # Days moderation records (the audit log) are kept; purged at start and every hour.
-    audit_retention_days: int = DEFAULT_ATTENDANCE_DAYS
+    audit_retention_days: Positive = DEFAULT_ATTENDANCE_DAYS
     # Processes running live circles (``hearth serve --workers N``); 1 runs everything in
     # one process. With more, a front process serves pages and the API and pipes each
     # WebSocket to the worker that hosts its circle (docs/performance.md).
-    workers: int = 1
+    workers: Positive = 1
     # Seconds a WebSocket may stay open without joining before the server closes it (4408):
     # a page joins at once, so only an idle or abusive client ever waits this long.
-    join_timeout_seconds: int = 30
+    join_timeout_seconds: Positive = 30
+    # Capacity of a circle whose admin named none (one-off circles and series alike).
+    default_capacity: Annotated[int, Field(ge=1, le=MAX_CAPACITY)] = DEFAULT_CAPACITY
     # Event-loop lag (ms) past which new arrivals are refused with server_busy, so the live
     # circles keep their audio; 0 turns the refusal off (docs/architecture.md).
-    busy_lag_ms: int = DEFAULT_BUSY_LAG_MS
+    busy_lag_ms: Whole = DEFAULT_BUSY_LAG_MS
     # On SIGTERM: seconds live circles may go on (no new arrivals) before everyone is told
     # to reconnect (1012) and the process exits; it exits sooner once nobody is connected.
-    drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    drain_seconds: Whole = DEFAULT_DRAIN_SECONDS
     # Limits on what a stranger controls (docs/protocol.md, "Limits"; README table).
     # Messages per socket: a burst, then a sustained rate; a long flood closes it (4429).
-    message_rate: float = 10.0
-    message_burst: int = 40
-    flood_close_after: int = 50
+    message_rate: PositiveRate = 10.0
+    message_burst: Positive = 40
+    flood_close_after: Positive = 50
     # Renames per socket: a burst, then one per this many seconds; every rename is audited.
-    rename_burst: int = 3
-    rename_every_seconds: int = 30
+    rename_burst: Positive = 3
+    rename_every_seconds: Positive = 30
     # Wrong passcodes per socket before it is closed (4429); then delays per circle, device
     # key and address double from 1 s up to passcode_max_delay_seconds.
-    passcode_tries_per_socket: int = 3
-    passcode_free_failures: int = 5
-    passcode_max_delay_seconds: int = 300
+    passcode_tries_per_socket: Positive = 3
+    passcode_free_failures: Positive = 5
+    passcode_max_delay_seconds: Positive = 300
     # People waiting in one lobby, and how long a lobby place is held (closed with 4431).
-    lobby_size: int = 50
-    lobby_idle_seconds: int = 1800
+    lobby_size: Positive = 50
+    lobby_idle_seconds: Positive = 1800
     # WebSockets per client address that have not joined yet (more are closed with 4430).
-    unjoined_sockets_per_address: int = 50
+    unjoined_sockets_per_address: Positive = 50
     # POST /circle-info per client address: a burst, then this many a second (429 past it).
-    circle_info_rate: float = 5.0
-    circle_info_burst: int = 20
+    circle_info_rate: PositiveRate = 5.0
+    circle_info_burst: Positive = 20
     # ... and from all addresses together, per process (a flood spread over many addresses).
-    circle_info_total_rate: float = 50.0
+    circle_info_total_rate: PositiveRate = 50.0
     # Origins allowed to open the WebSocket; empty means this server's own origin
     # (public_url when set, else the Host the request came to). See docs/protocol.md.
     allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("ice_addresses", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_without_slash(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(origin.rstrip("/") for origin in value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
 
     @property
     def effective_database_url(self) -> str:
@@ -88,75 +137,34 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'hearth.db').resolve()}"
 
     def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+        """A copy with the given values (None: keep), validated like the environment's."""
+        kept = {name: value for name, value in changes.items() if value is not None}
+        return Settings.model_validate({**self.model_dump(), **kept})
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
 
 
 def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
-    ice = tuple(a.strip() for a in env.get("HEARTH_ICE_ADDRESSES", "").split(",") if a.strip())
-    return Settings(
-        host=env.get("HEARTH_HOST", DEFAULT_HOST),
-        port=int(env.get("HEARTH_PORT", str(DEFAULT_PORT))),
-        data_dir=Path(env.get("HEARTH_DATA_DIR", str(DEFAULT_DATA_DIR))),
-        database_url=env.get("HEARTH_DATABASE_URL", ""),
-        public_url=env.get("HEARTH_PUBLIC_URL", "").rstrip("/"),
-        admin_token=env.get("HEARTH_ADMIN_TOKEN") or None,
-        ice_addresses=ice,
-        attendance_days=_positive_int(env, "HEARTH_ATTENDANCE_DAYS", DEFAULT_ATTENDANCE_DAYS),
-        audit_retention_days=_positive_int(
-            env, "HEARTH_AUDIT_RETENTION_DAYS", DEFAULT_ATTENDANCE_DAYS
-        ),
-        audio_forwarding=env.get("HEARTH_AUDIO_FORWARDING", "1") != "0",
-        audio_direct_rtp=env.get("HEARTH_AUDIO_DIRECT_RTP", "1") != "0",
-        workers=_positive_int(env, "HEARTH_WORKERS", 1),
-        join_timeout_seconds=_positive_int(env, "HEARTH_JOIN_TIMEOUT_SECONDS", 30),
-        busy_lag_ms=_whole_number(env, "HEARTH_BUSY_LAG_MS", DEFAULT_BUSY_LAG_MS),
-        drain_seconds=_whole_number(env, "HEARTH_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
-        message_rate=_positive_float(env, "HEARTH_MESSAGE_RATE", 10.0),
-        message_burst=_positive_int(env, "HEARTH_MESSAGE_BURST", 40),
-        flood_close_after=_positive_int(env, "HEARTH_FLOOD_CLOSE_AFTER", 50),
-        rename_burst=_positive_int(env, "HEARTH_RENAME_BURST", 3),
-        rename_every_seconds=_positive_int(env, "HEARTH_RENAME_EVERY_SECONDS", 30),
-        passcode_tries_per_socket=_positive_int(env, "HEARTH_PASSCODE_TRIES_PER_SOCKET", 3),
-        passcode_free_failures=_positive_int(env, "HEARTH_PASSCODE_FREE_FAILURES", 5),
-        passcode_max_delay_seconds=_positive_int(env, "HEARTH_PASSCODE_MAX_DELAY_SECONDS", 300),
-        lobby_size=_positive_int(env, "HEARTH_LOBBY_SIZE", 50),
-        lobby_idle_seconds=_positive_int(env, "HEARTH_LOBBY_IDLE_SECONDS", 1800),
-        unjoined_sockets_per_address=_positive_int(env, "HEARTH_UNJOINED_SOCKETS_PER_ADDRESS", 50),
-        circle_info_rate=_positive_float(env, "HEARTH_CIRCLE_INFO_RATE", 5.0),
-        circle_info_burst=_positive_int(env, "HEARTH_CIRCLE_INFO_BURST", 20),
-        circle_info_total_rate=_positive_float(env, "HEARTH_CIRCLE_INFO_TOTAL_RATE", 50.0),
-        allowed_origins=tuple(
-            o.strip().rstrip("/")
-            for o in env.get("HEARTH_ALLOWED_ORIGINS", "").split(",")
-            if o.strip()
-        ),
-    )
+    """Settings from ``HEARTH_*`` variables; raises ConfigError naming the first bad one.
 
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
-    return int(raw)
-
-
-def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name} must be a whole number (0 or more), not {raw!r}")
-    return int(raw)
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+    A variable set to the empty string counts as unset (``HEARTH_DATABASE_URL=`` keeps
+    SQLite), as a shell's ``VAR=`` usually means.
+    """
+    values = {
+        name: env[env_name(name)].strip()
+        for name in Settings.model_fields
+        if env.get(env_name(name), "").strip()
+    }
     try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a number above 0, not {raw!r}")
-    return value
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        given = values.get(field, "")
+        raise ConfigError(
+            f"{env_name(field)}={given!r} is not usable: {first['msg']}"
+            if field != "admin_token"
+            else f"{env_name(field)} is not usable: {first['msg']}"
+        ) from None

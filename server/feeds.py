@@ -8,13 +8,17 @@ Only series an admin marked ``public`` appear, and for those the join link is pu
   VEVENT (RECURRENCE-ID) for each moved one.
 - ``/api/v1/feeds/series/{id}.ics``: the same for one public series.
 - ``/api/v1/feeds/meeting-guide.json``: the Meeting Guide format (code4recovery spec) used by
-  meeting directories; it describes weekly meetings, so only weekly series are listed, one
-  entry per weekday, with ``conference_url`` = the join link.
+  meeting directories; it describes weekly meetings, so only series that meet every week and
+  are running (begun, not over) are listed, one entry each with ``day`` listing its weekdays
+  and ``conference_url`` = the join link.
+
+One series that cannot be rendered is left out (and logged); it never takes a feed down.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import logging
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,12 +26,18 @@ from aiohttp import web
 from icalendar import Calendar, Event, vRecur
 
 from rooms.lifecycle import Override
+from rooms.recurrence import FIRST_YEAR, LAST_YEAR, last_instant, next_start
 from server.api import public_base
-from server.appkeys import DATABASE
+from server.appkeys import CLOCK, DATABASE
 from server.errors import NOT_FOUND, ApiError
 from server.openapi import API_BASE
 from server.storage.series import Series, SeriesStore
 
+log = logging.getLogger(__name__)
+
+# A series that begins within this lead is listed already (directories show the week ahead).
+LISTING_LEAD = timedelta(days=7)
+EARLIEST = date(FIRST_YEAR, 1, 1)
 PRODID = "-//Hearth//Support circles//EN"
 WEEKDAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")  # Meeting Guide: 0 = Sunday
 PYTHON_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # datetime.weekday()
@@ -38,16 +48,14 @@ def _local(instant: datetime, zone: ZoneInfo) -> datetime:
 
 
 def _rule(series: Series) -> vRecur | None:
+    """The stored rule with UNTIL in UTC (RFC 5545 with a TZID start), ends_on included."""
     fields = series.fields
     if fields.rrule is None:
         return None
     rule: vRecur = vRecur.from_ical(fields.rrule)
-    if fields.ends_on is not None:
-        last = datetime.combine(fields.ends_on, time.max).replace(tzinfo=ZoneInfo(fields.timezone))
-        until = last.astimezone(UTC).replace(microsecond=0)
-        existing = rule.get("UNTIL")
-        if not existing or existing[0] > until:
-            rule["UNTIL"] = [until]
+    until = last_instant(fields.schedule)
+    if until is not None:
+        rule["UNTIL"] = [until]
     return rule
 
 
@@ -94,56 +102,93 @@ def calendar(entries: list[tuple[Series, dict[datetime, Override]]], base: str) 
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", "Hearth circles")
     for series, overrides in entries:
-        for item in series_events(series, overrides, base):
+        try:
+            items = series_events(series, overrides, base)
+        except (ValueError, OverflowError):
+            log.warning("series %s left out of the calendar feed", series.id)
+            continue
+        for item in items:
             cal.add_component(item)
-    cal.add_missing_timezones()
+    # icalendar writes zone transitions up to 2038 by default; a series may run to LAST_YEAR,
+    # and a calendar past the VTIMEZONE's last transition would keep one offset all year.
+    # From a week before the first start (a moved first occurrence may come a little early).
+    firsts = [series.fields.first_start.date() for series, _ in entries]
+    first_date = max(min(firsts, default=EARLIEST), EARLIEST + timedelta(days=7))
+    cal.add_missing_timezones(
+        first_date=first_date - timedelta(days=7), last_date=date(LAST_YEAR + 1, 1, 1)
+    )
     return bytes(cal.to_ical())
 
 
-def _weekly_days(series: Series) -> list[str] | None:
-    """The weekdays of a weekly series (every week), or None when it is not one."""
+def _weekly_days(series: Series) -> list[int] | None:
+    """Meeting Guide days (0 = Sunday) of a series that meets every week on fixed weekdays,
+    or None when it does not (the spec is for weekly meetings only).
+
+    Weekly means: WEEKLY with INTERVAL 1, or DAILY with INTERVAL 1 (every day, or the days
+    BYDAY names), with no part that skips weeks or months.
+    """
     fields = series.fields
     if fields.rrule is None:
         return None
     parts = dict(part.split("=", 1) for part in fields.rrule.split(";"))
-    if parts.get("FREQ") != "WEEKLY" or parts.get("INTERVAL", "1") != "1":
+    if parts.get("FREQ") not in ("WEEKLY", "DAILY") or parts.get("INTERVAL", "1") != "1":
         return None
-    if any(name in parts for name in ("BYSETPOS", "BYMONTH", "BYMONTHDAY", "BYYEARDAY")):
+    if any(name in parts for name in ("BYSETPOS", "BYMONTH", "BYMONTHDAY", "COUNT")):
         return None
     local = fields.first_start.astimezone(ZoneInfo(fields.timezone))
-    days = parts.get("BYDAY", PYTHON_WEEKDAYS[local.weekday()]).split(",")
+    if "BYDAY" in parts:
+        days = parts["BYDAY"].split(",")
+    elif parts["FREQ"] == "DAILY":
+        days = list(WEEKDAYS)
+    else:
+        days = [PYTHON_WEEKDAYS[local.weekday()]]
     if not all(day in WEEKDAYS for day in days):
-        return None
-    return days
+        return None  # ordinals such as 1MO are not weekly
+    return sorted({WEEKDAYS.index(day) for day in days})
 
 
-def meeting_guide(series_list: list[Series], base: str) -> list[dict[str, Any]]:
+def _listed_now(series: Series, now: datetime) -> bool:
+    """A directory shows a weekly meeting as happening every week from now on: list a series
+    only when it has begun (or begins within the week) and still has a meeting to come."""
+    schedule = series.fields.schedule
+    if series.fields.first_start >= now + LISTING_LEAD:
+        return False
+    return next_start(schedule, now, horizon_days=LISTING_LEAD.days) is not None
+
+
+def meeting_guide(series_list: list[Series], base: str, now: datetime) -> list[dict[str, Any]]:
+    """The Meeting Guide feed: one entry per weekly public series (``day`` lists its days).
+
+    Follows the code4recovery spec: online meetings are marked by ``conference_url`` (which
+    launches straight into the meeting: the join link); no address, since circles have none.
+    """
     meetings: list[dict[str, Any]] = []
     for series in series_list:
-        days = _weekly_days(series)
-        if days is None:
+        try:
+            days = _weekly_days(series)
+            if days is None or not _listed_now(series, now):
+                continue
+        except (ValueError, OverflowError):
+            log.warning("series %s left out of the Meeting Guide feed", series.id)
             continue
         fields = series.fields
         zone = ZoneInfo(fields.timezone)
         start = fields.first_start.astimezone(zone)
         end = start + timedelta(minutes=fields.duration_minutes)
-        for day in sorted(days, key=WEEKDAYS.index):
-            meetings.append(
-                {
-                    "name": fields.title,
-                    "slug": f"{series.id}-{day.lower()}",
-                    "day": WEEKDAYS.index(day),
-                    "time": start.strftime("%H:%M"),
-                    "end_time": end.strftime("%H:%M"),
-                    "timezone": fields.timezone,
-                    "conference_url": f"{base}/c/{series.join_token}",
-                    "conference_url_notes": "Audio only, in the browser. No account needed.",
-                    "notes": fields.description,
-                    "types": ["ONL"],
-                    "attendance_option": "online",
-                    "updated": series.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                }
-            )
+        entry: dict[str, Any] = {
+            "name": fields.title,
+            "slug": series.id,
+            "day": days,
+            "time": start.strftime("%H:%M"),
+            "end_time": end.strftime("%H:%M"),
+            "timezone": fields.timezone,
+            "conference_url": f"{base}/c/{series.join_token}",
+            "conference_url_notes": "Audio only, in the browser. No account needed.",
+            "updated": series.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        if fields.description:
+            entry["notes"] = fields.description
+        meetings.append(entry)
     return meetings
 
 
@@ -170,7 +215,8 @@ async def series_calendar(request: web.Request) -> web.Response:
 
 async def meeting_guide_feed(request: web.Request) -> web.Response:
     store = SeriesStore(request.app[DATABASE])
-    meetings = meeting_guide(await store.all_series(public_only=True), public_base(request))
+    now = request.app[CLOCK]()
+    meetings = meeting_guide(await store.all_series(public_only=True), public_base(request), now)
     response = web.json_response(meetings)
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -34,6 +34,15 @@ CIRCLE_CREATE_SCHEMA: dict[str, Any] = {
             "description": "IANA time zone name, e.g. `Europe/Berlin`.",
             "examples": ["Europe/Berlin"],
         },
+        "capacity": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "description": (
+                "Most people seated at once (hosts always get in). Default: the server's "
+                "HEARTH_DEFAULT_CAPACITY (30)."
+            ),
+        },
     },
 }
 
@@ -50,6 +59,7 @@ CIRCLE_SCHEMA: dict[str, Any] = {
         "status",
         "join_url",
         "host_url",
+        "capacity",
     ],
     "properties": {
         "id": {"type": "string"},
@@ -64,12 +74,14 @@ CIRCLE_SCHEMA: dict[str, Any] = {
             "format": "uri",
             "description": "Give this to participants. Whoever holds it may join.",
         },
+        "capacity": {"type": "integer", "minimum": 1, "maximum": 1000},
         "host_url": {
             "type": ["string", "null"],
             "format": "uri",
             "description": (
                 "Give this to hosts only: it grants the host role. The series' first host "
-                "link; null once every host link was revoked."
+                "link, in the answer that created the circle only (host links are stored "
+                "hashed): null when listed or fetched later."
             ),
         },
     },
@@ -260,10 +272,13 @@ _SERIES_PROPERTIES: dict[str, Any] = {
         "description": "Last local date with an occurrence (inclusive).",
     },
     "capacity": {
-        "type": ["integer", "null"],
+        "type": "integer",
         "minimum": 1,
         "maximum": 1000,
-        "description": "Most people seated at once (hosts always get in); null: no limit.",
+        "description": (
+            "Most people seated at once (hosts always get in). Default: the server's "
+            "HEARTH_DEFAULT_CAPACITY (30)."
+        ),
     },
     "lobby_minutes": {
         "type": "integer",
@@ -309,9 +324,12 @@ HOST_LINK_SCHEMA: dict[str, Any] = {
         "id": {"type": "string"},
         "name": {"type": "string"},
         "url": {
-            "type": "string",
+            "type": ["string", "null"],
             "format": "uri",
-            "description": "Give this to this host only: it grants the host role.",
+            "description": (
+                "Give this to this host only: it grants the host role. Present only in the "
+                "answer that made or rotated the link (links are stored hashed); null after."
+            ),
         },
         "created_at": _DATE_TIME,
     },
@@ -348,6 +366,28 @@ SERIES_SCHEMA: dict[str, Any] = {
         },
         "created_at": _DATE_TIME,
         "updated_at": _DATE_TIME,
+    },
+}
+
+SERIES_UPDATED_SCHEMA: dict[str, Any] = {
+    **SERIES_SCHEMA,
+    "required": [*SERIES_SCHEMA["required"], "not_kept"],
+    "properties": {
+        **SERIES_SCHEMA["properties"],
+        "not_kept": {
+            "type": "array",
+            "description": "Moves and cancellations this change could not keep.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["original_start", "change", "reason"],
+                "properties": {
+                    "original_start": _DATE_TIME,
+                    "change": {"type": "string", "enum": ["cancelled", "moved"]},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
     },
 }
 
@@ -496,12 +536,14 @@ SERIES_PATHS: dict[str, Any] = {
             "operationId": "updateSeries",
             "summary": "Change a series",
             "description": (
-                "When the schedule changes, occurrences that have not begun forget their "
-                "moves and cancellations."
+                "When the schedule changes, the moves and cancellations of occurrences that "
+                "have not begun are kept where they still fit: the original start is still a "
+                "meeting of the new schedule and a move overlaps no other meeting. The others "
+                "are dropped and listed in `not_kept`; nothing cancelled comes back unlisted."
             ),
             "requestBody": _body("SeriesUpdate"),
             "responses": {
-                "200": _json("Series", "The series as it is now."),
+                "200": _json("SeriesUpdated", "The series as it is now, and what was not kept."),
                 "401": _UNAUTHORIZED,
                 "404": _NO_SERIES,
                 **_BAD_BODY,
@@ -640,13 +682,19 @@ SERIES_PATHS: dict[str, Any] = {
             "operationId": "meetingGuideFeed",
             "summary": "Meeting Guide feed (code4recovery format) of the public weekly series",
             "security": [],
-            "responses": {"200": _json("MeetingGuideFeed", "One entry per series and weekday.")},
+            "responses": {"200": _json("MeetingGuideFeed", "One entry per running weekly series.")},
         },
     },
 }
 
+_HH_MM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
 MEETING_GUIDE_SCHEMA: dict[str, Any] = {
     "type": "array",
+    "description": (
+        "The code4recovery Meeting Guide format: weekly meetings only. A series is listed "
+        "when it meets every week (WEEKLY, or DAILY, with INTERVAL 1) and is running: begun "
+        "(or beginning within 7 days) and with a meeting still to come."
+    ),
     "items": {
         "type": "object",
         "additionalProperties": False,
@@ -659,24 +707,27 @@ MEETING_GUIDE_SCHEMA: dict[str, Any] = {
             "timezone",
             "conference_url",
             "conference_url_notes",
-            "notes",
-            "types",
-            "attendance_option",
             "updated",
         ],
         "properties": {
-            "name": {"type": "string"},
-            "slug": {"type": "string"},
-            "day": {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Sunday"},
-            "time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
-            "end_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+            "name": {"type": "string", "maxLength": 255},
+            "slug": {"type": "string", "maxLength": 64, "pattern": "^[a-z0-9-]+$"},
+            "day": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0, "maximum": 6},
+                "description": "The weekdays it meets on, 0 = Sunday.",
+            },
+            "time": _HH_MM,
+            "end_time": _HH_MM,
             "timezone": {"type": "string"},
-            "conference_url": {"type": "string", "format": "uri"},
+            "conference_url": {
+                "type": "string",
+                "format": "uri",
+                "description": "The join link: it launches straight into the circle.",
+            },
             "conference_url_notes": {"type": "string"},
-            "notes": {"type": "string"},
-            "types": {"type": "array", "items": {"type": "string"}},
-            "attendance_option": {"type": "string", "enum": ["online"]},
-            "updated": {"type": "string"},
+            "notes": {"type": "string", "description": "The description, when there is one."},
+            "updated": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$"},
         },
     },
 }
@@ -685,6 +736,7 @@ SERIES_COMPONENTS: dict[str, Any] = {
     "SeriesCreate": SERIES_CREATE_SCHEMA,
     "SeriesUpdate": SERIES_UPDATE_SCHEMA,
     "Series": SERIES_SCHEMA,
+    "SeriesUpdated": SERIES_UPDATED_SCHEMA,
     "SeriesList": {
         "type": "object",
         "additionalProperties": False,
@@ -704,9 +756,20 @@ SERIES_COMPONENTS: dict[str, Any] = {
     "OccurrenceList": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["occurrences"],
+        "required": ["occurrences", "truncated"],
         "properties": {
-            "occurrences": {"type": "array", "items": {"$ref": "#/components/schemas/Occurrence"}}
+            "occurrences": {
+                "type": "array",
+                "maxItems": 5000,
+                "items": {"$ref": "#/components/schemas/Occurrence"},
+            },
+            "truncated": {
+                "type": "boolean",
+                "description": (
+                    "True when more occurrences fall in the range than the 5000 listed (the "
+                    "soonest): ask again from the last one's start for the rest."
+                ),
+            },
         },
     },
     "OccurrenceChange": OCCURRENCE_CHANGE_SCHEMA,

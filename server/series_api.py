@@ -6,6 +6,7 @@ when any part is wrong), call storage, render. Shapes are in server/openapi.py.
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -21,14 +22,20 @@ from rooms.lifecycle import (
     phase,
 )
 from rooms.recurrence import (
+    FIRST_YEAR,
+    LAST_YEAR,
     RecurrenceError,
     SeriesSchedule,
+    check_year,
     normalise_rule,
     starts_between,
     validate,
 )
 from server.api import (
+    check_wall_time,
+    has_control_characters,
     no_store,
+    parse_capacity,
     parse_duration,
     parse_starts_at,
     parse_timezone,
@@ -38,8 +45,9 @@ from server.api import (
     refuse_unknown_fields,
     require_fields,
 )
-from server.appkeys import CLOCK, DATABASE
+from server.appkeys import CLOCK, DATABASE, SETTINGS
 from server.auth import require_admin
+from server.config import DEFAULT_CAPACITY
 from server.errors import NOT_FOUND, ApiError, invalid_field
 from server.openapi import API_BASE
 from server.storage.series import (
@@ -51,13 +59,12 @@ from server.storage.series import (
 )
 
 MAX_DESCRIPTION = 2000
-MAX_CAPACITY = 1000
 MAX_WINDOW_MINUTES = 240
 MAX_HOST_NAME = 100
-DEFAULT_CAPACITY = 30
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=28)
 MAX_PREVIEW = 20
+MAX_LISTED = 5000
 NEXT_STARTS_SHOWN = 5
 
 REQUIRED = ("title", "starts_at", "timezone", "duration_minutes")
@@ -112,17 +119,18 @@ def _whole(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def _capacity(value: object) -> int | None:
-    return None if value is None else _whole("capacity", value, 1, MAX_CAPACITY)
-
-
 def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise invalid_field(name, f"'{name}' must be true or false.")
     return value
 
 
-def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> SeriesFields:
+def parse_series(
+    body: dict[str, Any],
+    existing: SeriesFields | None = None,
+    *,
+    default_capacity: int = DEFAULT_CAPACITY,
+) -> SeriesFields:
     """A complete, validated SeriesFields from a create body, or from a change to ``existing``."""
     refuse_unknown_fields(body, SERIES_FIELDS)
     if existing is None:
@@ -135,7 +143,7 @@ def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> 
             duration_minutes=60,
             rrule=None,
             ends_on=None,
-            capacity=DEFAULT_CAPACITY,
+            capacity=default_capacity,
             lobby_minutes=DEFAULT_LOBBY_MINUTES,
             grace_minutes=DEFAULT_GRACE_MINUTES,
             public=False,
@@ -160,7 +168,7 @@ def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> 
         elif name == "ends_on":
             changes["ends_on"] = _ends_on(value)
         elif name == "capacity":
-            changes["capacity"] = _capacity(value)
+            changes["capacity"] = parse_capacity(value)
         elif name in ("lobby_minutes", "grace_minutes"):
             changes[name] = _whole(name, value, 0, MAX_WINDOW_MINUTES)
         else:
@@ -170,7 +178,16 @@ def parse_series(body: dict[str, Any], existing: SeriesFields | None = None) -> 
         validate(fields.schedule)
     except RecurrenceError as error:
         raise invalid_field(error.field, error.message) from None
+    if "starts_at" in body or "timezone" in body:
+        check_wall_time("starts_at", body.get("starts_at"), fields.first_start, fields.timezone)
     return fields
+
+
+def within_years(name: str, instant: datetime) -> None:
+    try:
+        check_year(name, instant)
+    except RecurrenceError as error:
+        raise invalid_field(name, error.message) from None
 
 
 def _instant(name: str, value: str | None, default: datetime) -> datetime:
@@ -182,7 +199,14 @@ def _instant(name: str, value: str | None, default: datetime) -> datetime:
         raise invalid_field(name, f"'{name}' is not an ISO 8601 date-time.") from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise invalid_field(name, f"'{name}' needs an offset, e.g. +01:00 or Z.")
-    return instant.astimezone(UTC)
+    try:
+        instant = instant.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC
+        raise invalid_field(
+            name, f"'{name}' must be in the years {FIRST_YEAR} to {LAST_YEAR}."
+        ) from None
+    within_years(name, instant)
+    return instant
 
 
 def parse_range(request: web.Request, now: datetime) -> tuple[datetime, datetime]:
@@ -203,10 +227,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def render_host_link(link: HostLink, base: str) -> dict[str, Any]:
+    """A roster entry; ``url`` only in the answer that made or rotated it (stored hashed)."""
     return {
         "id": link.id,
         "name": link.name,
-        "url": f"{base}/c/{link.token}",
+        "url": None if link.token is None else f"{base}/c/{link.token}",
         "created_at": _iso(link.created_at),
     }
 
@@ -286,7 +311,10 @@ def _now(request: web.Request) -> datetime:
 
 async def create_series(request: web.Request) -> web.Response:
     await require_admin(request)
-    fields = parse_series(await read_json_object(request))
+    default_capacity = request.app[SETTINGS].default_capacity
+    body = await read_json_object(request)
+    # Checking a rule walks dateutil for up to ~0.1 s (a rule that never matches): off the loop.
+    fields = await asyncio.to_thread(parse_series, body, default_capacity=default_capacity)
     now = _now(request)
     series = await _store(request).create(fields, now=now)
     response = _json(render_series(series, public_base(request), now), status=201)
@@ -315,12 +343,18 @@ async def update_series(request: web.Request) -> web.Response:
     series = await store.get(request.match_info["series_id"])
     if series is None:
         raise _no_series()
-    fields = parse_series(await read_json_object(request), series.fields)
+    body = await read_json_object(request)
+    fields = await asyncio.to_thread(parse_series, body, series.fields)
     now = _now(request)
     updated = await store.update(series.id, fields, now=now)
     if updated is None:
         raise _no_series()
-    return _json(render_series(updated, public_base(request), now))
+    body = render_series(updated.series, public_base(request), now)
+    body["not_kept"] = [
+        {"original_start": _iso(d.original_start), "change": d.change, "reason": d.reason}
+        for d in updated.dropped
+    ]
+    return _json(body)
 
 
 async def delete_series(request: web.Request) -> web.Response:
@@ -346,7 +380,7 @@ async def list_series_occurrences(request: web.Request) -> web.Response:
     found = await _store(request).occurrences(request.match_info["series_id"], after, before)
     if found is None:
         raise _no_series()
-    return _json({"occurrences": [render_occurrence(o, now) for o in found]})
+    return _json(_occurrence_list(found, now))
 
 
 async def list_all_occurrences(request: web.Request) -> web.Response:
@@ -355,7 +389,16 @@ async def list_all_occurrences(request: web.Request) -> web.Response:
     after, before = parse_range(request, now)
     found = await _store(request).occurrences(None, after, before)
     assert found is not None
-    return _json({"occurrences": [render_occurrence(o, now) for o in found]})
+    return _json(_occurrence_list(found, now))
+
+
+def _occurrence_list(found: list[ScheduledOccurrence], now: datetime) -> dict[str, Any]:
+    """At most MAX_LISTED occurrences, the soonest; ``truncated`` says when some were left out
+    (ask again from the last one's start for the rest)."""
+    return {
+        "occurrences": [render_occurrence(o, now) for o in found[:MAX_LISTED]],
+        "truncated": len(found) > MAX_LISTED,
+    }
 
 
 async def change_occurrence(request: web.Request) -> web.Response:
@@ -374,6 +417,9 @@ async def change_occurrence(request: web.Request) -> web.Response:
         raise invalid_field("cancelled", "Send 'cancelled' or 'starts_at'.")
     cancelled = _flag("cancelled", body["cancelled"]) if "cancelled" in body else None
     starts_at = parse_starts_at(body["starts_at"]) if "starts_at" in body else None
+    if starts_at is not None:
+        within_years("starts_at", starts_at)
+        check_wall_time("starts_at", body["starts_at"], starts_at, series.fields.timezone)
     now = _now(request)
     if occurrence.starts_at <= now or (starts_at is not None and starts_at <= now):
         field = "starts_at" if starts_at is not None else "cancelled"
@@ -410,7 +456,7 @@ async def add_host_link(request: web.Request) -> web.Response:
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_HOST_NAME:
         raise invalid_field("name", f"'name' must be 1 to {MAX_HOST_NAME} characters.")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in name):
+    if has_control_characters(name):
         raise invalid_field("name", "'name' must not contain control characters.")
     link = await _store(request).add_host_link(
         request.match_info["series_id"], name.strip(), now=_now(request)
@@ -457,9 +503,10 @@ async def preview_recurrence(request: web.Request) -> web.Response:
     )
     count = _whole("count", body.get("count", 5), 1, MAX_PREVIEW)
     try:
-        validate(schedule)
+        await asyncio.to_thread(validate, schedule)
     except RecurrenceError as error:
         raise invalid_field(error.field, error.message) from None
+    check_wall_time("starts_at", body["starts_at"], schedule.first_start, schedule.timezone)
     starts = starts_between(schedule, schedule.first_start, schedule.first_start + MAX_RANGE)
     return _json({"starts": [_iso(s) for s in starts[:count]]})
 

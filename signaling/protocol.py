@@ -1,6 +1,6 @@
 """The WebSocket protocol, version 1: parsing client messages, shaping server messages.
 
-docs/protocol.md is the written form of this module; tests/unit/test_protocol_doc.py keeps
+docs/protocol.md is the written form of this module; tests/unit/test_protocol.py keeps
 the two in step.
 """
 

@@ -183,7 +183,15 @@ async function renderSeries() {
         const links = document.createElement("ul");
         links.className = "links";
         links.append(linkLine("Join link (everyone)", s.join_url));
-        for (const host of s.host_links) links.append(linkLine(`Host link “${host.name}”`, host.url));
+        for (const host of s.host_links) {
+            // Host links are stored hashed: a URL exists only in the answer that made or rotated it.
+            if (host.url) links.append(linkLine(`Host link “${host.name}”`, host.url));
+            else {
+                const li = document.createElement("li");
+                li.textContent = `Host link “${host.name}”: shown once, when made or rotated.`;
+                links.append(li);
+            }
+        }
         const edit = document.createElement("button");
         edit.type = "button";
         edit.textContent = "Edit";

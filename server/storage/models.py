@@ -120,7 +120,9 @@ class HostLinkRow(Base):
         String(ID_LENGTH), ForeignKey("series.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(100))
-    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True, index=True)
+    # SHA-256 of the link's token (hex): the token itself is shown once, when it is made or
+    # rotated, and never stored. A link is looked up by hashing what it carries.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -35,6 +35,7 @@ from rooms.model import (
     Role,
     SpeakingMode,
 )
+from server.config import DEFAULT_CAPACITY
 from server.storage.database import Database, Failure, classify
 from server.storage.models import (
     AdminTokenRow,
@@ -50,6 +51,7 @@ from server.storage.series import (
     SeriesFields,
     SeriesStore,
     circle_for,
+    hash_link_token,
     load_series,
     materialise,
     resolve_series_link,
@@ -250,7 +252,8 @@ class SqlCircleStore:
             if series_id is None:
                 series_id = await session.scalar(
                     select(HostLinkRow.series_id).where(
-                        HostLinkRow.token == token, HostLinkRow.revoked_at.is_(None)
+                        HostLinkRow.token_hash == hash_link_token(token),
+                        HostLinkRow.revoked_at.is_(None),
                     )
                 )
                 role = Role.HOST
@@ -391,6 +394,7 @@ class SqlCircleStore:
         duration_minutes: int,
         timezone: str,
         now: datetime,
+        capacity: int = DEFAULT_CAPACITY,
     ) -> ScheduledCircle:
         """A one-off circle: a series without a rule, with its one occurrence stored."""
         fields = SeriesFields(
@@ -401,7 +405,7 @@ class SqlCircleStore:
             duration_minutes=duration_minutes,
             rrule=None,
             ends_on=None,
-            capacity=None,
+            capacity=capacity,
             lobby_minutes=DEFAULT_LOBBY_MINUTES,
             grace_minutes=DEFAULT_GRACE_MINUTES,
             public=False,

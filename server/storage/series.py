@@ -7,6 +7,7 @@ transaction. Decisions (expansion, phases) are rooms/'s; this module only loads 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from rooms.lifecycle import (
     Occurrence,
     Override,
     Windows,
+    clashing_neighbour,
     current_or_next,
     occurrences_between,
     original_start_of,
@@ -50,6 +52,15 @@ def new_link_token() -> str:
     return secrets.token_urlsafe(LINK_TOKEN_BYTES)
 
 
+def hash_link_token(token: str) -> str:
+    """SHA-256 hex of a link token: what is stored and looked up for a host link.
+
+    Tokens are 192 random bits, so a plain hash cannot be reversed by guessing; a slow,
+    salted hash would only make every join slower (and a salt would forbid the index).
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesFields:
     """What an admin sets on a series (validated by the API before it gets here)."""
@@ -73,12 +84,33 @@ class SeriesFields:
             self.first_start, self.timezone, self.duration_minutes, self.rrule, self.ends_on
         )
 
+    @property
+    def windows(self) -> Windows:
+        return Windows(self.lobby_minutes, self.grace_minutes)
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedChange:
+    """A move or cancellation an edit of the series could not keep."""
+
+    original_start: datetime
+    change: str  # "cancelled" or "moved"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesUpdate:
+    series: Series
+    dropped: tuple[DroppedChange, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class HostLink:
+    """A named host link. ``token`` is known only just after it was made or rotated."""
+
     id: str
     name: str
-    token: str
+    token: str | None
     created_at: datetime
 
 
@@ -93,7 +125,7 @@ class Series:
 
     @property
     def windows(self) -> Windows:
-        return Windows(self.fields.lobby_minutes, self.fields.grace_minutes)
+        return self.fields.windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +182,17 @@ def _apply_fields(row: SeriesRow, fields: SeriesFields) -> None:
     row.attendance_names_visible = fields.attendance_names_visible
 
 
-def _series_from_rows(row: SeriesRow, links: Sequence[HostLinkRow]) -> Series:
+def _series_from_rows(
+    row: SeriesRow, links: Sequence[HostLinkRow], fresh: dict[str, str] | None = None
+) -> Series:
+    """``fresh`` maps the ids of host links made just now to their tokens (shown once)."""
+    fresh = fresh or {}
     return Series(
         id=row.id,
         fields=_fields_from_row(row),
         join_token=row.join_token,
         host_links=tuple(
-            HostLink(link.id, link.name, link.token, link.created_at)
+            HostLink(link.id, link.name, fresh.get(link.id), link.created_at)
             for link in sorted(links, key=lambda link: (link.created_at, link.id))
             if link.revoked_at is None
         ),
@@ -217,6 +253,60 @@ def _occurrences(
 ) -> list[Occurrence]:
     overrides = {start: override_from_row(row) for start, row in rows.items()}
     return occurrences_between(series.id, series.fields.schedule, overrides, after, before)
+
+
+NOT_A_MEETING = "Its original time is no meeting of the new schedule."
+OVERLAPS = "Moved, it would overlap another meeting of the new schedule."
+
+
+async def _refit_future(
+    session: AsyncSession, series_id: str, fields: SeriesFields, now: datetime
+) -> list[DroppedChange]:
+    """Fit the stored occurrences that have not begun (and seat nobody) to a new schedule."""
+    seated = select(SeatRow.circle_id).distinct()
+    rows = list(
+        await session.scalars(
+            select(CircleRow).where(
+                CircleRow.series_id == series_id,
+                CircleRow.starts_at > now,
+                CircleRow.id.not_in(seated),
+            )
+        )
+    )
+    schedule, windows = fields.schedule, fields.windows
+    dropped: list[DroppedChange] = []
+    kept: dict[datetime, CircleRow] = {}
+    for row in sorted(rows, key=lambda r: r.starts_at):
+        original = row.original_start
+        moved = original is not None and row.starts_at != original
+        cancelled = row.cancelled_at is not None
+        if original is None or not is_start(schedule, original):
+            dropped += [
+                DroppedChange(original or row.starts_at, c, NOT_A_MEETING)
+                for c in (["cancelled"] if cancelled else []) + (["moved"] if moved else [])
+            ]
+            await session.delete(row)
+            continue
+        row.duration_minutes = fields.duration_minutes
+        kept[original] = row
+    # A kept move must still not overlap its neighbours under the new schedule and windows.
+    for original, row in list(kept.items()):
+        if row.starts_at == original or row.cancelled_at is not None:
+            continue
+        moved_occurrence = Occurrence(series_id, original, row.starts_at, row.duration_minutes)
+        span = timedelta(days=2)
+        others = occurrences_between(
+            series_id,
+            schedule,
+            {start: override_from_row(r) for start, r in kept.items() if r is not row},
+            row.starts_at - span,
+            row.starts_at + span,
+        )
+        if clashing_neighbour(moved_occurrence, others, windows) is not None:
+            dropped.append(DroppedChange(original, "moved", OVERLAPS))
+            row.starts_at = original
+    dropped.sort(key=lambda d: (d.original_start, d.change))
+    return dropped
 
 
 async def materialise(
@@ -322,17 +412,22 @@ class SeriesStore:
         row = SeriesRow(id=new_series_id(), join_token=new_link_token(), created_at=now)
         row.updated_at = now
         _apply_fields(row, fields)
+        tokens = {new_row_id(): (name, new_link_token()) for name in host_names}
         links = [
             HostLinkRow(
-                id=new_row_id(), series_id=row.id, name=name, token=new_link_token(), created_at=now
+                id=link_id,
+                series_id=row.id,
+                name=name,
+                token_hash=hash_link_token(token),
+                created_at=now,
             )
-            for name in host_names
+            for link_id, (name, token) in tokens.items()
         ]
         async with self._sessions.begin() as session:
             session.add(row)
             await session.flush()
             session.add_all(links)
-        return _series_from_rows(row, links)
+        return _series_from_rows(row, links, {i: token for i, (_, token) in tokens.items()})
 
     async def get(self, series_id: str) -> Series | None:
         async with self._sessions() as session:
@@ -351,9 +446,13 @@ class SeriesStore:
             )
         return [_series_from_rows(r, [h for h in links if h.series_id == r.id]) for r in rows]
 
-    async def update(self, series_id: str, fields: SeriesFields, *, now: datetime) -> Series | None:
-        """Change a series. When its schedule changes, occurrences that have not begun forget
-        their moves and cancellations (they belonged to the old schedule)."""
+    async def update(
+        self, series_id: str, fields: SeriesFields, *, now: datetime
+    ) -> SeriesUpdate | None:
+        """Change a series. When its schedule changes, the moves and cancellations of
+        occurrences not yet begun are kept where they still fit (the original start is still
+        a meeting of the new schedule, a move overlaps no neighbour); the others are dropped
+        and returned, so the admin is told. Nothing cancelled comes back unless told so."""
         async with self._sessions.begin() as session:
             row = await session.get(SeriesRow, series_id)
             if row is None:
@@ -361,17 +460,13 @@ class SeriesStore:
             before = _fields_from_row(row)
             _apply_fields(row, fields)
             row.updated_at = now
-            if before.schedule != fields.schedule:
-                untouched = select(SeatRow.circle_id).distinct()
-                await session.execute(
-                    delete(CircleRow).where(
-                        CircleRow.series_id == series_id,
-                        CircleRow.starts_at > now,
-                        CircleRow.id.not_in(untouched),
-                    )
-                )
+            dropped: list[DroppedChange] = []
+            if before.schedule != fields.schedule or before.windows != fields.windows:
+                dropped = await _refit_future(session, series_id, fields, now)
             await session.flush()
-            return await load_series(session, series_id)
+            series = await load_series(session, series_id)
+            assert series is not None
+            return SeriesUpdate(series, tuple(dropped))
 
     async def delete(self, series_id: str) -> bool:
         async with self._sessions.begin() as session:
@@ -399,15 +494,16 @@ class SeriesStore:
         async with self._sessions.begin() as session:
             if await session.get(SeriesRow, series_id) is None:
                 return None
+            token = new_link_token()
             link = HostLinkRow(
                 id=new_row_id(),
                 series_id=series_id,
                 name=name,
-                token=new_link_token(),
+                token_hash=hash_link_token(token),
                 created_at=now,
             )
             session.add(link)
-        return HostLink(link.id, link.name, link.token, link.created_at)
+        return HostLink(link.id, link.name, token, link.created_at)
 
     async def revoke_host_link(self, series_id: str, link_id: str, *, now: datetime) -> bool:
         async with self._sessions.begin() as session:
@@ -436,8 +532,9 @@ class SeriesStore:
             )
             if link is None:
                 return None
-            link.token = new_link_token()
-        return HostLink(link.id, link.name, link.token, link.created_at)
+            token = new_link_token()
+            link.token_hash = hash_link_token(token)
+        return HostLink(link.id, link.name, token, link.created_at)
 
     # --- occurrences -----------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ def opened(circle: Circle, at: datetime) -> Circle:
         timezone=circle.timezone,
         status=CircleStatus.OPEN,
         opened_at=at,
+        capacity=circle.capacity,
     )
 
 

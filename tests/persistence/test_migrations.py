@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,9 +11,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
 
-from rooms.model import CircleSettings
+from rooms.model import CircleSettings, Role
 from server.storage.database import Database, alembic_config
 from server.storage.repository import SqlCircleStore
 from signaling.passcodes import verify_passcode
@@ -30,6 +32,10 @@ HEARTH_TABLES = {
 }
 
 
+# The newest revision, whatever its number (helpers' migrations are re-chained at merge).
+HEAD = ScriptDirectory(str(REPO_ROOT / "server" / "storage" / "migrations")).get_current_head()
+
+
 def table_names(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
 
@@ -43,7 +49,7 @@ async def test_connect_upgrades_to_head_and_migrations_run_down_and_up_again(
 ) -> None:
     async with database.engine.begin() as connection:
         assert await connection.run_sync(table_names) >= HEARTH_TABLES
-        assert await connection.run_sync(current_revision) == "0006"
+        assert await connection.run_sync(current_revision) == HEAD
 
     async with database.engine.begin() as connection:
         await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "base"))
@@ -79,7 +85,41 @@ def test_alembic_command_line_migrates_the_database_named_by_the_environment(
             check=False,
         )
         assert result.returncode == 0, result.stderr
-    assert "0006 (head)" in result.stdout
+    assert f"{HEAD} (head)" in result.stdout
+
+
+async def test_host_links_made_before_hashing_still_open_as_host_and_no_token_is_kept(
+    database: Database,
+) -> None:
+    token = "made-before-0007-" + "x" * 15
+    async with database.engine.begin() as connection:
+        await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "0003"))
+        await connection.execute(
+            text(
+                "INSERT INTO series (id, title, description, timezone, first_start, "
+                "duration_minutes, rrule, ends_on, capacity, lobby_minutes, grace_minutes, "
+                "public, attendance_names_visible, join_token, created_at, updated_at) VALUES "
+                "('s1', 'Old', '', 'UTC', :start, 60, NULL, NULL, NULL, 30, 15, false, false, "
+                "'join-old', :start, :start)"
+            ),
+            {"start": datetime(2026, 11, 1, 18, 0)},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO host_links (id, series_id, name, token, created_at) "
+                "VALUES ('h1', 's1', 'Ana', :token, :start)"
+            ),
+            {"token": token, "start": datetime(2026, 11, 1, 18, 0)},
+        )
+        await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+        stored = (await connection.execute(text("SELECT * FROM host_links"))).mappings().one()
+        capacity = (await connection.execute(text("SELECT capacity FROM series"))).scalar()
+
+    assert token not in str(dict(stored))
+    assert stored["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    assert capacity == 30
+    match = await SqlCircleStore(database).find_by_link(token)
+    assert match is not None and match.role is Role.HOST
 
 
 async def test_upgrading_to_0006_hashes_the_passcodes_stored_in_clear(database: Database) -> None:

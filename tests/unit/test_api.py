@@ -121,13 +121,16 @@ async def test_created_circle_is_returned_in_utc_and_can_be_read_back(client: Cl
     assert created["ends_at"] == "2026-11-27T20:30:00+00:00"
     assert created["status"] == "scheduled"
     assert created["timezone"] == "Europe/Berlin"
+    assert created["capacity"] == 30  # HEARTH_DEFAULT_CAPACITY
+    assert created["host_url"] is not None
 
     path = f"/api/v1/circles/{created['id']}"
     status, fetched = await call(
         client, "GET", path, headers=AUTH, documented_as="/api/v1/circles/{circle_id}"
     )
-    assert (status, fetched) == (200, created)
-    assert await listed(client) == [created]
+    # The host link is shown once, when made: it is stored hashed.
+    assert (status, fetched) == (200, {**created, "host_url": None})
+    assert await listed(client) == [{**created, "host_url": None}]
 
 
 async def test_circles_are_listed_soonest_first(client: Client) -> None:
@@ -261,7 +264,13 @@ INVALID_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "long title": ({**VALID, "title": "x" * 201}, "title"),
     "title with control": ({**VALID, "title": "a\u202eb"}, "title"),
     "title not string": ({**VALID, "title": ["a"]}, "title"),
-    "extra field": ({**VALID, "capacity": 12}, "capacity"),
+    "extra field": ({**VALID, "host_name": "Ana"}, "host_name"),
+    "capacity 0": ({**VALID, "capacity": 0}, "capacity"),
+    "capacity null": ({**VALID, "capacity": None}, "capacity"),
+    "capacity too big": ({**VALID, "capacity": 1001}, "capacity"),
+    "year 1": ({**VALID, "starts_at": "0001-01-01T00:00:00+01:00"}, "starts_at"),
+    "year 9999": ({**VALID, "starts_at": "9999-12-31T23:00:00-05:00"}, "starts_at"),
+    "offset not the zone's": ({**VALID, "starts_at": "2026-07-01T19:00:00+01:00"}, "starts_at"),
     **{f"missing {name}": ({k: v for k, v in VALID.items() if k != name}, name) for name in VALID},
 }
 

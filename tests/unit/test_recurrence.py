@@ -192,3 +192,22 @@ def test_windows_that_touch_do_not_clash_but_overlapping_ones_do() -> None:
     assert clashing_neighbour(overlapping, [cancelled], windows) is None
     # An occurrence never clashes with itself (where it stood before the move).
     assert clashing_neighbour(first, [first], windows) is None
+
+
+def test_a_live_circle_and_its_occurrence_share_one_time_window() -> None:
+    from rooms.model import Circle
+    from rooms.window import TimeWindow
+
+    start = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    occurrence = Occurrence("s1", start, start, 90, extended_minutes=20)
+    circle = Circle(
+        "c1", "t", start, 90, "UTC", lobby_minutes=10, grace_minutes=5, extended_minutes=20
+    )
+    window = TimeWindow(start, 90, 10, 5, 20)
+
+    assert occurrence.window(Windows(10, 5)) == circle.window == window
+    assert (window.opens_at, window.closes_at) == (
+        start - timedelta(minutes=10),
+        start + timedelta(minutes=90 + 5 + 20),
+    )
+    assert window.contains(window.opens_at) and not window.contains(window.closes_at)

@@ -82,6 +82,11 @@ async def occurrences(client: Client, series_id: str, start: str, end: str) -> l
     return found
 
 
+def without_link_urls(series: dict[str, Any]) -> dict[str, Any]:
+    """A series as listed or fetched later: host link URLs are shown only when made."""
+    return {**series, "host_links": [{**h, "url": None} for h in series["host_links"]]}
+
+
 def berlin(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone(BERLIN).strftime("%a %d.%m. %H:%M")
 
@@ -109,7 +114,7 @@ async def test_a_weekly_series_meets_at_19_berlin_on_both_sides_of_the_dst_chang
     status, fetched = await call(
         client, "GET", f"{S}/{series['id']}", headers=AUTH, documented_as=ONE
     )
-    assert (status, fetched) == (200, series)
+    assert (status, fetched) == (200, without_link_urls(series))
 
 
 async def test_cancel_and_move_change_one_occurrence_and_the_calendar_says_so(
@@ -239,7 +244,7 @@ async def test_a_bad_change_leaves_the_series_as_it_was(client: Client) -> None:
     )
     assert (status, refused["error"]["field"]) == (422, "rrule")
     _, unchanged = await call(client, "GET", path, headers=AUTH, documented_as=ONE)
-    assert unchanged == series
+    assert unchanged == without_link_urls(series)
 
     status, changed = await call(
         client, "PATCH", path, headers=AUTH, json={"title": "New title"}, documented_as=ONE
@@ -315,7 +320,15 @@ async def test_host_roster_links_can_be_added_revoked_and_rotated(client: Client
     assert (await client.delete(f"{S}/{sid}/host-links/{first['id']}", headers=AUTH)).status == 404
 
     _, now = await call(client, "GET", f"{S}/{sid}", headers=AUTH, documented_as=ONE)
-    assert [(link["name"], link["url"]) for link in now["host_links"]] == [("Ana", rotated["url"])]
+    # The roster lists names and ids; a link is shown only when made or rotated.
+    assert [(link["name"], link["id"], link["url"]) for link in now["host_links"]] == [
+        ("Ana", ana["id"], None)
+    ]
+    links = SqlCircleStore(client.app[DATABASE])
+    rotated_match = await links.find_by_link(rotated["url"].rsplit("/", 1)[-1])
+    assert rotated_match is not None and rotated_match.role is Role.HOST
+    assert await links.find_by_link(ana["url"].rsplit("/", 1)[-1]) is None
+    assert await links.find_by_link(first["url"].rsplit("/", 1)[-1]) is None
 
 
 async def test_preview_gives_the_next_dates_of_a_monthly_nth_weekday_rule(client: Client) -> None:
@@ -366,7 +379,7 @@ async def test_admins_see_counts_not_names_unless_the_series_opts_in(
     assert [a["display_name"] for a in seen["Named"][2]] == ["Sam"]
 
 
-async def test_public_feeds_list_public_series_only(client: Client) -> None:
+async def test_public_feeds_list_public_series_only(client: Client, clock: Clock) -> None:
     _, public = await create(client)
     _, private = await create(client, {**WEEKLY, "title": "Private", "public": False})
     _, monthly = await create(
@@ -390,21 +403,20 @@ async def test_public_feeds_list_public_series_only(client: Client) -> None:
     assert {str(tz["tzid"]) for tz in calendar.walk("VTIMEZONE")} == {"Europe/Berlin"}
     assert (await client.get(f"/api/v1/feeds/series/{private['id']}.ics")).status == 404
 
+    clock.now = FIRST.astimezone(UTC) - timedelta(days=2)  # directories show the week ahead
     status, meetings = await call(client, "GET", "/api/v1/feeds/meeting-guide.json")
     assert status == 200
     assert meetings == [
         {
             "name": "Tuesday circle",
-            "slug": f"{public['id']}-tu",
-            "day": 2,
+            "slug": public["id"],
+            "day": [2],
             "time": "19:00",
             "end_time": "20:30",
             "timezone": "Europe/Berlin",
             "conference_url": public["join_url"],
             "conference_url_notes": meetings[0]["conference_url_notes"],
             "notes": "Peer support, audio only.",
-            "types": ["ONL"],
-            "attendance_option": "online",
             "updated": meetings[0]["updated"],
         }
     ]
@@ -488,3 +500,264 @@ async def test_an_occurrence_cannot_be_moved_onto_its_neighbour(client: Client) 
         client, "PATCH", path, headers=AUTH, json={"starts_at": clash}, documented_as=OCCURRENCE
     )
     assert (status, moved["starts_at"]) == (200, clash)
+
+
+# --- inputs that used to 500, block, or be taken wrongly -------------------------------------
+
+EXTREME_SERIES: dict[str, tuple[dict[str, Any], str]] = {
+    "year 1": ({**WEEKLY, "starts_at": "0001-01-01T00:00:00+01:00"}, "starts_at"),
+    "year 1 in UTC": ({**WEEKLY, "starts_at": "0001-01-01T00:00:00Z"}, "starts_at"),
+    "year 9999": ({**WEEKLY, "starts_at": "9999-12-31T23:00:00-05:00"}, "starts_at"),
+    "negative interval": ({**WEEKLY, "rrule": "FREQ=WEEKLY;INTERVAL=-1"}, "rrule"),
+    "interval 0": ({**WEEKLY, "rrule": "FREQ=WEEKLY;INTERVAL=0"}, "rrule"),
+    "until 9999": ({**WEEKLY, "rrule": "FREQ=WEEKLY;BYDAY=TU;UNTIL=99991231"}, "rrule"),
+    "ends_on 9999": ({**WEEKLY, "ends_on": "9999-12-31"}, "ends_on"),
+    "daily rule that never matches": (
+        {**WEEKLY, "rrule": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"},
+        "rrule",
+    ),
+    "hourly by BYHOUR list": ({**WEEKLY, "rrule": "FREQ=DAILY;BYHOUR=19,20"}, "rrule"),
+    "every minute by BYMINUTE": (
+        {**WEEKLY, "duration_minutes": 1, "rrule": "FREQ=DAILY;BYMINUTE=0,1,2,3"},
+        "rrule",
+    ),
+    "BYHOUR other than the start": ({**WEEKLY, "rrule": "FREQ=WEEKLY;BYHOUR=20"}, "rrule"),
+    "start the rule does not give": ({**WEEKLY, "rrule": "FREQ=WEEKLY;BYDAY=WE"}, "starts_at"),
+    "offset not the zone's": ({**WEEKLY, "starts_at": "2026-10-13T19:00:00+01:00"}, "starts_at"),
+    "second 02:30 of the fall-back night": (
+        {**WEEKLY, "starts_at": "2026-10-25T02:30:00+01:00", "rrule": "FREQ=WEEKLY;BYDAY=SU"},
+        "starts_at",
+    ),
+    "bidi override in the title": ({**WEEKLY, "title": "Circle \u202e"}, "title"),
+}
+
+
+@pytest.mark.parametrize(("body", "field"), EXTREME_SERIES.values(), ids=EXTREME_SERIES)
+async def test_extreme_dates_and_rules_are_a_422_naming_the_field(
+    client: Client, body: dict[str, Any], field: str
+) -> None:
+    status, refused = await call(client, "POST", S, headers=AUTH, json=body)
+    assert (status, refused["error"]["code"], refused["error"]["field"]) == (
+        422,
+        "invalid_field",
+        field,
+    )
+    status, previewed = await call(
+        client,
+        "POST",
+        "/api/v1/recurrence/preview",
+        headers=AUTH,
+        json={k: v for k, v in body.items() if k in ("starts_at", "timezone", "rrule", "ends_on")},
+    )
+    if field != "title":
+        assert (status, previewed["error"]["field"]) == (422, field)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "0001-01-01T00:00:00Z"},
+        {"from": "0001-01-01T00:00:00+01:00"},
+        {"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:00:00Z"},
+        {"from": "2026-10-01T00:00:00Z", "to": "9999-12-31T23:59:59-05:00"},
+    ],
+)
+async def test_ranges_reaching_far_years_are_a_422(client: Client, params: dict[str, str]) -> None:
+    _, series = await create(client)
+    for path, documented in (
+        (f"{S}/{series['id']}/occurrences", OCCURRENCES),
+        ("/api/v1/occurrences", "/api/v1/occurrences"),
+    ):
+        status, body = await call(
+            client, "GET", path, headers=AUTH, params=params, documented_as=documented
+        )
+        assert (status, body["error"]["code"]) == (422, "invalid_field"), (path, params)
+
+
+async def test_the_first_01_30_of_a_fall_back_night_is_the_instant_everything_gives(
+    client: Client,
+) -> None:
+    # New York falls back on 2026-11-01: 01:30 happens at 05:30 and again at 06:30 UTC.
+    body = {
+        **WEEKLY,
+        "starts_at": "2026-11-01T01:30:00-04:00",
+        "timezone": "America/New_York",
+        "rrule": "FREQ=WEEKLY;BYDAY=SU",
+    }
+    status, series = await create(client, body)
+    assert status == 201, series
+    found = await occurrences(client, series["id"], "2026-11-01T00:00:00Z", "2026-11-09T00:00Z")
+    asked = {k: body[k] for k in ("starts_at", "timezone", "rrule")}
+    _, preview = await call(
+        client, "POST", "/api/v1/recurrence/preview", headers=AUTH, json={**asked, "count": 1}
+    )
+    first = "2026-11-01T05:30:00+00:00"
+    assert series["starts_at"] == series["next_starts"][0] == found[0]["starts_at"] == first
+    assert preview["starts"] == [first]
+
+    status, refused = await create(client, {**body, "starts_at": "2026-11-01T01:30:00-05:00"})
+    assert (status, refused["error"]["field"]) == (422, "starts_at")
+
+
+async def test_titles_keep_the_zero_width_joiner_of_persian_words_and_emoji(
+    client: Client,
+) -> None:
+    for title in (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        "Family \U0001f468\u200d\U0001f469\u200d\U0001f467",
+    ):
+        status, series = await create(client, {**WEEKLY, "title": title})
+        assert (status, series["title"]) == (201, title)
+
+
+async def test_a_list_cut_at_its_cap_says_so(client: Client) -> None:
+    daily = {**WEEKLY, "rrule": "FREQ=DAILY", "duration_minutes": 30}
+    for n in range(13):  # 13 daily series x 400 days > 5000
+        status, _ = await create(client, {**daily, "title": f"Daily {n}"})
+        assert status == 201
+    status, body = await call(
+        client,
+        "GET",
+        "/api/v1/occurrences",
+        headers=AUTH,
+        params={"from": "2026-10-13T00:00:00Z", "to": "2027-11-17T00:00:00Z"},
+    )
+    assert status == 200
+    assert (len(body["occurrences"]), body["truncated"]) == (5000, True)
+    status, body = await call(
+        client,
+        "GET",
+        "/api/v1/occurrences",
+        headers=AUTH,
+        params={"from": "2026-10-13T00:00:00Z", "to": "2026-10-20T00:00:00Z"},
+    )
+    assert (len(body["occurrences"]), body["truncated"]) == (13 * 7, False)
+
+
+# --- edits keep what still fits ----------------------------------------------------------------
+
+
+async def cancel_and_move(client: Client, sid: str) -> tuple[Any, Any]:
+    found = await occurrences(client, sid, "2026-10-13T00:00:00Z", "2026-11-11T00:00:00Z")
+    path = f"{S}/{sid}/occurrences/{{}}"
+    cancelled, moved = found[1], found[3]
+    await call(
+        client,
+        "PATCH",
+        path.format(cancelled["id"]),
+        headers=AUTH,
+        json={"cancelled": True},
+        documented_as=OCCURRENCE,
+    )
+    moved_to = datetime.fromisoformat(moved["starts_at"]) + timedelta(hours=2)
+    status, moved = await call(
+        client,
+        "PATCH",
+        path.format(moved["id"]),
+        headers=AUTH,
+        json={"starts_at": moved_to.isoformat()},
+        documented_as=OCCURRENCE,
+    )
+    assert status == 200, moved
+    return cancelled, moved
+
+
+async def patch(client: Client, sid: str, change: dict[str, Any]) -> Any:
+    status, body = await call(
+        client, "PATCH", f"{S}/{sid}", headers=AUTH, json=change, documented_as=ONE
+    )
+    assert status == 200, body
+    return body
+
+
+async def test_a_longer_duration_keeps_cancellations_and_moves(client: Client) -> None:
+    _, series = await create(client)
+    cancelled, moved = await cancel_and_move(client, series["id"])
+
+    changed = await patch(client, series["id"], {"duration_minutes": 120})
+
+    assert changed["not_kept"] == []
+    after = await occurrences(client, series["id"], "2026-10-13T00:00:00Z", "2026-11-11T00:00Z")
+    by_id = {o["id"]: o for o in after}
+    assert by_id[cancelled["id"]]["status"] == "cancelled"
+    assert by_id[moved["id"]]["starts_at"] == moved["starts_at"]
+    assert {o["ends_at"] for o in after} == {
+        (datetime.fromisoformat(o["starts_at"]) + timedelta(minutes=120)).isoformat() for o in after
+    }
+
+
+async def test_an_earlier_end_keeps_what_is_before_it_and_lists_what_it_cut(
+    client: Client,
+) -> None:
+    _, series = await create(client)
+    cancelled, moved = await cancel_and_move(client, series["id"])
+
+    # Ends after the cancelled one (20.10.) and before the moved one (03.11.).
+    changed = await patch(client, series["id"], {"ends_on": "2026-10-28"})
+
+    assert [(d["original_start"], d["change"]) for d in changed["not_kept"]] == [
+        (moved["original_start"], "moved")
+    ]
+    after = await occurrences(client, series["id"], "2026-10-13T00:00:00Z", "2026-11-11T00:00Z")
+    assert [(o["id"], o["status"]) for o in after] == [
+        (after[0]["id"], "scheduled"),
+        (cancelled["id"], "cancelled"),
+        (after[2]["id"], "scheduled"),
+    ]
+
+
+async def test_a_new_weekday_drops_every_change_and_says_so_and_nothing_comes_back(
+    client: Client,
+) -> None:
+    _, series = await create(client)
+    cancelled, moved = await cancel_and_move(client, series["id"])
+
+    changed = await patch(
+        client,
+        series["id"],
+        {"rrule": "FREQ=WEEKLY;BYDAY=WE", "starts_at": "2026-10-14T19:00:00+02:00"},
+    )
+
+    assert [(d["original_start"], d["change"]) for d in changed["not_kept"]] == [
+        (cancelled["original_start"], "cancelled"),
+        (moved["original_start"], "moved"),
+    ]
+    # Changing back does not bring the cancellation back unasked.
+    back = await patch(
+        client, series["id"], {"rrule": WEEKLY["rrule"], "starts_at": WEEKLY["starts_at"]}
+    )
+    assert back["not_kept"] == []
+    after = await occurrences(client, series["id"], "2026-10-13T00:00:00Z", "2026-11-11T00:00Z")
+    assert all(o["status"] == "scheduled" and not o["moved"] for o in after)
+
+
+async def test_a_move_the_new_duration_would_overlap_is_put_back_and_listed(
+    client: Client,
+) -> None:
+    daily = {
+        **WEEKLY,
+        "rrule": "FREQ=DAILY",
+        "duration_minutes": 60,
+        "lobby_minutes": 0,
+        "grace_minutes": 0,
+    }
+    _, series = await create(client, daily)
+    found = await occurrences(client, series["id"], "2026-10-14T00:00:00Z", "2026-10-15T00:00Z")
+    moved_to = datetime.fromisoformat(found[0]["starts_at"]) + timedelta(hours=12)
+    status, moved = await call(
+        client,
+        "PATCH",
+        f"{S}/{series['id']}/occurrences/{found[0]['id']}",
+        headers=AUTH,
+        json={"starts_at": moved_to.isoformat()},
+        documented_as=OCCURRENCE,
+    )
+    assert status == 200, moved
+
+    changed = await patch(client, series["id"], {"duration_minutes": 13 * 60})
+
+    assert [(d["original_start"], d["change"]) for d in changed["not_kept"]] == [
+        (moved["original_start"], "moved")
+    ]
+    after = await occurrences(client, series["id"], "2026-10-14T00:00:00Z", "2026-10-15T00:00Z")
+    assert after[0]["starts_at"] == moved["original_start"]
