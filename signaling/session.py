@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from rooms import errors, machine
 from rooms.errors import CIRCLE_NOT_OPEN, RoomError
 from rooms.machine import Decision
 from rooms.model import CircleState, Role, SpeakingMode
-from signaling import protocol
+from signaling import protocol, telemetry
 from signaling.hub import CircleHub, LiveCircle
 from signaling.peer import MediaPeer
 from signaling.protocol import (
@@ -203,6 +204,7 @@ class ClientSession:
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
             raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
+        started = time.monotonic()
         live, role, details = await self._hub.open_link(message.token)
         seat_id = secrets.token_urlsafe(9)
         seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
@@ -235,6 +237,7 @@ class ClientSession:
             await self._hub.release_if_empty(live)
             raise
         self._live, self._seat_id = live, held
+        telemetry.observer.joined(time.monotonic() - started)
 
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:
@@ -245,6 +248,8 @@ class ClientSession:
     def _send_error(
         self, code: str, message: str, ref: str | None, details: dict[str, str] | None = None
     ) -> None:
+        if ref == "join":
+            telemetry.observer.refused(code)
         self.send(protocol.error_message(code, message, ref, details))
 
 
