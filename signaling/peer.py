@@ -62,28 +62,37 @@ def restrict_ice_addresses(addresses: tuple[str, ...]) -> None:
 
 
 def advertise_public_address(address: str) -> None:
-    """Offer ``address`` in place of the interface addresses (a server behind 1:1 NAT).
+    """Offer ``address`` as well as the interface addresses (a server behind 1:1 NAT).
 
-    Like Janus's nat_1_1_mapping: the answer's host candidates name the public address and
-    the same port; the NAT forwards that port to the interface the socket is bound to, so
-    only what is written into the answer changes. Empty: the interface addresses.
+    Like Janus's nat_1_1_mapping with ice_nat_1_1_keep_private: each host candidate gets a
+    twin naming the public address and the same port, which the NAT forwards to the socket.
+    The private one stays, for a TURN server beside Hearth: it relays to the private address
+    without a round trip through the NAT (which many clouds do not loop back). Empty: none.
     """
     global _public_address
     _public_address = address
 
 
-_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ udp \d+ )(\S+)( \d+ typ host.*)$", re.M | re.I)
-_CONNECTION = re.compile(r"^c=IN IP4 \S+$", re.M)
+_HOST_CANDIDATE = re.compile(
+    r"^a=candidate:(\S+) (\d+) (udp) (\d+) ([0-9.]+) (\d+) typ host(.*)$", re.I
+)
 
 
 def with_public_address(sdp: str, address: str) -> str:
-    """The SDP with every IPv4 host candidate (and the c= line) naming ``address``."""
+    """The SDP with a twin of each IPv4 host candidate that names ``address``."""
     if not address:
         return sdp
-    sdp = _CANDIDATE.sub(
-        lambda m: m.group(1) + address + m.group(3) if ":" not in m.group(2) else m.group(0), sdp
-    )
-    return _CONNECTION.sub(f"c=IN IP4 {address}", sdp)
+    lines: list[str] = []
+    for line in sdp.split("\r\n"):
+        lines.append(line)
+        m = _HOST_CANDIDATE.match(line)
+        if m:
+            foundation, component, transport, priority, _, port, rest = m.groups()
+            lines.append(
+                f"a=candidate:{foundation}n {component} {transport} {int(priority) - 1} "
+                f"{address} {port} typ host{rest}"
+            )
+    return "\r\n".join(lines)
 
 
 def use_media_ports(ports: tuple[int, int] | None) -> None:
