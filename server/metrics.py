@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 from prometheus_client import (
@@ -33,6 +33,8 @@ from prometheus_client import (
 from prometheus_client import (
     process_collector as _process,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import event
 
 from server.appkeys import DATABASE, HUB
@@ -73,12 +75,7 @@ class Metrics(telemetry.Observer):
             buckets=JOIN_BUCKETS,
             registry=r,
         )
-        self.packets = Gauge(
-            "hearth_media_packets_total",
-            "Media packets (SRTP and RTCP) since start, by direction",
-            ["direction"],
-            registry=r,
-        )
+        r.register(_MediaPackets())
         self.rtt = Gauge(
             "hearth_listener_rtt_seconds",
             "Round-trip time from listeners' RTCP receiver reports (mean, max)",
@@ -131,8 +128,6 @@ class Metrics(telemetry.Observer):
             self.participants.set(seated)
             self.lobby.set(sum(len(c.state.lobby) for c in circles))
             self._cpu_per_participant(seated)
-        for direction, count in peer.media_packet_totals().items():
-            self.packets.labels(direction=direction).set(count)
         reports = await peer.listener_reports()
         rtts = [rtt for rtt, _ in reports if rtt is not None]
         losses = [loss for _, loss in reports]
@@ -171,6 +166,20 @@ class Metrics(telemetry.Observer):
             due = loop.time() + LAG_EVERY
             await asyncio.sleep(LAG_EVERY)
             self.loop_lag.observe(max(0.0, loop.time() - due))
+
+
+class _MediaPackets(Collector):
+    """Media packets (SRTP and RTCP) since start, counted by aiortc's DTLS transports."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "hearth_media_packets",
+            "Media packets (SRTP and RTCP) since start, by direction",
+            labels=["direction"],
+        )
+        for direction, count in peer.media_packet_totals().items():
+            family.add_metric([direction], count)
+        yield family
 
 
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
