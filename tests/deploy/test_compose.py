@@ -104,10 +104,10 @@ def test_caddy_and_coturn_use_the_files_the_rehearsal_uses() -> None:
 
 @pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn is not installed")
 def test_every_coturn_option_is_one_coturn_knows() -> None:
-    help_text = (
-        subprocess.run(["turnserver", "--help"], capture_output=True, text=True, check=False).stdout
-        + subprocess.run(["turnserver", "-h"], capture_output=True, text=True, check=False).stderr
-    )
+    # `turnserver -h` prints every option it knows, and starts nothing.
+    help_text = subprocess.run(
+        ["turnserver", "-h"], capture_output=True, text=True, check=False, timeout=30
+    ).stdout
     options = [
         line.split("=")[0].strip()
         for line in (REPO / "deploy/turnserver.conf").read_text().splitlines()
