@@ -95,7 +95,8 @@ def build_topology() -> None:
     # Home: behind a NAT that rewrites its address, and its network lets no UDP out.
     run(*nat, "-A", "POSTROUTING", "-s", "10.112.3.0/24", "-j", "MASQUERADE")
     run(*flt, "-A", "FORWARD", "-s", "10.112.3.0/24", "-p", "udp", "-j", "DROP")
-    # Like a cloud: the server's private addresses are reached only through the 1:1 NAT.
+    # Like a cloud: the server's private addresses are reached only through the 1:1 NAT
+    # (packets of a connection either side opened through it: DNAT in, or SNAT's replies).
     run(
         *flt,
         "-A",
@@ -106,7 +107,7 @@ def build_topology() -> None:
         "conntrack",
         "!",
         "--ctstate",
-        "DNAT",
+        "DNAT,SNAT",
         "-j",
         "DROP",
     )
