@@ -1,14 +1,25 @@
-# Hearth's server image. Media (UDP) needs the host network or a published UDP range:
-# docker-compose.yml uses network_mode: host for that reason.
-FROM python:3.11-slim
-WORKDIR /app
-COPY pyproject.toml README.md ./
+# Hearth's image: the locked dependencies (requirements.lock, pip-tools with hashes), then the
+# wheel built from this checkout, run as a user without privileges. Media needs UDP: the
+# compose file publishes HEARTH_MEDIA_PORTS, the same range inside and out (docs/deploy.md).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md requirements.lock ./
 COPY rooms rooms
 COPY signaling signaling
 COPY server server
 COPY web web
-RUN pip install --no-cache-dir -e .
-ENV HEARTH_HOST=0.0.0.0 HEARTH_DATA_DIR=/data
+RUN pip install --no-cache-dir build && python -m build --wheel --outdir /wheels .
+
+FROM python:3.11-slim
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels \
+    && useradd --system --uid 10001 --home-dir /data --create-home hearth
+USER hearth
+ENV HEARTH_HOST=0.0.0.0 HEARTH_PORT=8080 HEARTH_DATA_DIR=/data HEARTH_PRODUCTION=1
 VOLUME /data
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2)"]
 CMD ["hearth", "serve"]

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit machine
+.PHONY: serve test lint typecheck unit machine lock
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,9 @@ typecheck: $(VENV)/.installed
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit
+
+# requirements.lock: every runtime dependency pinned with hashes (pip-tools), from pyproject.toml.
+# Run after changing dependencies; the Dockerfile and tests/deploy/test_wheel.py install from it.
+lock: $(VENV)/.installed
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock pyproject.toml

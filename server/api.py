@@ -7,6 +7,7 @@ server/openapi.py, and tests check responses against that document.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import unicodedata
 from collections.abc import Iterable
@@ -192,8 +193,33 @@ def parse_timezone(value: object) -> str:
 
 
 def public_base(request: web.Request) -> str:
-    configured = request.app[SETTINGS].public_url
-    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+    """The base of every link handed out: HEARTH_PUBLIC_URL (required in production).
+
+    Never a ``Host`` header a stranger chose: without HEARTH_PUBLIC_URL (a development
+    server), the request's origin is used only when it names this machine itself
+    (``localhost``, a loopback address), and otherwise the address the server listens on.
+    """
+    settings = request.app[SETTINGS]
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    name = request.url.host or ""
+    if name == "localhost" or _is_loopback(name):
+        return f"http://{request.host}"
+    listen = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{listen}:{settings.port}"
+
+
+def links_are_configured(request: web.Request) -> bool:
+    """Whether links come from HEARTH_PUBLIC_URL, so that a response holding them may be
+    cached (one built from a request must never be served to another)."""
+    return bool(request.app[SETTINGS].public_url)
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def render_circle(scheduled: ScheduledCircle, base: str) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
 from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
 from server.live_settings import internal_apply as apply_live_settings
+from server.health import add_health_routes
+from server.metrics import add_metrics
 from server.moderation_api import add_moderation_routes
 from server.pages import (
     OPEN_SOCKETS,
@@ -39,7 +41,14 @@ from server.workers import FrontRouter, WorkerSupervisor, pick_worker
 from signaling.admission import CLOSE_SERVICE_RESTART, Admission
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
-from signaling.peer import restrict_ice_addresses, write_rtp_directly
+from signaling.peer import (
+    TurnConfig,
+    advertise_public_address,
+    restrict_ice_addresses,
+    use_media_ports,
+    use_turn,
+    write_rtp_directly,
+)
 from signaling.voice import tune_opus_for_voice
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     add_feed_routes(app)
     add_moderation_routes(app)  # issue 4
     add_page_routes(app)
+    add_health_routes(app)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         database = Database(settings.effective_database_url)
@@ -124,6 +134,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.cleanup_ctx.append(database_ctx)
     if settings.workers == 1:
         app.cleanup_ctx.append(_lag_monitor)  # with workers, each watches its own loop
+    add_metrics(app, settings.metrics_host, settings.metrics_port)
     app.on_shutdown.append(close_connections)
     return app
 
@@ -175,6 +186,8 @@ def create_worker_app(
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(_lag_monitor)
+    if settings.metrics_port:
+        add_metrics(app, settings.metrics_host, settings.metrics_port + 1 + index)
     app.on_shutdown.append(close_connections)
     return app
 
@@ -194,6 +207,13 @@ async def _lag_monitor(app: web.Application) -> AsyncIterator[None]:
 
 def _configure_media(settings: Settings) -> None:
     restrict_ice_addresses(settings.ice_addresses)
+    use_media_ports(settings.media_ports)
+    advertise_public_address(settings.media_public_address)
+    use_turn(
+        TurnConfig(settings.turn_secret, settings.turn_urls, settings.turn_ttl_seconds)
+        if settings.turn_secret and settings.turn_urls
+        else None
+    )
     tune_opus_for_voice()
     write_rtp_directly(settings.audio_direct_rtp)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -12,9 +11,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server import __version__
 from server.access_log import RedactingAccessLogger
 from server.app import create_app, create_worker_app, purge_attendance, purge_audit, serve
 from server.config import ConfigError, Settings, settings_from_env
+from server.logs import configure_logging
 from server.storage.database import Database
 from server.storage.repository import AdminTokenStore, SqlCircleStore
 from server.storage.series import SeriesStore
@@ -31,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="hearth", description="Hearth support circles")
+    parser.add_argument("--version", action="version", version=f"hearth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -135,18 +137,10 @@ async def _purge(settings: Settings, days: int | None) -> int:
     return await _with_database(settings, work)
 
 
-def _configure_logging(tag: str = "") -> None:
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s %(levelname)s {tag}%(name)s %(message)s"
-    )
-    # aioice and aiortc are chatty at INFO about every candidate pair.
-    logging.getLogger("aioice").setLevel(logging.WARNING)
-    logging.getLogger("aiortc").setLevel(logging.WARNING)
-
-
 def _serve(args: argparse.Namespace) -> int:
-    _configure_logging()
-    settings = settings_from_env().with_overrides(
+    settings = _settings_or_exit()
+    configure_logging(settings.log_format)
+    settings = settings.with_overrides(
         host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -159,12 +153,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     # Every line a worker logs says which one it is; the access log redacts tokens here too.
-    _configure_logging(f"worker-{args.index} ")
-    settings = settings_from_env().with_overrides(data_dir=args.data_dir, workers=args.workers)
+    settings = _settings_or_exit()
+    configure_logging(settings.log_format, f"worker-{args.index} ")
+    settings = settings.with_overrides(data_dir=args.data_dir, workers=args.workers)
     asyncio.run(
         serve(create_worker_app(settings, args.index, args.workers), "127.0.0.1", args.port)
     )
     return 0
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return settings_from_env()
+    except ValueError as err:
+        # A setting that cannot work stops the start with one clear line, no traceback.
+        print(f"hearth: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

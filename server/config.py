@@ -16,13 +16,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_PREFIX = "HEARTH_"
+
+def _web_dir() -> Path:
+    # An installed wheel carries the client as server/web (pyproject.toml maps the
+    # repository's top-level web/ there); a checkout or editable install serves web/ itself.
+    packaged = Path(__file__).resolve().parent / "web"
+    return packaged if (packaged / "index.html").is_file() else REPO_ROOT / "web"
+
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = Path("data")
@@ -61,7 +69,7 @@ class Settings(BaseModel):
     audio_forwarding: bool = True
     # Listeners' RTP written by the audio path itself (the default), or by aiortc's sender.
     audio_direct_rtp: bool = True
-    web_dir: Path = REPO_ROOT / "web"
+    web_dir: Path = field(default_factory=_web_dir)
     # Days attendance (who sat in an occurrence, by display name) is kept after they left.
     attendance_days: Positive = DEFAULT_ATTENDANCE_DAYS
     # Days moderation records (the audit log) are kept; purged at start and every hour.
@@ -108,7 +116,60 @@ class Settings(BaseModel):
     # (public_url when set, else the Host the request came to). See docs/protocol.md.
     allowed_origins: tuple[str, ...] = ()
 
-    @field_validator("ice_addresses", "allowed_origins", mode="before")
+    # Production mode (HEARTH_PRODUCTION=1) refuses to start without public_url, so that no
+    # link handed out is ever built from a request's Host header (docs/deploy.md).
+    production: bool = False
+    # The address people reach the server's media at when it sits behind a 1:1 NAT (most
+    # clouds): written into the answer beside the interface address (Janus's
+    # nat_1_1_mapping, LiveKit's node_ip). Empty: the interface addresses themselves.
+    media_public_address: str = ""
+    # UDP ports media binds to (inclusive, "40000-40999"), so a firewall can open exactly
+    # them; None: any.
+    media_ports: tuple[int, int] | None = None
+    # TURN (coturn's use-auth-secret): the shared secret Hearth derives short-lived
+    # credentials from, the URLs the page is given, and how long credentials last.
+    turn_secret: str | None = Field(default=None, repr=False)
+    turn_urls: tuple[str, ...] = ()
+    turn_ttl_seconds: Positive = 12 * 3600
+    # Prometheus metrics on their own listener (0: none), on metrics_host.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    metrics_host: str = "127.0.0.1"
+    # "text" (the default) or "json": one JSON object per log line.
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("media_ports", mode="before")
+    @classmethod
+    def _port_range(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        raw = value.strip()
+        if not raw:
+            return None
+        low, _, high = raw.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise ValueError(f"must be like 40000-40999, not {raw!r}") from None
+        return first, last
+
+    @field_validator("media_ports")
+    @classmethod
+    def _ports_in_order(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1024 <= value[0] <= value[1] <= 65535:
+            raise ValueError(f"must be within 1024-65535, low to high: {value[0]}-{value[1]}")
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("turn_secret")
+    @classmethod
+    def _no_empty_secret(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("ice_addresses", "allowed_origins", "turn_urls", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -158,7 +219,7 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         if env.get(env_name(name), "").strip()
     }
     try:
-        return Settings.model_validate(values)
+        settings = Settings.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
@@ -168,3 +229,13 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
             if field != "admin_token"
             else f"{env_name(field)} is not usable: {first['msg']}"
         ) from None
+    if settings.production and not settings.public_url:
+        raise ConfigError(
+            "HEARTH_PRODUCTION is set, so HEARTH_PUBLIC_URL must be too (e.g. "
+            "https://circles.example.org): every link handed out is built from it"
+        )
+    if settings.turn_urls and not settings.turn_secret:
+        raise ConfigError(
+            "HEARTH_TURN_URLS needs HEARTH_TURN_SECRET (coturn's static-auth-secret)"
+        )
+    return settings

@@ -27,7 +27,7 @@ from icalendar import Calendar, Event, vRecur
 
 from rooms.lifecycle import Override
 from rooms.recurrence import FIRST_YEAR, LAST_YEAR, last_instant, next_start
-from server.api import public_base
+from server.api import links_are_configured, public_base
 from server.appkeys import CLOCK, DATABASE
 from server.errors import NOT_FOUND, ApiError
 from server.openapi import API_BASE
@@ -192,16 +192,23 @@ def meeting_guide(series_list: list[Series], base: str, now: datetime) -> list[d
     return meetings
 
 
-def _ics(body: bytes) -> web.Response:
+def _ics(request: web.Request, body: bytes) -> web.Response:
     response = web.Response(body=body, content_type="text/calendar", charset="utf-8")
-    response.headers["Cache-Control"] = "public, max-age=300"
+    _cache(request, response)
     return response
+
+
+def _cache(request: web.Request, response: web.Response) -> None:
+    # Cacheable only when the links inside come from HEARTH_PUBLIC_URL: a feed whose links
+    # were built from a request must never be served to anyone else.
+    configured = links_are_configured(request)
+    response.headers["Cache-Control"] = "public, max-age=300" if configured else "no-store"
 
 
 async def public_calendar(request: web.Request) -> web.Response:
     store = SeriesStore(request.app[DATABASE])
     entries = [(s, await store.overrides(s.id)) for s in await store.all_series(public_only=True)]
-    return _ics(calendar(entries, public_base(request)))
+    return _ics(request, calendar(entries, public_base(request)))
 
 
 async def series_calendar(request: web.Request) -> web.Response:
@@ -210,7 +217,8 @@ async def series_calendar(request: web.Request) -> web.Response:
     if series is None or not series.fields.public:
         # A private series is not told apart from a missing one.
         raise ApiError(404, NOT_FOUND, "No public series has this id.")
-    return _ics(calendar([(series, await store.overrides(series.id))], public_base(request)))
+    body = calendar([(series, await store.overrides(series.id))], public_base(request))
+    return _ics(request, body)
 
 
 async def meeting_guide_feed(request: web.Request) -> web.Response:
@@ -218,7 +226,7 @@ async def meeting_guide_feed(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     meetings = meeting_guide(await store.all_series(public_only=True), public_base(request), now)
     response = web.json_response(meetings)
-    response.headers["Cache-Control"] = "public, max-age=300"
+    _cache(request, response)
     return response
 
 

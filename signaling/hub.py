@@ -45,6 +45,7 @@ from rooms.model import CircleSettings, CircleState, CircleStatus, Role
 from rooms.schedule import NOT_OPEN_MESSAGE
 from rooms.voice_activity import MIN_INTERVAL, Speaking, VoiceActivity, observe
 from signaling.audio import AudioPath
+from signaling.peer import ice_servers_for_page
 from signaling.protocol import (
     CLOSE_ENDED,
     CLOSE_REPLACED,
@@ -451,6 +452,7 @@ class LiveCircle:
             "participants": list(participants_json(self.state).values()),
             "room": room_json(self.state),
             "seat_token": self._tokens.get(seat_id, ""),
+            "ice_servers": ice_servers_for_page(),  # this deployment's TURN, fresh credentials
         }
         if sees_moderation(seat):
             message["moderation"] = moderation_json(self.state)

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import math
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from rooms.errors import CIRCLE_NOT_OPEN, PASSCODE_REQUIRED, RoomError
 from rooms.limits import Bucket, Strikes, strike, take
 from rooms.machine import Decision
 from rooms.model import CircleState, Role, SpeakingMode
-from signaling import protocol
+from signaling import protocol, telemetry
 from signaling.admission import REFUSAL_CLOSE_CODES, REFUSAL_MESSAGES, Admission
 from signaling.guard import Guards
 from signaling.hub import CircleHub, LiveCircle, storage_unavailable
@@ -275,6 +276,7 @@ class ClientSession:
     async def _join(self, message: Join) -> None:
         if self._seat_id is not None:
             raise RoomError(errors.ALREADY_JOINED, "You are already in this circle.")
+        started = time.monotonic()
         refusal = self._refusal(message)
         if refusal is not None:
             raise RoomError(refusal, REFUSAL_MESSAGES[refusal])
@@ -329,6 +331,7 @@ class ClientSession:
             raise
         self._live, self._seat_id = live, held
         await self._hub.arrived(arrival)
+        telemetry.observer.joined(time.monotonic() - started)
         if self._on_joined is not None:
             self._on_joined()
         if held not in live.state.seats and self._lobby_timer is None:
@@ -404,6 +407,8 @@ class ClientSession:
     def _send_error(
         self, code: str, message: str, ref: str | None, details: dict[str, Any] | None = None
     ) -> None:
+        if ref == "join":
+            telemetry.observer.refused(code)
         self.send(protocol.error_message(code, message, ref, details))
 
 

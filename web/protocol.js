@@ -1,6 +1,8 @@
 // The connection to a Hearth server: one WebSocket, the messages of docs/protocol.md, and the
 // list of people as the server last described it. No DOM here: app.js draws, this file talks.
 
+import { useIceServers } from './rtc.js';
+
 export const PROTOCOL_VERSION = 1;
 
 // Close code the server uses when the link is unknown or its circle is not open now.
@@ -149,6 +151,7 @@ export class ServerConnection {
         this._call('onMessageFirst', message);
         switch (message.type) {
         case 'joined':
+            useIceServers(message.ice_servers);
             this.you = message.you;
             this.seatToken = typeof message.seat_token === 'string' ? message.seat_token : null;
             if (message.room) this.room = message.room;

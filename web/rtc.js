@@ -9,6 +9,14 @@ const VOICE_CONSTRAINTS = {
 // If ICE gathering never reports 'complete', send what was gathered by then.
 const GATHERING_TIMEOUT_MS = 3000;
 
+// This deployment's TURN server with short-lived credentials, from the server's `joined`
+// message (docs/protocol.md); never a third party's STUN or TURN.
+let iceServers = [];
+
+export function useIceServers(servers) {
+    iceServers = Array.isArray(servers) ? servers : [];
+}
+
 /**
  * Asks for the microphone. Resolves to {stream} or, when there is none or it was refused,
  * to {stream: null, reason} with reason one of 'refused', 'no-device', 'unsupported', 'failed'.
@@ -132,8 +140,8 @@ export class AudioPeer {
         this.remoteStream = null;
         this.onRemoteStream = null;
         this.onStateChange = null;
-        // No STUN or TURN: the server offers its own addresses, and we ask no third party.
-        this.pc = new RTCPeerConnection({ iceServers: [] });
+        // Only this deployment's TURN (for networks that block UDP); no third party.
+        this.pc = new RTCPeerConnection({ iceServers });
         this.pc.addEventListener('track', (event) => this._gotTrack(event));
         this.pc.addEventListener('connectionstatechange', () => {
             if (this.onStateChange) this.onStateChange(this.pc.connectionState);

@@ -1,0 +1,219 @@
+"""Prometheus metrics on a listener of their own (HEARTH_METRICS_PORT), never the public port.
+
+Most values are read from the live state when Prometheus scrapes (circles, seats, lobby,
+media packets, RTCP reports, CPU), so the audio path and the hub carry no metric code.
+Signaling reports the few moments that leave no state behind (a join, a refusal, ICE
+completing) through ``signaling.telemetry``. No label names a circle or a person.
+
+With ``hearth serve --workers N``, the front serves HEARTH_METRICS_PORT (joins, refusals,
+HTTP side) and worker ``i`` serves HEARTH_METRICS_PORT + 1 + i (its live circles and media).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterable
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import (
+    platform_collector as _platform,
+)
+from prometheus_client import (
+    process_collector as _process,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import event
+
+from server.appkeys import DATABASE, HUB
+from signaling import peer, telemetry
+
+log = logging.getLogger(__name__)
+
+# Seconds: from a few ms (a warm join on loopback) to what a person gives up at.
+JOIN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
+LAG_EVERY = 0.5
+
+
+class Metrics(telemetry.Observer):
+    """Every Hearth metric, in a registry of its own (tests make one per app)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        _process.ProcessCollector(registry=r)
+        _platform.PlatformCollector(registry=r)
+        self.live_circles = Gauge("hearth_live_circles", "Circles open now", registry=r)
+        self.participants = Gauge(
+            "hearth_participants", "People seated in open circles", registry=r
+        )
+        self.lobby = Gauge("hearth_lobby_waiting", "People waiting in lobbies", registry=r)
+        self.joins = Counter("hearth_joins", "Joins that got a seat or a lobby place", registry=r)
+        self.refusals = Counter(
+            "hearth_join_refusals", "Joins refused, by error code", ["code"], registry=r
+        )
+        self.join_seconds = Histogram(
+            "hearth_join_seconds",
+            "From a join message to its seat (or lobby place)",
+            buckets=JOIN_BUCKETS,
+            registry=r,
+        )
+        self.media_connect_seconds = Histogram(
+            "hearth_media_connect_seconds",
+            "From an offer to its ICE connection completing",
+            buckets=JOIN_BUCKETS,
+            registry=r,
+        )
+        r.register(_MediaPackets())
+        self.rtt = Gauge(
+            "hearth_listener_rtt_seconds",
+            "Round-trip time from listeners' RTCP receiver reports (mean, max)",
+            ["stat"],
+            registry=r,
+        )
+        self.loss = Gauge(
+            "hearth_listener_loss_ratio",
+            "Fraction lost from listeners' RTCP receiver reports (mean, max)",
+            ["stat"],
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "hearth_event_loop_lag_seconds",
+            f"How late a {LAG_EVERY} s timer fires (the loop is busy)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.db_write_seconds = Histogram(
+            "hearth_database_write_seconds",
+            "Time of each INSERT, UPDATE or DELETE statement",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=r,
+        )
+        self.cpu_per_participant = Gauge(
+            "hearth_cpu_seconds_per_participant_second",
+            "Process CPU seconds per seated participant per second, since the last scrape",
+            registry=r,
+        )
+        self._last_cpu: tuple[float, float] | None = None
+
+    # signaling.telemetry.Observer ---------------------------------------------------
+    def joined(self, seconds: float) -> None:
+        self.joins.inc()
+        self.join_seconds.observe(seconds)
+
+    def refused(self, code: str) -> None:
+        self.refusals.labels(code=code).inc()
+
+    def media_connected(self, seconds: float) -> None:
+        self.media_connect_seconds.observe(seconds)
+
+    # Read at scrape time --------------------------------------------------------------
+    async def refresh(self, app: web.Application) -> None:
+        hub = app.get(HUB)
+        if hub is not None:
+            circles = hub.live_circles()
+            seated = sum(len(c.state.seats) for c in circles)
+            self.live_circles.set(len(circles))
+            self.participants.set(seated)
+            self.lobby.set(sum(len(c.state.lobby) for c in circles))
+            self._cpu_per_participant(seated)
+        reports = await peer.listener_reports()
+        rtts = [rtt for rtt, _ in reports if rtt is not None]
+        losses = [loss for _, loss in reports]
+        for gauge, values in ((self.rtt, rtts), (self.loss, losses)):
+            gauge.labels(stat="mean").set(sum(values) / len(values) if values else 0)
+            gauge.labels(stat="max").set(max(values, default=0))
+
+    def _cpu_per_participant(self, seated: int) -> None:
+        times = os.times()
+        now = (time.monotonic(), times.user + times.system)
+        if self._last_cpu is not None and seated:
+            wall, cpu = now[0] - self._last_cpu[0], now[1] - self._last_cpu[1]
+            if wall > 0:
+                self.cpu_per_participant.set(cpu / wall / seated)
+        elif not seated:
+            self.cpu_per_participant.set(0)
+        self._last_cpu = now
+
+    def time_database_writes(self, engine: object) -> None:
+        """Time every write statement on this SQLAlchemy (async) engine."""
+        sync_engine = engine.sync_engine  # type: ignore[attr-defined]
+
+        @event.listens_for(sync_engine, "before_cursor_execute")
+        def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            conn.info.setdefault("hearth_started", []).append(time.perf_counter())
+
+        @event.listens_for(sync_engine, "after_cursor_execute")
+        def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            started = conn.info["hearth_started"].pop()
+            if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+                self.db_write_seconds.observe(time.perf_counter() - started)
+
+    async def watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_EVERY
+            await asyncio.sleep(LAG_EVERY)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
+
+
+class _MediaPackets(Collector):
+    """Media packets (SRTP and RTCP) since start, counted by aiortc's DTLS transports."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "hearth_media_packets",
+            "Media packets (SRTP and RTCP) since start, by direction",
+            labels=["direction"],
+        )
+        for direction, count in peer.media_packet_totals().items():
+            family.add_metric([direction], count)
+        yield family
+
+
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+
+
+def add_metrics(app: web.Application, host: str, port: int) -> None:
+    """Serve ``/metrics`` on ``host:port`` while ``app`` runs (port 0: no metrics at all)."""
+    if not port:
+        return
+    metrics = Metrics()
+    app[METRICS] = metrics
+
+    async def scrape(request: web.Request) -> web.Response:
+        await metrics.refresh(app)
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+        telemetry.watch(metrics)
+        database = app.get(DATABASE)
+        if database is not None:
+            metrics.time_database_writes(database.engine)
+        lag = asyncio.get_running_loop().create_task(metrics.watch_loop_lag())
+        listener = web.Application()
+        listener.router.add_get("/metrics", scrape)
+        runner = web.AppRunner(listener, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("metrics on port %d", port)
+        yield
+        lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag
+        await runner.cleanup()
+        telemetry.watch(telemetry.Observer())
+
+    app.cleanup_ctx.append(metrics_ctx)

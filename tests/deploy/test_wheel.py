@@ -1,0 +1,82 @@
+"""The wheel is a whole server: built from this checkout, installed (not editable) with the
+locked dependencies in a fresh virtual environment outside the repository, it serves the
+join page and the client's files and migrates its database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.support.server import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        list(args), cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600
+    )
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_the_installed_wheel_serves_the_join_page_and_its_assets(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    _run(sys.executable, "-m", "build", "--wheel", "--outdir", str(wheels), str(REPO), cwd=tmp_path)
+    (wheel,) = wheels.glob("hearth-*.whl")
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", str(venv), cwd=tmp_path)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    # As the Dockerfile does: the lock (every pin with its hash), then the wheel alone.
+    _run(*pip, "--require-hashes", "-r", str(REPO / "requirements.lock"), cwd=tmp_path)
+    _run(*pip, "--no-deps", str(wheel), cwd=tmp_path)
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    hearth = str(venv / "bin" / "hearth")
+    assert _run(hearth, "--version", cwd=tmp_path, env=env).strip() == "hearth 0.1.0"
+    where = _run(
+        str(venv / "bin" / "python"),
+        "-c",
+        "import server; print(server.__file__)",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert where.startswith(str(venv)), f"not the installed package: {where}"
+
+    port = free_port()
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [hearth, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env={**env, "HEARTH_ICE_ADDRESSES": "127.0.0.1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=1) as ready:
+                    assert ready.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "server.log").read_text()
+                assert time.monotonic() < deadline, "the installed server never got ready"
+                time.sleep(0.3)
+        with urllib.request.urlopen(f"{base}/c/some-link-token", timeout=5) as page:
+            html = page.read().decode()
+        assert page.status == 200 and '<script type="module"' in html
+        with urllib.request.urlopen(f"{base}/static/app.js", timeout=5) as script:
+            assert script.status == 200 and b"import" in script.read()
+        with urllib.request.urlopen(f"{base}/admin", timeout=5) as admin:
+            assert admin.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    # The migrations came with the wheel: the database was created at the newest revision.
+    assert (tmp_path / "data" / "hearth.db").exists()
