@@ -2,6 +2,8 @@
 
     python -m bench.run --circles 4 --size 12 --speakers 1 --seconds 20
     python -m bench.run --circles 16 --size 12 --speakers 1 --targets hearth
+    python -m bench.run --circles 4 --size 12 --listener-pps 50 --muted-listeners
+    python -m bench.run --circles 2 --size 6 --loss 0.05 --jitter-ms 30 --reorder 0.01
 
 Bots run in separate processes (bench/bots.py). The server's CPU is read from /proc for the
 server process alone, over a window that starts once every bot has joined. Numbers are per
@@ -128,7 +130,12 @@ class JanusTarget:
 
 
 def plan_bots(
-    circles: list[dict[str, Any]], size: int, speakers: int, sampled: int, join_rate: float
+    circles: list[dict[str, Any]],
+    size: int,
+    speakers: int,
+    sampled: int,
+    join_rate: float,
+    muted_listeners: bool = False,
 ) -> list[dict[str, Any]]:
     """Hosts join first (a Hearth circle opens for its guests once its host is in)."""
     bots: list[dict[str, Any]] = []
@@ -142,6 +149,7 @@ def plan_bots(
                     "name": f"Bot {c}-{round_}",
                     "tone": round_ if round_ < speakers else None,
                     "sampled": speakers <= round_ < speakers + sampled,
+                    "muted": muted_listeners and round_ >= speakers,
                 }
             )
     start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
@@ -158,7 +166,9 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         # With workers, the server is several processes: CPU and memory are their sums.
         server = target.pids()
         rss_idle = sum(rss_mb(p) for p in server)
-        bots = plan_bots(circles, args.size, args.speakers, args.sampled, args.join_rate)
+        bots = plan_bots(
+            circles, args.size, args.speakers, args.sampled, args.join_rate, args.muted_listeners
+        )
         joined_by = bots[-1]["start_at"] + args.settle
         window = (joined_by, joined_by + args.seconds)
         procs = []
@@ -168,6 +178,12 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 "ice_address": target.ice_address,
                 "window": window,
                 "bots": bots[p :: args.bot_procs],
+                "listener_pps": args.listener_pps,
+                "impairment": {
+                    "loss": args.loss,
+                    "jitter_ms": args.jitter_ms,
+                    "reorder": args.reorder,
+                },
             }
             proc = subprocess.Popen(
                 [*target.prefix, sys.executable, "-m", "bench.bots"],
@@ -229,6 +245,8 @@ def summarise(
     received = sum(r["received"] for r in joined)
     # Latency: each burst start heard at a sampled listener, against when it was sent.
     latencies: list[float] = []
+    mouth_to_ear: list[float] = []
+    continuity: list[float] = []
     delivered = pairs = 0
     speaking_frames = args.seconds / media.FRAME_SECONDS * media.BURST_FRAMES / media.CYCLE_FRAMES
     for listener in (r for r in joined if r["sampled"]):
@@ -245,6 +263,13 @@ def summarise(
                 sent = [m for m in marks if m <= heard_at]
                 if sent and heard_at - sent[-1] < 0.5:
                     latencies.append((heard_at - sent[-1]) * 1000)
+            # Through the model jitter buffer (bench.playout): what a person would hear.
+            at_level = listener.get("at_level_frames", [0, 0, 0])[tone]
+            continuity.append(min(1.0, at_level / speaking_frames))
+            for t, played_at in listener.get("played_onsets", []):
+                sent = [m for m in marks if m <= played_at]
+                if t == tone and sent and played_at - sent[-1] < 0.5:
+                    mouth_to_ear.append((played_at - sent[-1]) * 1000)
     joins = [r["join_seconds"] for r in joined]
     return {
         "target": name,
@@ -261,6 +286,14 @@ def summarise(
         "latency_ms_p50": _round(percentile(latencies, 0.5)),
         "latency_ms_p95": _round(percentile(latencies, 0.95)),
         "latency_samples": len(latencies),
+        "continuity": _round(sum(continuity) / len(continuity)) if continuity else None,
+        "continuity_min": _round(min(continuity)) if continuity else None,
+        "mouth_to_ear_ms_p50": _round(percentile(mouth_to_ear, 0.5)),
+        "mouth_to_ear_ms_p95": _round(percentile(mouth_to_ear, 0.95)),
+        "mouth_to_ear_samples": len(mouth_to_ear),
+        "impaired_packets_dropped": sum(
+            r.get("uplink_dropped", 0) + r.get("downlink_dropped", 0) for r in joined
+        ),
         "join_s_p50": _round(percentile(joins, 0.5)),
         "join_s_p95": _round(percentile(joins, 0.95)),
         # Bots near 1 core per process cannot keep their pace: the run then says more
@@ -289,6 +322,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default="hearth,janus",
         help="any of janus, " + ", ".join(HearthTarget.VARIANTS),
     )
+    parser.add_argument(
+        "--listener-pps",
+        type=float,
+        default=1 / media.DTX_INTERVAL,
+        help="packets a second a silent listener sends: 2.5 with DTX (default), 50 without",
+    )
+    parser.add_argument(
+        "--muted-listeners", action="store_true", help="listeners join muted (speakers never)"
+    )
+    parser.add_argument("--loss", type=float, default=0.0, help="RTP loss each way, per bot")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="uniform delay 0..this")
+    parser.add_argument("--reorder", type=float, default=0.0, help="share of packets reordered")
     parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
     parser.add_argument(
         "--workers", type=int, help="run Hearth as 'hearth serve --workers N' (default: 1 process)"
@@ -302,6 +347,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": args.seconds,
             "bot_procs": args.bot_procs,
             "workers": args.workers or 1,
+            "listener_pps": args.listener_pps,
+            "muted_listeners": args.muted_listeners,
+            "impairment": {"loss": args.loss, "jitter_ms": args.jitter_ms, "reorder": args.reorder},
         },
         "machine": {"cores": os.cpu_count(), "loadavg_1m_before": os.getloadavg()[0]},
         "results": {},

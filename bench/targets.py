@@ -47,7 +47,7 @@ class HearthSession:
                 "type": "join",
                 "token": self._spec["token"],
                 "display_name": self._spec["name"],
-                "muted": False,
+                "muted": bool(self._spec.get("muted", False)),
             }
         )
         await self._expect("joined")
@@ -124,7 +124,7 @@ class JanusSession:
                     "request": "join",
                     "room": self._spec["room"],
                     "display": self._spec["name"],
-                    "muted": False,
+                    "muted": bool(self._spec.get("muted", False)),
                 },
                 "jsep": {"type": "offer", "sdp": offer_sdp},
             },
