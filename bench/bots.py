@@ -36,6 +36,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench import media
+from bench.concealing_decoder import ConcealingDecoder
 from bench.impairment import ImpairedLink, Impairment, impair_rtp_sending
 from bench.playout import Received, play_out
 from bench.targets import signaller_for
@@ -182,19 +183,24 @@ class Bot:
         onsets: list[tuple[int, float]] = []
         if not self.received:
             return at_level, onsets
-        decoder = av.CodecContext.create("libopus", "r")
-        decoder.format = "s16"
-        decoder.layout = "mono"
-        decoder.sample_rate = media.SAMPLE_RATE
+        # A browser's receiver: a lost frame comes back from the next packet's FEC copy if it
+        # has one, or is concealed (NetEq does the same with libopus).
+        decoder = ConcealingDecoder()
         meter = media.ToneMeter()
         quiet = [QUIET_BEFORE_ONSET] * 3
-        for played_at, payload in play_out(self.received):
-            try:
-                frames = decoder.decode(av.Packet(payload))
-            except av.error.FFmpegError:
-                continue
-            for frame in frames:
-                for i, amplitude in enumerate(meter.amplitudes(frame.to_ndarray().reshape(-1))):
+        previous: int | None = None
+        for played_at, seq, payload in play_out(self.received):
+            frames = []
+            if previous is not None and seq - previous > 1:
+                missing = seq - previous - 1
+                frames += [decoder.conceal(media.FRAME_SAMPLES) for _ in range(missing - 1)]
+                frames.append(decoder.recover(payload, media.FRAME_SAMPLES))
+            previous = seq
+            frames.append(decoder.decode(payload))
+            for pcm in frames:
+                if len(pcm) < media.FRAME_SAMPLES:
+                    continue
+                for i, amplitude in enumerate(meter.amplitudes(pcm[: media.FRAME_SAMPLES])):
                     if amplitude >= AT_LEVEL:
                         at_level[i] += 1
                     if amplitude < LOUD:
@@ -274,7 +280,8 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
 async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
     restrict_ice_addresses((plan["ice_address"],))
     window = (plan["window"][0], plan["window"][1])
-    cycles = {i: media.speech_cycle(f) for i, f in enumerate(media.TONES)}
+    impairment = Impairment.from_plan(plan.get("impairment"))
+    cycles = {i: media.speech_cycle(f, impairment.loss) for i, f in enumerate(media.TONES)}
     dtx = media.dtx_packet()
     signaller = signaller_for(plan["target"])
     bots = [
@@ -286,7 +293,7 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
             phase=(spec.get("tone") or 0) * media.CYCLE_FRAMES * media.FRAME_SECONDS / 3,
             sampled=spec.get("sampled", False),
             listener_pps=plan.get("listener_pps", 1 / media.DTX_INTERVAL),
-            impairment=Impairment.from_plan(plan.get("impairment")),
+            impairment=impairment,
         )
         for spec in plan["bots"]
     ]

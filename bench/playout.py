@@ -5,7 +5,8 @@ window, plays them out here: in sequence order, each due at its RTP time plus a 
 behind the earliest arrival seen over the last couple of seconds (a receiver locks to the
 fastest path). Where the timestamps jump but the sequence does not (a new talkspurt or a
 server's new stream), the receiver locks afresh, as a browser's does. A packet arriving
-after it was due is as good as lost; a duplicate is played once. There is no loss concealment: a missing frame is missing (the same for every target).
+after it was due is as good as lost; a duplicate is played once. What is missing is then
+mended by the listener's decoder (bench.concealing_decoder), the same for every target.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ LOCK_WINDOW = 2.0
 Received = tuple[float, int, int, bytes]  # (arrival, seq, RTP timestamp, payload)
 
 
-def play_out(packets: list[Received], depth: float = DEPTH) -> list[tuple[float, bytes]]:
-    """(time played, payload) for each packet played, in the order played."""
+def play_out(packets: list[Received], depth: float = DEPTH) -> list[tuple[float, int, bytes]]:
+    """(time played, extended seq, payload) for each packet played, in the order played."""
     if not packets:
         return []
     ordered = sorted(packets, key=lambda p: p[0])
@@ -38,7 +39,7 @@ def play_out(packets: list[Received], depth: float = DEPTH) -> list[tuple[float,
         extended.append((arrival, ext_seq, ext_ts, payload))
     # Each packet's due time, from the earliest (arrival - media time) in the recent window.
     recent: deque[tuple[float, float]] = deque()  # (arrival, offset), offsets increasing
-    due: dict[int, tuple[float, bytes]] = {}
+    due: dict[int, tuple[float, int, bytes]] = {}
     newest: tuple[int, int] | None = None  # (seq, ts) of the newest packet so far
     for arrival, seq, ts, payload in extended:
         offset = arrival - ts / SAMPLE_RATE
@@ -53,5 +54,5 @@ def play_out(packets: list[Received], depth: float = DEPTH) -> list[tuple[float,
             recent.popleft()
         at = ts / SAMPLE_RATE + recent[0][1] + depth
         if arrival <= at and seq not in due:
-            due[seq] = (at, payload)
+            due[seq] = (at, seq, payload)
     return [due[seq] for seq in sorted(due)]
