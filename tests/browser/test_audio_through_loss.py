@@ -250,8 +250,10 @@ async def test_a_speaker_is_heard_through_five_percent_loss_and_rtcp_reports_it(
         # The server's receiver reports, as the speaker's browser reads them.
         up = await stats_when(
             speaker,
-            lambda s: "remote-inbound-rtp" in s
-            and s["remote-inbound-rtp"].get("roundTripTime") is not None,
+            lambda s: (
+                "remote-inbound-rtp" in s
+                and s["remote-inbound-rtp"].get("roundTripTime") is not None
+            ),
         )
         remote_in, outbound = up.get("remote-inbound-rtp", {}), up.get("outbound-rtp", {})
         print("speaker: remote-inbound-rtp", remote_in, "outbound-rtp", outbound)
