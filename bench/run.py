@@ -154,7 +154,9 @@ def plan_bots(
             )
     start = time.monotonic() + 4.0  # the bot processes import aiortc and encode media first
     for i, bot in enumerate(bots):
-        bot["start_at"] = start + i / join_rate
+        # Guests a moment after the hosts: on a loaded machine a host's join can take a
+        # second, and a guest arriving first finds the circle not yet open.
+        bot["start_at"] = start + i / join_rate + (0.0 if i < len(circles) else 2.0)
     return bots
 
 
