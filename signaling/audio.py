@@ -115,14 +115,18 @@ class ListenerTrack(MediaStreamTrack):
         self._packets.clear()
 
     def push(
-        self, packet: Encoded | None, data: bytes | None = None, seq: int | None = None
+        self,
+        packet: Encoded | None,
+        data: bytes | None = None,
+        seq: int | None = None,
+        forwarded: bool = False,
     ) -> None:
         """Send ``packet``; ``data`` is its bytes when the caller has them already (one
         conversion per packet, not one per listener); ``seq`` its place in the circle's
-        sequence (signaling.rtp_rewriter)."""
+        sequence (signaling.rtp_rewriter), whose gaps a ``forwarded`` packet keeps."""
         writer = self._writer
         if packet is not None and writer is not None and writer.ready:
-            writer.write(bytes(packet) if data is None else data, packet.pts or 0, seq)
+            writer.write(bytes(packet) if data is None else data, packet.pts or 0, seq, forwarded)
             return
         if len(self._packets) >= MAX_LISTENER_PACKETS:
             self._packets.popleft()
@@ -458,7 +462,7 @@ class SharedMixAudioPath:
         packet.time_base = TIME_BASE
         for listener_id, listener in self._listeners.items():
             if listener_id != seat_id:
-                listener.push(packet, payload, placed.seq)
+                listener.push(packet, payload, placed.seq, forwarded=True)
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:

@@ -250,8 +250,11 @@ class DirectRtpWriter:
     its track empty once this writer has the parameters, so the two never both send; its RTCP
     loop is replaced by one whose sender reports carry this writer's counts.
 
-    The caller gives each packet its place in the circle's sequence (signaling.rtp_rewriter):
-    a gap there stays a gap here, so the listener's browser sees upstream loss as loss.
+    The caller gives each packet its place in the circle's sequence (signaling.rtp_rewriter).
+    A forwarded packet keeps its gap (``keep_gap``): the listener's browser sees upstream loss
+    as loss. Before one the server made, a gap is closed: a tick this listener got nothing in
+    (their own mix had not started) is no loss, and a receiver that waits for missing
+    packets (aiortc's does) would fall behind for good.
     """
 
     def __init__(self, sender: RTCRtpSender, on_ready: Callable[[], None]) -> None:
@@ -295,7 +298,9 @@ class DirectRtpWriter:
         listener was left out of a stretch of the circle's stream, nothing was lost)."""
         self._skip_gap = True
 
-    def write(self, payload: bytes, pts: int, seq: int | None = None) -> None:
+    def write(
+        self, payload: bytes, pts: int, seq: int | None = None, keep_gap: bool = False
+    ) -> None:
         assert self._payload_type is not None
         dtls = self._sender.transport
         # The enum itself: `dtls.state` builds a string on every call, per listener per packet.
@@ -305,7 +310,8 @@ class DirectRtpWriter:
             seq = self._auto_seq
             self._auto_seq += 1
         last_seq = self._last_seq
-        if self._skip_gap and last_seq is not None:
+        closes_gap = self._skip_gap or not keep_gap
+        if closes_gap and last_seq is not None and seq + self._seq_offset > last_seq + 1:
             self._seq_offset = last_seq + 1 - seq
         self._skip_gap = False
         seq += self._seq_offset

@@ -112,7 +112,7 @@ async def test_the_circles_sequence_gaps_and_order_reach_the_listener() -> None:
     frame = FRAME_SAMPLES
     # seq 12 lost upstream; 14 arrives before 13.
     for seq, pts in [(10, 0), (11, frame), (13, 3 * frame), (15, 5 * frame), (14, 4 * frame)]:
-        writer.write(b"x", pts, seq)
+        writer.write(b"x", pts, seq, keep_gap=True)
     assert sent_headers(dtls) == [
         (0, 0, 1),
         (1, frame, 0),
@@ -125,12 +125,22 @@ async def test_the_circles_sequence_gaps_and_order_reach_the_listener() -> None:
 async def test_a_listener_left_out_for_a_while_sees_no_gap() -> None:
     writer, dtls = await writer_and_dtls()
     frame = FRAME_SAMPLES
-    writer.write(b"x", 0, 10)
-    writer.write(b"x", frame, 11)
+    writer.write(b"x", 0, 10, keep_gap=True)
+    writer.write(b"x", frame, 11, keep_gap=True)
     writer.skip_gap()  # their own voice was forwarded to the others: seq 12..60 not for them
-    writer.write(b"x", 60 * frame, 61)
-    writer.write(b"x", 61 * frame, 62)
+    writer.write(b"x", 60 * frame, 61, keep_gap=True)
+    writer.write(b"x", 61 * frame, 62, keep_gap=True)
     assert sent_headers(dtls) == [(0, 0, 1), (1, frame, 0), (2, 60 * frame, 1), (3, 61 * frame, 0)]
+
+
+async def test_a_tick_a_listener_got_nothing_in_is_no_loss() -> None:
+    # The server's own packets (the mix) close a gap: nothing was lost upstream.
+    writer, dtls = await writer_and_dtls()
+    frame = FRAME_SAMPLES
+    writer.write(b"x", 0, 10)
+    writer.write(b"x", 2 * frame, 12)
+    writer.write(b"x", 3 * frame, 13)
+    assert sent_headers(dtls) == [(0, 0, 1), (1, 2 * frame, 1), (2, 3 * frame, 0)]
 
 
 async def test_sender_report_counts_are_what_was_written() -> None:
