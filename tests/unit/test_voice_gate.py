@@ -1,5 +1,6 @@
 """An inaudible voice's packets are dropped before SRTP, counted for receiver reports, and
-SRTP still decrypts the voice once it may be heard again, even after a sequence wrap."""
+SRTP still decrypts the voice once it may be heard again, even after a sequence wrap.
+RTCP always passes."""
 
 from __future__ import annotations
 
@@ -28,15 +29,20 @@ def rtp(seq: int) -> bytes:
 
 
 class Gate:
+    """A gate in front of a real SRTP receiving session, as on the server."""
+
     def __init__(self) -> None:
-        self.tx, rx = sessions()
+        self.tx, self.rx = sessions()
         self.audible = False
         self.stats = ReceptionStats(48_000)
-        self.gate = VoiceGate(rx, lambda: self.audible, lambda ssrc: self.stats)
+        self.gate = VoiceGate(lambda: self.audible, lambda ssrc: self.stats)
 
     def receive(self, seq: int) -> bytes | None:
+        packet = self.tx.protect(rtp(seq))
+        if self.gate.drops(packet):
+            return None
         try:
-            plain = bytes(self.gate.unprotect(self.tx.protect(rtp(seq))))
+            plain = bytes(self.rx.unprotect(packet))
         except pylibsrtp.Error:
             return None
         # What passes is counted by the receiver's packet handler (signaling.voice).
@@ -81,3 +87,12 @@ def test_without_the_refresh_a_long_mute_breaks_decryption(
         gate.receive(seq)
     gate.audible = True
     assert gate.receive(70_000) is None
+
+
+def test_rtcp_always_passes() -> None:
+    gate = Gate()
+    gate.audible = True
+    gate.receive(0)
+    gate.audible = False
+    receiver_report = struct.pack("!BBHL", 0x80, 201, 1, SSRC)
+    assert not gate.gate.drops(receiver_report)
