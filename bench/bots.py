@@ -8,7 +8,14 @@ Janus's HTTP API), and holds an aiortc peer connection for ICE, DTLS and SRTP on
 - what it receives never enters aiortc's jitter buffer or decoder (the same hook as the
   server's); most bots even skip SRTP decryption and read only the clear RTP header, to
   count packets and losses. A few sampled listeners decrypt and decode, to detect each
-  speaker's tone (delivery) and the start of each marked burst (latency).
+  speaker's tone (delivery) and the start of each marked burst (latency). They also keep
+  what they received and, after the window, play it out through a model jitter buffer
+  (bench.playout): continuity (frames with the tone at its level) and mouth-to-ear delay.
+
+Listeners send what a browser sends while its person is silent: with DTX a tiny packet every
+400 ms, without it a silence packet every 20 ms (``listener_pps`` in the plan). With
+``impairment`` in the plan, every bot's link loses, delays and reorders RTP both ways
+(bench.impairment).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 import fractions
 import json
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,12 +36,17 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench import media
+from bench.concealing_decoder import ConcealingDecoder
+from bench.impairment import ImpairedLink, Impairment, impair_rtp_sending
+from bench.playout import Received, play_out
 from bench.targets import signaller_for
 from signaling.peer import restrict_ice_addresses
 from signaling.voice import bypass_receive_pipeline
 
 TIME_BASE = fractions.Fraction(1, media.SAMPLE_RATE)
 LOUD = 0.1  # a tone at least this loud (of full scale) is heard
+# A frame continues the voice if its tone is within 6 dB of the level sent.
+AT_LEVEL = media.AMPLITUDE / 2
 QUIET_BEFORE_ONSET = 3
 
 
@@ -64,10 +77,11 @@ class PacedPackets(MediaStreamTrack):
                 bot.marks_sent.append(time.monotonic())
             pts = self.sent * media.FRAME_SAMPLES
         else:
-            due = self.start + self.sent * media.DTX_INTERVAL
+            interval = 1 / bot.listener_pps
+            due = self.start + self.sent * interval
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             payload = bot.dtx
-            pts = int(self.sent * media.DTX_INTERVAL * media.SAMPLE_RATE)
+            pts = int(self.sent * interval * media.SAMPLE_RATE)
         self.sent += 1
         packet = av.Packet(payload)
         packet.pts = pts
@@ -102,6 +116,8 @@ class Bot:
     dtx: bytes
     phase: float
     sampled: bool
+    listener_pps: float = 1 / media.DTX_INTERVAL
+    impairment: Impairment = field(default_factory=Impairment)
     marks_sent: list[float] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     onsets: list[tuple[int, float]] = field(default_factory=list)  # (tone index, time)
@@ -113,6 +129,16 @@ class Bot:
     _decoder: Any = None
     _meter: media.ToneMeter | None = None
     _quiet_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
+    received: list[Received] = field(default_factory=list)
+    downlink: ImpairedLink | None = None
+    uplink: ImpairedLink | None = None
+
+    def arrive(self, seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+        """A packet off the wire: through the impaired link, if any, to the inlet."""
+        if self.downlink is None:
+            self.inlet(seq, timestamp, payload, level)
+        else:
+            self.downlink.put(seq, timestamp, payload, level)
 
     def measuring(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -125,6 +151,7 @@ class Bot:
         self.seqs.append(seq)
         if not self.sampled:
             return
+        self.received.append((now, seq, timestamp, payload))
         if self._decoder is None:
             self._decoder = av.CodecContext.create("libopus", "r")
             self._decoder.format = "s16"
@@ -150,7 +177,42 @@ class Bot:
                     self.onsets.append((i, now))
                 self._quiet_frames[i] = 0
 
+    def play_out(self) -> tuple[list[int], list[tuple[int, float]]]:
+        """Frames at level per tone, and each burst's start as played (tone, time)."""
+        at_level = [0, 0, 0]
+        onsets: list[tuple[int, float]] = []
+        if not self.received:
+            return at_level, onsets
+        # A browser's receiver: a lost frame comes back from the next packet's FEC copy if it
+        # has one, or is concealed (NetEq does the same with libopus).
+        decoder = ConcealingDecoder()
+        meter = media.ToneMeter()
+        quiet = [QUIET_BEFORE_ONSET] * 3
+        previous: int | None = None
+        for played_at, seq, payload in play_out(self.received):
+            frames = []
+            if previous is not None and seq - previous > 1:
+                missing = seq - previous - 1
+                frames += [decoder.conceal(media.FRAME_SAMPLES) for _ in range(missing - 1)]
+                frames.append(decoder.recover(payload, media.FRAME_SAMPLES))
+            previous = seq
+            frames.append(decoder.decode(payload))
+            for pcm in frames:
+                if len(pcm) < media.FRAME_SAMPLES:
+                    continue
+                for i, amplitude in enumerate(meter.amplitudes(pcm[: media.FRAME_SAMPLES])):
+                    if amplitude >= AT_LEVEL:
+                        at_level[i] += 1
+                    if amplitude < LOUD:
+                        quiet[i] += 1
+                        continue
+                    if quiet[i] >= QUIET_BEFORE_ONSET:
+                        onsets.append((i, played_at))
+                    quiet[i] = 0
+        return at_level, onsets
+
     def report(self) -> dict[str, Any]:
+        at_level, played_onsets = self.play_out() if self.sampled else ([0, 0, 0], [])
         return {
             "circle": self.spec["circle"],
             "newcomer": self.spec.get("newcomer", False),
@@ -164,6 +226,10 @@ class Bot:
             "onsets": self.onsets,
             "loud_frames": self.loud_frames,
             "frames": self.frames,
+            "at_level_frames": at_level,
+            "played_onsets": played_onsets,
+            "uplink_dropped": self.uplink.dropped if self.uplink else 0,
+            "downlink_dropped": self.downlink.dropped if self.downlink else 0,
         }
 
 
@@ -186,7 +252,7 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
             pc.addTrack(PacedPackets(bot))
             await pc.setLocalDescription(await pc.createOffer())
             for transceiver in pc.getTransceivers():
-                bypass_receive_pipeline(transceiver.receiver, bot.inlet)
+                bypass_receive_pipeline(transceiver.receiver, bot.arrive)
             answer = await session.exchange(pc.localDescription.sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             async with asyncio.timeout(30):
@@ -195,9 +261,13 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
                         raise ConnectionError(pc.connectionState)
                     await asyncio.sleep(0.01)
             bot.join_seconds = time.monotonic() - started
+            dtls = pc.getTransceivers()[0].receiver.transport
             if not bot.sampled:
-                dtls = pc.getTransceivers()[0].receiver.transport
                 dtls._rx_srtp = _HeaderOnly(dtls._rx_srtp)
+            if bot.impairment.active:
+                rng = random.Random(bot.spec["name"])  # the same network in every run
+                bot.uplink = impair_rtp_sending(dtls, bot.impairment, rng)
+                bot.downlink = ImpairedLink(bot.impairment, bot.inlet, rng)
             await asyncio.sleep(max(0.0, bot.window[1] - time.monotonic()))
             await session.leave()
     except Exception as exc:
@@ -211,7 +281,8 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
 async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
     restrict_ice_addresses((plan["ice_address"],))
     window = (plan["window"][0], plan["window"][1])
-    cycles = {i: media.speech_cycle(f) for i, f in enumerate(media.TONES)}
+    impairment = Impairment.from_plan(plan.get("impairment"))
+    cycles = {i: media.speech_cycle(f, impairment.loss) for i, f in enumerate(media.TONES)}
     dtx = media.dtx_packet()
     signaller = signaller_for(plan["target"])
     bots = [
@@ -222,6 +293,8 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
             dtx=dtx,
             phase=(spec.get("tone") or 0) * media.CYCLE_FRAMES * media.FRAME_SECONDS / 3,
             sampled=spec.get("sampled", False),
+            listener_pps=plan.get("listener_pps", 1 / media.DTX_INTERVAL),
+            impairment=impairment,
         )
         for spec in plan["bots"]
     ]

@@ -23,20 +23,25 @@ TONES = (500.0, 850.0, 1270.0)  # as in tests/integration: no intermodulation be
 AMPLITUDE = 0.3
 
 
-def _encoder(dtx: bool) -> av.AudioCodecContext:
+def _encoder(dtx: bool, fec_for_loss: float = 0.0) -> av.AudioCodecContext:
     encoder = av.CodecContext.create("libopus", "w")
     encoder.bit_rate = 32_000
     encoder.format = "s16"
     encoder.layout = "mono"
     encoder.sample_rate = SAMPLE_RATE
     encoder.time_base = fractions.Fraction(1, SAMPLE_RATE)
-    encoder.options = {"application": "voip", **({"dtx": "1"} if dtx else {})}
+    options = {"application": "voip", **({"dtx": "1"} if dtx else {})}
+    if fec_for_loss > 0:
+        # In-band FEC sized for this loss, as a browser turns it on once receiver reports
+        # tell it the loss (FFmpeg's libopus options).
+        options.update(fec="1", packet_loss=str(round(fec_for_loss * 100)))
+    encoder.options = options
     return encoder
 
 
-def speech_cycle(frequency: float) -> list[bytes]:
-    """One cycle of Opus packets: a tone burst, then silence."""
-    encoder = _encoder(dtx=False)
+def speech_cycle(frequency: float, fec_for_loss: float = 0.0) -> list[bytes]:
+    """One cycle of Opus packets: a tone burst, then silence (with in-band FEC for this loss)."""
+    encoder = _encoder(dtx=False, fec_for_loss=fec_for_loss)
     n = np.arange(CYCLE_FRAMES * 2 * FRAME_SAMPLES)
     wave = (AMPLITUDE * 32767 * np.sin(2 * np.pi * frequency * n / SAMPLE_RATE)).astype(np.int16)
     packets: list[bytes] = []

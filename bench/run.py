@@ -2,6 +2,9 @@
 
     python -m bench.run --circles 4 --size 12 --speakers 1 --seconds 20
     python -m bench.run --circles 16 --size 12 --speakers 1 --targets hearth
+    python -m bench.run --circles 4 --size 12 --listener-pps 50 --muted-listeners
+    python -m bench.run --circles 2 --size 6 --loss 0.05 --jitter-ms 30 --reorder 0.01
+
     python -m bench.run --circles 12 --newcomer-circles 16 --seconds 30 \
         --targets hearth,hearth_unprotected,janus      # overload: past capacity mid-run
 
@@ -198,6 +201,7 @@ def plan_bots(
     start: float | None = None,
     first_index: int = 0,
     newcomer: bool = False,
+    muted_listeners: bool = False,
 ) -> list[dict[str, Any]]:
     """Hosts join first (a Hearth circle opens for its guests once its host is in)."""
     bots: list[dict[str, Any]] = []
@@ -213,6 +217,7 @@ def plan_bots(
                     "tone": round_ if round_ < speakers else None,
                     "sampled": speakers <= round_ < speakers + sampled,
                     "newcomer": newcomer,
+                    "muted": muted_listeners and round_ >= speakers,
                 }
             )
     if start is None:
@@ -234,7 +239,14 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         # With workers, the server is several processes: CPU and memory are their sums.
         server = target.pids()
         rss_idle = sum(rss_mb(p) for p in server)
-        bots = plan_bots(circles, args.size, args.speakers, args.sampled, args.join_rate)
+        bots = plan_bots(
+            circles,
+            args.size,
+            args.speakers,
+            args.sampled,
+            args.join_rate,
+            muted_listeners=args.muted_listeners,
+        )
         joined_by = bots[-1]["start_at"] + args.settle
         window = (joined_by, joined_by + args.seconds)
         if arriving:
@@ -256,6 +268,12 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 "ice_address": target.ice_address,
                 "window": window,
                 "bots": bots[p :: args.bot_procs],
+                "listener_pps": args.listener_pps,
+                "impairment": {
+                    "loss": args.loss,
+                    "jitter_ms": args.jitter_ms,
+                    "reorder": args.reorder,
+                },
             }
             proc = subprocess.Popen(
                 [*target.prefix, sys.executable, "-m", "bench.bots"],
@@ -319,6 +337,8 @@ def summarise(
     received = sum(r["received"] for r in joined)
     # Latency: each burst start heard at a sampled listener, against when it was sent.
     latencies: list[float] = []
+    mouth_to_ear: list[float] = []
+    continuity: list[float] = []
     delivered = pairs = 0
     speaking_frames = args.seconds / media.FRAME_SECONDS * media.BURST_FRAMES / media.CYCLE_FRAMES
     for listener in (r for r in joined if r["sampled"]):
@@ -335,6 +355,13 @@ def summarise(
                 sent = [m for m in marks if m <= heard_at]
                 if sent and heard_at - sent[-1] < 0.5:
                     latencies.append((heard_at - sent[-1]) * 1000)
+            # Through the model jitter buffer (bench.playout): what a person would hear.
+            at_level = listener.get("at_level_frames", [0, 0, 0])[tone]
+            continuity.append(min(1.0, at_level / speaking_frames))
+            for t, played_at in listener.get("played_onsets", []):
+                sent = [m for m in marks if m <= played_at]
+                if t == tone and sent and played_at - sent[-1] < 0.5:
+                    mouth_to_ear.append((played_at - sent[-1]) * 1000)
     joins = [r["join_seconds"] for r in joined]
     newcomers = {}
     if arrivals:
@@ -363,6 +390,14 @@ def summarise(
         "latency_ms_p50": _round(percentile(latencies, 0.5)),
         "latency_ms_p95": _round(percentile(latencies, 0.95)),
         "latency_samples": len(latencies),
+        "continuity": _round(sum(continuity) / len(continuity)) if continuity else None,
+        "continuity_min": _round(min(continuity)) if continuity else None,
+        "mouth_to_ear_ms_p50": _round(percentile(mouth_to_ear, 0.5)),
+        "mouth_to_ear_ms_p95": _round(percentile(mouth_to_ear, 0.95)),
+        "mouth_to_ear_samples": len(mouth_to_ear),
+        "impaired_packets_dropped": sum(
+            r.get("uplink_dropped", 0) + r.get("downlink_dropped", 0) for r in joined
+        ),
         "join_s_p50": _round(percentile(joins, 0.5)),
         "join_s_p95": _round(percentile(joins, 0.95)),
         # Bots near 1 core per process cannot keep their pace: the run then says more
@@ -392,6 +427,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default="hearth,janus",
         help="any of janus, " + ", ".join(HearthTarget.VARIANTS),
     )
+    parser.add_argument(
+        "--listener-pps",
+        type=float,
+        default=1 / media.DTX_INTERVAL,
+        help="packets a second a silent listener sends: 2.5 with DTX (default), 50 without",
+    )
+    parser.add_argument(
+        "--muted-listeners", action="store_true", help="listeners join muted (speakers never)"
+    )
+    parser.add_argument("--loss", type=float, default=0.0, help="RTP loss each way, per bot")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="uniform delay 0..this")
+    parser.add_argument("--reorder", type=float, default=0.0, help="share of packets reordered")
     parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
     parser.add_argument(
         "--workers", type=int, help="run Hearth as 'hearth serve --workers N' (default: 1 process)"
@@ -427,6 +474,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "newcomer_circles": args.newcomer_circles,
             "busy_lag_ms": args.busy_lag_ms,
             "database": "postgresql" if args.postgres else "sqlite",
+            "listener_pps": args.listener_pps,
+            "muted_listeners": args.muted_listeners,
+            "impairment": {"loss": args.loss, "jitter_ms": args.jitter_ms, "reorder": args.reorder},
         },
         "machine": {"cores": os.cpu_count(), "loadavg_1m_before": os.getloadavg()[0]},
         "results": {},

@@ -47,7 +47,7 @@ class HearthSession:
                 "type": "join",
                 "token": self._spec["token"],
                 "display_name": self._spec["name"],
-                "muted": False,
+                "muted": bool(self._spec.get("muted", False)),
             }
         )
         await self._expect("joined")
@@ -67,10 +67,21 @@ class HearthSignaller:
     async def session(
         self, http: aiohttp.ClientSession, spec: dict[str, Any]
     ) -> AsyncIterator[Session]:
-        async with http.ws_connect(spec["ws_url"]) as ws:
-            session = HearthSession(ws, spec)
-            await session.join()
-            yield session
+        # A guest may arrive before their circle's host (bot processes start slowly on a
+        # loaded machine): like the web page at a closed door, try again a little later.
+        for attempt in range(40):
+            async with http.ws_connect(spec["ws_url"]) as ws:
+                session = HearthSession(ws, spec)
+                try:
+                    await session.join()
+                except ConnectionError as exc:
+                    if "circle_not_open" not in str(exc) or attempt == 39:
+                        raise
+                    session._reader.cancel()
+                    await asyncio.sleep(0.5)
+                    continue
+                yield session
+                return
 
 
 class JanusSession:
@@ -124,7 +135,7 @@ class JanusSession:
                     "request": "join",
                     "room": self._spec["room"],
                     "display": self._spec["name"],
-                    "muted": False,
+                    "muted": bool(self._spec.get("muted", False)),
                 },
                 "jsep": {"type": "offer", "sdp": offer_sdp},
             },

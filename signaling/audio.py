@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from signaling.rtp_rewriter import OutboundTimeline
 from signaling.voice import (
     DTX_MAX_BYTES,
     FRAME_SAMPLES,
@@ -79,6 +80,10 @@ class AudioPath(Protocol):
         """Only these seats' voices may be heard; every other voice is dropped on entry."""
         ...
 
+    def is_audible(self, seat_id: str) -> bool:
+        """Whether the seat's voice may be heard now (if not, dropped before SRTP)."""
+        ...
+
     def levels(self) -> Levels:
         """The loudness (dBov, -127 silent) of each voice heard recently."""
         ...
@@ -109,12 +114,19 @@ class ListenerTrack(MediaStreamTrack):
         # What waited for aiortc's sender is dropped: one sender per stream, never two.
         self._packets.clear()
 
-    def push(self, packet: Encoded | None, data: bytes | None = None) -> None:
+    def push(
+        self,
+        packet: Encoded | None,
+        data: bytes | None = None,
+        seq: int | None = None,
+        forwarded: bool = False,
+    ) -> None:
         """Send ``packet``; ``data`` is its bytes when the caller has them already (one
-        conversion per packet, not one per listener)."""
+        conversion per packet, not one per listener); ``seq`` its place in the circle's
+        sequence (signaling.rtp_rewriter), whose gaps a ``forwarded`` packet keeps."""
         writer = self._writer
         if packet is not None and writer is not None and writer.ready:
-            writer.write(bytes(packet) if data is None else data, packet.pts or 0)
+            writer.write(bytes(packet) if data is None else data, packet.pts or 0, seq, forwarded)
             return
         if len(self._packets) >= MAX_LISTENER_PACKETS:
             self._packets.popleft()
@@ -133,6 +145,12 @@ class ListenerTrack(MediaStreamTrack):
         if packet is None:
             raise MediaStreamError
         return packet
+
+    def skip_gap(self) -> None:
+        """This listener is left out of the circle's stream for a while (their own voice is
+        forwarded): their next packet follows the last one they got without a gap."""
+        if self._writer is not None:
+            self._writer.skip_gap()
 
     def stop(self) -> None:
         if self.readyState == "live":
@@ -283,9 +301,9 @@ class SharedMixAudioPath:
         self._shared = _Stream()
         self._own: dict[str, _Stream] = {}  # mix-minus streams of the voices in the mix
         self._tick = 0
-        self._next_pts = 0  # the circle's timeline: no packet goes out earlier than this
+        # The circle's outbound sequence numbers and timestamps (forwarded packets by offset).
+        self._timeline = OutboundTimeline(FRAME_SAMPLES, SAMPLE_RATE)
         self._forwarded: str | None = None  # the lone voice sent on unchanged, if any
-        self._anchor: tuple[int, int] | None = None  # (its RTP timestamp, our pts)
         self._ticker: asyncio.Task[None] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
 
@@ -305,7 +323,7 @@ class SharedMixAudioPath:
                 voice.level = -float(level) if level is not None else UNMEASURED_SPEECH_DBOV
                 voice.level_from_header = level is not None
             if self._forwarded == seat_id:
-                self._forward(seat_id, timestamp, payload)
+                self._forward(seat_id, payload, seq, timestamp)
             else:
                 voice.put(seq, payload)
 
@@ -368,7 +386,8 @@ class SharedMixAudioPath:
             contributions[seat_id] = pcm
 
         own: dict[str, Encoded | None] = {}
-        pts = max(tick_pts, self._next_pts)
+        pts = max(tick_pts, self._timeline.next_pts)
+        seq = self._timeline.next_seq
         for seat_id in list(self._own):
             if seat_id not in contributions:
                 # Out of the mix: finish this stream's silence tail, then the shared one.
@@ -395,10 +414,10 @@ class SharedMixAudioPath:
         for seat_id, listener in self._listeners.items():
             packet, data = (own[seat_id], None) if seat_id in own else (shared, shared_data)
             if packet is not None and seat_id != self._forwarded:
-                listener.push(packet, data)
+                listener.push(packet, data, seq)
                 sent = True
         if sent:
-            self._next_pts = pts + FRAME_SAMPLES
+            self._timeline.mixed(pts)
 
     def _choose_forwarded(self) -> None:
         """Forward the one voice speaking, unchanged; mix when several are (or none is)."""
@@ -411,39 +430,39 @@ class SharedMixAudioPath:
         if chosen == self._forwarded:
             return
         self._forwarded = chosen
-        self._anchor = None
+        self._timeline.switch()
         if chosen is not None:
             # The mix's streams stop here (they would delay the voice); what the voice had
             # buffered goes out at once. The lone speaker hears nobody while forwarded, so
             # no stream of the mix is kept for them either.
             self._shared.tail = 0
             self._own.clear()
+            if chosen in self._listeners:
+                self._listeners[chosen].skip_gap()
             voice = self._voices[chosen]
             while (payload := voice.take()) is not None:
-                self._forward(chosen, None, payload)
+                self._forward(chosen, payload)
 
-    def _forward(self, seat_id: str, timestamp: int | None, payload: bytes) -> None:
-        """Send one packet of the lone voice to everyone else, on the circle's timeline."""
-        if timestamp is None or self._anchor is None:
-            pts = max(self._tick * FRAME_SAMPLES, self._next_pts)
-            if timestamp is not None:
-                self._anchor = (timestamp, pts)
-        else:
-            # Rebased from the voice's own RTP clock, so gaps (DTX) keep their length.
-            anchor_ts, anchor_pts = self._anchor
-            pts = anchor_pts + ((timestamp - anchor_ts) & 0xFFFFFFFF)
-            if abs(pts - self._tick * FRAME_SAMPLES) > SAMPLE_RATE:
-                # The voice's clock jumped (a new stream): anchor again on ours.
-                pts = self._tick * FRAME_SAMPLES
-                self._anchor = (timestamp, pts)
-            pts = max(pts, self._next_pts)
-        self._next_pts = pts + FRAME_SAMPLES
+    def _forward(
+        self, seat_id: str, payload: bytes, seq: int | None = None, timestamp: int | None = None
+    ) -> None:
+        """Send one packet of the lone voice to everyone else, placed on the circle's timeline
+        by offset from its own numbering (signaling.rtp_rewriter); one without (drained from
+        the voice's buffer) goes out next."""
+        now_pts = self._tick * FRAME_SAMPLES
+        placed = (
+            self._timeline.mixed(now_pts)
+            if seq is None or timestamp is None
+            else self._timeline.forwarded(seq, timestamp, now_pts)
+        )
+        if placed is None:
+            return  # a duplicate, or older than this voice's first forwarded packet
         packet = av.Packet(payload)
-        packet.pts = pts
+        packet.pts = placed.pts
         packet.time_base = TIME_BASE
         for listener_id, listener in self._listeners.items():
             if listener_id != seat_id:
-                listener.push(packet, payload)
+                listener.push(packet, payload, placed.seq, forwarded=True)
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:

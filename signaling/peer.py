@@ -213,8 +213,11 @@ class MediaPeer:
     buffer and decoder never see them. Each connection gets a fresh inlet (a new stream).
     """
 
-    def __init__(self, inlet_for: Callable[[], VoiceInlet]) -> None:
+    def __init__(
+        self, inlet_for: Callable[[], VoiceInlet], audible: Callable[[], bool] | None = None
+    ) -> None:
         self._inlet_for = inlet_for
+        self._audible = audible  # whether the voice may be heard: if not, dropped before SRTP
         self._pc: RTCPeerConnection | None = None
         _live_peers.add(self)
 
@@ -238,7 +241,7 @@ class MediaPeer:
                 raise ProtocolError(INVALID_SDP, "The offer has no audio.", ref="offer")
             inlet = self._inlet_for()
             for transceiver in audio:
-                bypass_receive_pipeline(transceiver.receiver, inlet)
+                bypass_receive_pipeline(transceiver.receiver, inlet, self._audible)
             sender = pc.addTrack(outbound)
             if _direct_rtp and isinstance(outbound, ListenerTrack):
                 outbound.write_directly(DirectRtpWriter(sender, outbound.writer_ready))

@@ -400,7 +400,9 @@ class ClientSession:
 
     async def _answer(self, live: LiveCircle, seat_id: str, sdp: str) -> None:
         if self._peer is None:
-            self._peer = MediaPeer(lambda: live.audio.voice_inlet(seat_id))
+            self._peer = MediaPeer(
+                lambda: live.audio.voice_inlet(seat_id), lambda: live.audio.is_audible(seat_id)
+            )
         answer = await self._peer.answer(sdp, live.audio.listener_track(seat_id))
         self.send({"type": "answer", "sdp": answer})
 

@@ -8,9 +8,12 @@ which keeps its own small buffer and decodes only the voices that may be heard.
 
 from __future__ import annotations
 
+import asyncio
 import fractions
+import random
 import secrets
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +22,21 @@ from aiortc.codecs import CODECS
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpByePacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
+
+from signaling.rtcp_stats import NTP_UNIX_OFFSET, ReceptionStats, SendingStats, middle_32
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -53,15 +70,33 @@ def tune_opus_for_voice() -> None:
     CODECS["audio"][:] = opus
 
 
-def bypass_receive_pipeline(receiver: RTCRtpReceiver, inlet: VoiceInlet) -> None:
+def _rtcp_interval() -> float:
+    # RFC 3550 section 6.3.1: vary the interval over [0.5, 1.5] times its mean (1 s here,
+    # as aiortc), so reports of many streams do not synchronise.
+    return 0.5 + random.random()
+
+
+def bypass_receive_pipeline(
+    receiver: RTCRtpReceiver, inlet: VoiceInlet, audible: Callable[[], bool] | None = None
+) -> None:
     """Send ``receiver``'s Opus packets to ``inlet`` instead of aiortc's jitter buffer.
 
-    aiortc has no public hook here: the receiver's packet handler and its ``receive`` are
-    replaced on this one instance. RTCP (receiver reports, SR) keeps running as before.
+    aiortc has no public hook here: the receiver's packet handler, its ``receive`` and its
+    RTCP loop are replaced on this one instance. Receiver reports are built from counters
+    kept here (signaling.rtcp_stats): aiortc's own count only what its handler saw. With
+    ``audible``, packets of a voice nobody may hear are dropped before SRTP (VoiceGate).
     """
     opus_types: set[int] = set()
+    streams: dict[int, ReceptionStats] = {}
+
+    def stats_for(ssrc: int) -> ReceptionStats:
+        stats = streams.get(ssrc)
+        if stats is None:
+            stats = streams[ssrc] = ReceptionStats(SAMPLE_RATE)
+        return stats
 
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        stats_for(packet.ssrc).add(packet.sequence_number, packet.timestamp, arrival_time_ms)
         if packet.payload_type not in opus_types:
             return
         level = packet.extensions.audio_level
@@ -81,9 +116,97 @@ def bypass_receive_pipeline(receiver: RTCRtpReceiver, inlet: VoiceInlet) -> None
         await stock_receive(parameters)
         # The stock receive starts a decoder thread that will never be fed: let it end.
         receiver._RTCRtpReceiver__decoder_queue.put(None)  # type: ignore[attr-defined]
+        if audible is not None:
+            gate_voice(receiver.transport.transport._connection, VoiceGate(audible, stats_for))
+
+    stock_handle_rtcp = receiver._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            stats_for(packet.ssrc).sender_report(packet.sender_info.ntp_timestamp, time.time())
+        await stock_handle_rtcp(packet)
+
+    async def run_rtcp() -> None:
+        # aiortc's loop, reporting from ``streams``; its stop() waits on these two events.
+        receiver._RTCRtpReceiver__rtcp_started.set()  # type: ignore[attr-defined]
+        try:
+            while True:
+                await asyncio.sleep(_rtcp_interval())
+                now = time.time()
+                blocks = []
+                for ssrc, stats in streams.items():
+                    report = stats.report(now)
+                    if report is not None:
+                        blocks.append(RtcpReceiverInfo(ssrc=ssrc, **vars(report)))
+                own_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+                if own_ssrc is not None and blocks:
+                    await receiver._send_rtcp(RtcpRrPacket(ssrc=own_ssrc, reports=blocks))
+        except asyncio.CancelledError:
+            pass
+        receiver._RTCRtpReceiver__rtcp_exited.set()  # type: ignore[attr-defined]
 
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+    receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+    receiver._run_rtcp = run_rtcp  # type: ignore[method-assign]
     receiver.receive = receive  # type: ignore[method-assign]
+
+
+# An inaudible voice's packet is unprotected once this many sequence numbers after the last
+# one that was, so that SRTP's rollover counter follows the stream through a long mute: libsrtp
+# guesses the counter from how far a sequence number is from the last it saw, and guesses
+# wrong past 2^15 (11 minutes at 50 packets a second).
+ROC_REFRESH_PACKETS = 512
+_RTP_FIXED = struct.Struct("!HHLL")  # flags and type, seq, timestamp, ssrc
+
+
+class VoiceGate:
+    """Drops a voice nobody may hear as its packets come off the ICE connection: before
+    aioice's queue, aiortc's DTLS dispatch, SRTP and RTP parsing.
+
+    The RTP header is in the clear, so sequence number and timestamp still go to the
+    reception counters (receiver reports stay true through a mute) without any SRTP work.
+    One packet in ROC_REFRESH_PACKETS goes through, to keep SRTP's rollover counter right.
+    Measured: docs/performance.md (muted listeners).
+    """
+
+    def __init__(
+        self, audible: Callable[[], bool], stats_for: Callable[[int], ReceptionStats]
+    ) -> None:
+        self._audible = audible
+        self._stats_for = stats_for
+        self._last_passed = -1  # sequence number of the last RTP packet let through
+        self.dropped = 0
+
+    def drops(self, data: bytes) -> bool:
+        # SRTP only (first byte 128-191), and not SRTCP (RFC 5761: second byte 192-223).
+        if len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
+            return False
+        if self._audible():
+            self._last_passed = data[2] << 8 | data[3]
+            return False
+        _, seq, timestamp, ssrc = _RTP_FIXED.unpack_from(data)
+        if self._last_passed < 0 or (seq - self._last_passed) & 0xFFFF >= ROC_REFRESH_PACKETS:
+            self._last_passed = seq
+            return False
+        # In aiortc's arrival clock (milliseconds since 1900), as the packets it passes on.
+        arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)
+        self._stats_for(ssrc).add(seq, timestamp, arrival_ms)
+        self.dropped += 1
+        return True
+
+
+def gate_voice(ice_connection: Any, gate: VoiceGate) -> None:
+    """Put ``gate`` in front of an aioice connection's incoming datagrams (once)."""
+    if getattr(ice_connection, "_hearth_voice_gate", None) is not None:
+        return
+    stock = ice_connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        if not gate.drops(data):
+            stock(data, component)
+
+    ice_connection.data_received = data_received
+    ice_connection._hearth_voice_gate = gate
 
 
 def opus_decoder() -> Any:
@@ -119,8 +242,14 @@ class DirectRtpWriter:
     wake-up, an ``RtpPacket`` with an NTP clock read, per listener per packet, which was the
     largest cost left (docs/performance.md). This writer is called by the audio path with
     the packet and sends it at once: one RTP header, SRTP, ``sendto``. aiortc's sender keeps
-    running for RTCP; its track is left empty once this writer has the parameters, so the two
-    never both send.
+    its track empty once this writer has the parameters, so the two never both send; its RTCP
+    loop is replaced by one whose sender reports carry this writer's counts.
+
+    The caller gives each packet its place in the circle's sequence (signaling.rtp_rewriter).
+    A forwarded packet keeps its gap (``keep_gap``): the listener's browser sees upstream loss
+    as loss. Before one the server made, a gap is closed: a tick this listener got nothing in
+    (their own mix had not started) is no loss, and a receiver that waits for missing
+    packets (aiortc's does) would fall behind for good.
     """
 
     def __init__(self, sender: RTCRtpSender, on_ready: Callable[[], None]) -> None:
@@ -130,9 +259,14 @@ class DirectRtpWriter:
         # (version, extension bit) and the header extension carrying the mid.
         self._first_byte = RTP_VERSION_BITS
         self._extension = b""
-        self._seq = secrets.randbelow(1 << 16)
+        self._seq_offset = secrets.randbelow(1 << 16)
+        self._auto_seq = 0  # for callers that give no sequence number
+        self._last_seq: int | None = None  # the newest sequence number written (unmasked)
+        self._skip_gap = False
         self._origin = secrets.randbelow(1 << 32)
         self._last_pts: int | None = None
+        self.stats = SendingStats(SAMPLE_RATE)
+        self._cname: str | None = None
         stock_send = sender.send
 
         async def send(parameters: Any) -> None:
@@ -143,32 +277,58 @@ class DirectRtpWriter:
                 self._first_byte = RTP_VERSION_BITS | RTP_EXTENSION_BIT
                 self._extension = struct.pack("!HH", profile, len(value) >> 2) + value
             self._payload_type = parameters.codecs[0].payloadType
+            self._cname = parameters.rtcp.cname
             on_ready()
             await stock_send(parameters)
 
         sender.send = send  # type: ignore[method-assign]
+        sender._run_rtcp = self._run_rtcp  # type: ignore[method-assign]
 
     @property
     def ready(self) -> bool:
         return self._payload_type is not None
 
-    def write(self, payload: bytes, pts: int) -> None:
+    def skip_gap(self) -> None:
+        """The next packet follows the last one written without a gap in sequence (this
+        listener was left out of a stretch of the circle's stream, nothing was lost)."""
+        self._skip_gap = True
+
+    def write(
+        self, payload: bytes, pts: int, seq: int | None = None, keep_gap: bool = False
+    ) -> None:
         assert self._payload_type is not None
         dtls = self._sender.transport
         # The enum itself: `dtls.state` builds a string on every call, per listener per packet.
         if dtls is None or dtls._state is not DtlsState.CONNECTED:
             return  # audio from before the connection is of no use to anyone
-        # The first packet after a gap starts a talkspurt (RFC 3551 section 4.1).
-        marker = 0x80 if self._last_pts is None or pts - self._last_pts != FRAME_SAMPLES else 0
+        if seq is None:
+            seq = self._auto_seq
+            self._auto_seq += 1
+        last_seq = self._last_seq
+        closes_gap = self._skip_gap or not keep_gap
+        if closes_gap and last_seq is not None and seq + self._seq_offset > last_seq + 1:
+            self._seq_offset = last_seq + 1 - seq
+        self._skip_gap = False
+        seq += self._seq_offset
+        last_pts = self._last_pts
+        # A talkspurt starts where time jumps but the sequence does not (RFC 3551 section
+        # 4.1): after silence, not after a loss.
+        if last_seq is None or last_pts is None:
+            marker = 0x80
+        else:
+            marker = 0x80 if seq == last_seq + 1 and pts - last_pts != FRAME_SAMPLES else 0
+        if last_seq is None or seq > last_seq:
+            self._last_seq = seq
+            self._last_pts = pts
+        timestamp = (self._origin + pts) & 0xFFFFFFFF
         header = _RTP_HEADER.pack(
             self._first_byte,
             marker | self._payload_type,
-            self._seq,
-            (self._origin + pts) & 0xFFFFFFFF,
+            seq & 0xFFFF,
+            timestamp,
             self._sender._ssrc,
         )
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._last_pts = pts
+        self.stats.sent(timestamp, len(payload), time.time())
         sending = dtls._send_rtp(header + self._extension + payload)
         try:
             # SRTP and sendto never wait; driving the coroutine here saves a task per packet.
@@ -178,3 +338,31 @@ class DirectRtpWriter:
         except ConnectionError:
             return
         sending.close()  # it would have waited: drop this one packet rather than block
+
+    async def _run_rtcp(self) -> None:
+        """aiortc's sender RTCP loop, with sender reports from this writer's counts."""
+        sender = self._sender
+        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        try:
+            while True:
+                await asyncio.sleep(_rtcp_interval())
+                now = time.time()
+                info = self.stats.sender_info(now)
+                if info is None:
+                    continue
+                packets: list[AnyRtcpPacket] = [
+                    RtcpSrPacket(ssrc=sender._ssrc, sender_info=RtcpSenderInfo(**vars(info)))
+                ]
+                # What aiortc's receiver-report handler matches to estimate the round trip.
+                sender._RTCRtpSender__lsr = middle_32(info.ntp_timestamp)  # type: ignore[attr-defined]
+                sender._RTCRtpSender__lsr_time = now  # type: ignore[attr-defined]
+                if self._cname is not None:
+                    item = (1, self._cname.encode("utf8"))
+                    packets.append(
+                        RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[item])])
+                    )
+                await sender._send_rtcp(packets)
+        except asyncio.CancelledError:
+            pass
+        await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]

@@ -36,6 +36,9 @@ class ServerProcess:
     log_path: Path | None = None
     # Worker processes for live circles (``--workers``); None runs the one-process server.
     workers: int | None = None
+    # A command the server runs under, e.g. nsenter into a test's own network namespace;
+    # the test's own HTTP calls then go through it too.
+    prefix: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,6 +68,7 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "server.cli",
@@ -87,8 +91,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_text()}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/api/v1/openapi.json", timeout=1):
-                    return
+                self._http("GET", f"{self.base_url}/api/v1/openapi.json", None, {}, 1)
+                return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log_text()}")
@@ -129,20 +133,32 @@ class ServerProcess:
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}{path}",
-            data=data,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.admin_token}",
-                "Content-Type": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        headers = {
+            "Authorization": f"Bearer {self.admin_token}",
+            "Content-Type": "application/json",
+        }
+        status, reply = self._http(method, f"{self.base_url}{path}", data, headers, 10)
+        return status, json.loads(reply or b"null")
+
+    def _http(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str], timeout: float
+    ) -> tuple[int, bytes]:
+        if self.prefix:
+            # From inside the server's namespace: a one-off Python there makes the call.
+            done = subprocess.run(
+                [*self.prefix, sys.executable, "-c", _HTTP_IN_NAMESPACE],
+                input=json.dumps(
+                    [method, url, (data or b"").decode(), headers, timeout, data is not None]
+                ).encode(),
+                capture_output=True,
+                check=False,
+                cwd=REPO_ROOT,
+            )
+            if done.returncode != 0:
+                raise ConnectionError(done.stderr.decode(errors="replace")[-500:])
+            status, text = json.loads(done.stdout)
+            return int(status), text.encode()
+        return _http_here(method, url, data, headers, timeout)
 
     def create_circle(self, title: str = "Tuesday circle", **overrides: Any) -> dict[str, Any]:
         body = {
@@ -156,6 +172,25 @@ class ServerProcess:
         assert status == 201, (status, circle)
         return dict(circle)
 
+
+def _http_here(
+    method: str, url: str, data: bytes | None, headers: dict[str, str], timeout: float
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+_HTTP_IN_NAMESPACE = """
+import json, sys
+from tests.support.server import _http_here
+method, url, text, headers, timeout, has_body = json.load(sys.stdin)
+status, reply = _http_here(method, url, text.encode() if has_body else None, headers, timeout)
+print(json.dumps([status, reply.decode()]))
+"""
 
 _WORKER_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) on 127\.0\.0\.1:(\d+)")
 

@@ -83,3 +83,68 @@ async def test_nothing_is_written_before_the_connection_is_up() -> None:
     await sender.send(parameters(True))
     writer.write(b"x", 0)
     assert dtls.sent == []
+
+
+async def writer_and_dtls() -> tuple[DirectRtpWriter, FakeDtls]:
+    dtls = FakeDtls()
+
+    async def stock_send(_parameters: Any) -> None:
+        return None
+
+    sender: Any = SimpleNamespace(transport=dtls, _ssrc=7, send=stock_send)
+    writer = DirectRtpWriter(sender, on_ready=lambda: None)
+    await sender.send(parameters(False))
+    return writer, dtls
+
+
+def sent_headers(dtls: FakeDtls) -> list[tuple[int, int, int]]:
+    """(sequence number relative to the first, timestamp relative to the first, marker)."""
+    packets = [RtpPacket.parse(data) for data in dtls.sent]
+    seq0, ts0 = packets[0].sequence_number, packets[0].timestamp
+    return [
+        ((p.sequence_number - seq0) & 0xFFFF, (p.timestamp - ts0) & 0xFFFFFFFF, p.marker)
+        for p in packets
+    ]
+
+
+async def test_the_circles_sequence_gaps_and_order_reach_the_listener() -> None:
+    writer, dtls = await writer_and_dtls()
+    frame = FRAME_SAMPLES
+    # seq 12 lost upstream; 14 arrives before 13.
+    for seq, pts in [(10, 0), (11, frame), (13, 3 * frame), (15, 5 * frame), (14, 4 * frame)]:
+        writer.write(b"x", pts, seq, keep_gap=True)
+    assert sent_headers(dtls) == [
+        (0, 0, 1),
+        (1, frame, 0),
+        (3, 3 * frame, 0),  # a gap after a loss: no new talkspurt
+        (5, 5 * frame, 0),
+        (4, 4 * frame, 0),  # the late one in its own place
+    ]
+
+
+async def test_a_listener_left_out_for_a_while_sees_no_gap() -> None:
+    writer, dtls = await writer_and_dtls()
+    frame = FRAME_SAMPLES
+    writer.write(b"x", 0, 10, keep_gap=True)
+    writer.write(b"x", frame, 11, keep_gap=True)
+    writer.skip_gap()  # their own voice was forwarded to the others: seq 12..60 not for them
+    writer.write(b"x", 60 * frame, 61, keep_gap=True)
+    writer.write(b"x", 61 * frame, 62, keep_gap=True)
+    assert sent_headers(dtls) == [(0, 0, 1), (1, frame, 0), (2, 60 * frame, 1), (3, 61 * frame, 0)]
+
+
+async def test_a_tick_a_listener_got_nothing_in_is_no_loss() -> None:
+    # The server's own packets (the mix) close a gap: nothing was lost upstream.
+    writer, dtls = await writer_and_dtls()
+    frame = FRAME_SAMPLES
+    writer.write(b"x", 0, 10)
+    writer.write(b"x", 2 * frame, 12)
+    writer.write(b"x", 3 * frame, 13)
+    assert sent_headers(dtls) == [(0, 0, 1), (1, 2 * frame, 1), (2, 3 * frame, 0)]
+
+
+async def test_sender_report_counts_are_what_was_written() -> None:
+    writer, _ = await writer_and_dtls()
+    for i in range(5):
+        writer.write(b"abc" * (i + 1), i * FRAME_SAMPLES, i)
+    assert (writer.stats.packets, writer.stats.octets) == (5, 3 * (1 + 2 + 3 + 4 + 5))
