@@ -20,9 +20,9 @@ from server.appkeys import ADMISSION, CLOCK, DATABASE, HUB, ROUTER, SETTINGS, SU
 from server.config import Settings
 from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
+from server.health import add_health_routes
 from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
 from server.live_settings import internal_apply as apply_live_settings
-from server.health import add_health_routes
 from server.metrics import add_metrics
 from server.moderation_api import add_moderation_routes
 from server.pages import (

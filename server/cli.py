@@ -9,10 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
 from server import __version__
-from server.access_log import RedactingAccessLogger
 from server.app import create_app, create_worker_app, purge_attendance, purge_audit, serve
 from server.config import ConfigError, Settings, settings_from_env
 from server.logs import configure_logging

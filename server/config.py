@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_PREFIX = "HEARTH_"
 
+
 def _web_dir() -> Path:
     # An installed wheel carries the client as server/web (pyproject.toml maps the
     # repository's top-level web/ there); a checkout or editable install serves web/ itself.
@@ -69,7 +70,7 @@ class Settings(BaseModel):
     audio_forwarding: bool = True
     # Listeners' RTP written by the audio path itself (the default), or by aiortc's sender.
     audio_direct_rtp: bool = True
-    web_dir: Path = field(default_factory=_web_dir)
+    web_dir: Path = Field(default_factory=_web_dir)
     # Days attendance (who sat in an occurrence, by display name) is kept after they left.
     attendance_days: Positive = DEFAULT_ATTENDANCE_DAYS
     # Days moderation records (the audit log) are kept; purged at start and every hour.
@@ -235,7 +236,5 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
             "https://circles.example.org): every link handed out is built from it"
         )
     if settings.turn_urls and not settings.turn_secret:
-        raise ConfigError(
-            "HEARTH_TURN_URLS needs HEARTH_TURN_SECRET (coturn's static-auth-secret)"
-        )
+        raise ConfigError("HEARTH_TURN_URLS needs HEARTH_TURN_SECRET (coturn's static-auth-secret)")
     return settings
