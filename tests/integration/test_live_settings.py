@@ -121,7 +121,7 @@ async def test_a_new_series_is_protected_from_its_first_meeting(server: ServerPr
     # Nobody has opened it yet; its settings are the series' and can be set now, either way.
     put_settings(server, f"/api/v1/circles/{first}/moderation", passcode="olive")
     status, seen = server.api("GET", f"/api/v1/series/{series['id']}/moderation")
-    assert (status, seen["passcode"]) == (200, "olive")
+    assert (status, seen["passcode_set"]) == (200, True)
     put_settings(server, f"/api/v1/series/{series['id']}/moderation", passcode="olive", lobby=True)
     status, seen = server.api("GET", f"/api/v1/circles/{first}/moderation")
     assert (status, seen["lobby"]) == (200, True)
