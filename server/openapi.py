@@ -620,6 +620,17 @@ SERIES_PATHS: dict[str, Any] = {
                 "404": _error("No such series or host link (`not_found`)."),
             },
         },
+        "patch": {
+            "operationId": "renameHostLink",
+            "summary": "Rename one host link; its URL stays the same (and is not shown)",
+            "requestBody": _body("HostLinkCreate"),
+            "responses": {
+                "200": _json("HostLink", "The link under its new name; `url` is null."),
+                "401": _UNAUTHORIZED,
+                "404": _error("No such series or host link (`not_found`)."),
+                **_BAD_BODY,
+            },
+        },
     },
     f"{API_BASE}/series/{{series_id}}/host-links/{{link_id}}/rotate": {
         "parameters": [_SERIES_ID, _LINK_ID],

@@ -449,17 +449,21 @@ async def _refuse_clash(store: SeriesStore, series: Series, moved: Occurrence) -
         )
 
 
-async def add_host_link(request: web.Request) -> web.Response:
-    await require_admin(request)
-    body = await read_json_object(request)
+def _host_name(body: dict[str, Any]) -> str:
     refuse_unknown_fields(body, ("name",))
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_HOST_NAME:
         raise invalid_field("name", f"'name' must be 1 to {MAX_HOST_NAME} characters.")
     if has_control_characters(name):
         raise invalid_field("name", "'name' must not contain control characters.")
+    return name.strip()
+
+
+async def add_host_link(request: web.Request) -> web.Response:
+    await require_admin(request)
+    name = _host_name(await read_json_object(request))
     link = await _store(request).add_host_link(
-        request.match_info["series_id"], name.strip(), now=_now(request)
+        request.match_info["series_id"], name, now=_now(request)
     )
     if link is None:
         raise _no_series()
@@ -474,6 +478,17 @@ async def revoke_host_link(request: web.Request) -> web.Response:
     if not revoked:
         raise ApiError(404, NOT_FOUND, "This series has no such host link.")
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def rename_host_link(request: web.Request) -> web.Response:
+    await require_admin(request)
+    name = _host_name(await read_json_object(request))
+    link = await _store(request).rename_host_link(
+        request.match_info["series_id"], request.match_info["link_id"], name
+    )
+    if link is None:
+        raise ApiError(404, NOT_FOUND, "This series has no such host link.")
+    return _json(render_host_link(link, public_base(request)))
 
 
 async def rotate_host_link(request: web.Request) -> web.Response:
@@ -523,6 +538,7 @@ def add_series_routes(app: web.Application) -> None:
     app.router.add_patch(f"{base}/{{series_id}}/occurrences/{{occurrence_id}}", change_occurrence)
     app.router.add_post(f"{base}/{{series_id}}/host-links", add_host_link)
     app.router.add_delete(f"{base}/{{series_id}}/host-links/{{link_id}}", revoke_host_link)
+    app.router.add_patch(f"{base}/{{series_id}}/host-links/{{link_id}}", rename_host_link)
     app.router.add_post(f"{base}/{{series_id}}/host-links/{{link_id}}/rotate", rotate_host_link)
     app.router.add_get(f"{API_BASE}/occurrences", list_all_occurrences)
     app.router.add_post(f"{API_BASE}/recurrence/preview", preview_recurrence)

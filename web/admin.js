@@ -11,6 +11,11 @@ const viewerZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 const $ = (id) => document.getElementById(id);
 let weekStart = startOfWeek(new Date());
 let seriesById = new Map();
+// Host link URLs exist only in the answer that made or rotated them (stored hashed): kept
+// here, in this tab's memory, so the admin can copy them until the page is left.
+const freshLinks = new Map();
+let openOccurrence = null; // the occurrence shown in the occurrence panel
+let moderationSeries = null; // the series whose settings are in the moderation form
 
 class ApiError extends Error {
     constructor(status, error) {
@@ -77,6 +82,9 @@ const dateTimeOptions = { weekday: "short", day: "numeric", month: "short", year
 
 function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
+    freshLinks.clear();
+    $("occurrence").hidden = true;
+    $("moderation").hidden = true;
     $("console").hidden = true;
     $("sign-in").hidden = false;
     const error = $("sign-in-error");
@@ -121,11 +129,18 @@ async function renderWeek() {
             if (at < day || at >= next) continue;
             const item = document.createElement("li");
             item.className = o.status;
+            item.dataset.occurrenceId = o.id;
             let text = `${formatIn(o.starts_at, viewerZone, { hour: "2-digit", minute: "2-digit" })} ${o.title}`;
             if (o.status === "cancelled") text += " (cancelled)";
             else if (o.status === "live" || o.status === "open") text += ` · ${o.status}, ${o.present} in it`;
             if (o.moved && o.status !== "cancelled") text += " (moved)";
-            item.textContent = text;
+            const manage = document.createElement("button");
+            manage.type = "button";
+            manage.textContent = "Manage";
+            manage.dataset.testid = "manage-occurrence";
+            manage.setAttribute("aria-label", `Manage ${text}, ${formatIn(o.starts_at, viewerZone, { weekday: "long", day: "numeric", month: "long" })}`);
+            manage.addEventListener("click", () => showOccurrence(o).catch(showOccurrenceError));
+            item.append(text, " ", manage);
             list.append(item);
         }
         li.append(h, list);
@@ -183,15 +198,6 @@ async function renderSeries() {
         const links = document.createElement("ul");
         links.className = "links";
         links.append(linkLine("Join link (everyone)", s.join_url));
-        for (const host of s.host_links) {
-            // Host links are stored hashed: a URL exists only in the answer that made or rotated it.
-            if (host.url) links.append(linkLine(`Host link “${host.name}”`, host.url));
-            else {
-                const li = document.createElement("li");
-                li.textContent = `Host link “${host.name}”: shown once, when made or rotated.`;
-                links.append(li);
-            }
-        }
         const edit = document.createElement("button");
         edit.type = "button";
         edit.textContent = "Edit";
@@ -206,7 +212,12 @@ async function renderSeries() {
         });
         const nextTitle = document.createElement("p");
         nextTitle.textContent = s.next_starts.length ? "Next dates:" : "No dates ahead.";
-        li.append(title, when, nextTitle, next, links, edit, " ", remove);
+        const moderation = document.createElement("button");
+        moderation.type = "button";
+        moderation.textContent = "Moderation settings";
+        moderation.dataset.testid = "moderation-settings";
+        moderation.addEventListener("click", () => showModeration(s).catch((error) => showError("moderation-error", error)));
+        li.append(title, when, nextTitle, next, links, roster(s), edit, " ", moderation, " ", remove);
         list.append(li);
     }
 }
@@ -222,6 +233,260 @@ function describeRule(s) {
         return `Monthly on the ${nth} ${dayName(monthly[2])}`;
     }
     return s.rrule;
+}
+
+// --- errors -----------------------------------------------------------------------------
+
+function showError(id, error) {
+    const box = $(id);
+    box.textContent = error ? error.message : "";
+    box.hidden = !error;
+}
+
+// --- the host-link roster ---------------------------------------------------------------
+
+function button(label, testid, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    if (testid) b.dataset.testid = testid;
+    b.addEventListener("click", onClick);
+    return b;
+}
+
+function roster(s) {
+    const box = document.createElement("div");
+    box.className = "roster-box";
+    box.dataset.testid = "roster";
+    const heading = document.createElement("h4");
+    heading.textContent = "Host links";
+    const error = document.createElement("p");
+    error.className = "error";
+    error.setAttribute("role", "alert");
+    error.dataset.testid = "roster-error";
+    error.hidden = true;
+    const fail = (e) => { error.textContent = e.message; error.hidden = false; };
+    const base = `/series/${encodeURIComponent(s.id)}/host-links`;
+    const list = document.createElement("ul");
+    list.className = "roster";
+    for (const host of s.host_links) {
+        const li = document.createElement("li");
+        li.dataset.testid = "host-link";
+        li.dataset.linkId = host.id;
+        li.dataset.hostName = host.name;
+        const name = document.createElement("input");
+        name.value = host.name;
+        name.maxLength = 100;
+        name.setAttribute("aria-label", `Name of the host link “${host.name}”`);
+        name.dataset.testid = "host-name";
+        const url = host.url || freshLinks.get(host.id);
+        li.append(
+            name, " ",
+            button("Save name", "host-rename", async () => {
+                try {
+                    await api("PATCH", `${base}/${encodeURIComponent(host.id)}`, { name: name.value });
+                    await refresh();
+                } catch (e) { fail(e); }
+            }), " ",
+            button("New link", "host-rotate", async () => {
+                if (!confirm(`Give “${host.name}” a new link? The old one stops working at once.`)) return;
+                try {
+                    const link = await api("POST", `${base}/${encodeURIComponent(host.id)}/rotate`);
+                    freshLinks.set(link.id, link.url);
+                    await refresh();
+                } catch (e) { fail(e); }
+            }), " ",
+            button("Revoke", "host-revoke", async () => {
+                if (!confirm(`Revoke the host link of “${host.name}”? It stops working at once.`)) return;
+                try {
+                    await api("DELETE", `${base}/${encodeURIComponent(host.id)}`);
+                    freshLinks.delete(host.id);
+                    await refresh();
+                } catch (e) { fail(e); }
+            }),
+        );
+        const shown = document.createElement("p");
+        if (url) {
+            shown.className = "fresh";
+            const code = document.createElement("code");
+            code.textContent = url;
+            code.dataset.testid = "host-url";
+            shown.append("Copy it now, it is shown only this once: ", code, " ", copyButton("link", url));
+        } else {
+            shown.className = "hint";
+            shown.textContent = "Link hidden (stored hashed). “New link” makes a new one to hand out.";
+        }
+        li.append(shown);
+        list.append(li);
+    }
+    const add = document.createElement("form");
+    add.noValidate = true;
+    const label = document.createElement("label");
+    label.className = "inline";
+    const newName = document.createElement("input");
+    newName.maxLength = 100;
+    newName.dataset.testid = "new-host-name";
+    label.append("New host's name ", newName);
+    const submit = document.createElement("button");
+    submit.type = "submit";
+    submit.textContent = "Add host link";
+    submit.dataset.testid = "host-add";
+    add.append(label, " ", submit);
+    add.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        try {
+            const link = await api("POST", base, { name: newName.value });
+            freshLinks.set(link.id, link.url);
+            await refresh();
+        } catch (e) { fail(e); }
+    });
+    box.append(heading, list, add, error);
+    return box;
+}
+
+// --- one occurrence ---------------------------------------------------------------------
+
+function showOccurrenceError(error) {
+    showError("occurrence-error", error);
+}
+
+async function showOccurrence(o) {
+    openOccurrence = o;
+    const zone = o.timezone;
+    $("occurrence-title").textContent = `${o.title}, ${formatIn(o.starts_at, zone, dateTimeOptions)}`;
+    let when = `${formatIn(o.starts_at, zone, dateTimeOptions)} to ${formatIn(o.ends_at, zone, { hour: "2-digit", minute: "2-digit" })} (${zone})`;
+    if (zone !== viewerZone) when += `; ${formatIn(o.starts_at, viewerZone, dateTimeOptions)} in your zone`;
+    when += `. Status: ${o.status}.`;
+    if (o.moved) when += ` Moved from ${formatIn(o.original_start, zone, dateTimeOptions)}.`;
+    $("occurrence-when").textContent = when;
+    const counts = [];
+    if (o.status === "live" || o.status === "open") counts.push(`${o.present} in it now`);
+    counts.push(`${o.attended} ${o.attended === 1 ? "person" : "people"} attended`);
+    $("occurrence-attendance").textContent = `Attendance: ${counts.join(", ")}.`;
+    const attendees = $("occurrence-attendees");
+    attendees.replaceChildren(...(o.attendees || []).map((a) => {
+        const li = document.createElement("li");
+        li.textContent = a.display_name;
+        return li;
+    }));
+    const cancelled = o.status === "cancelled";
+    $("occurrence-cancel").textContent = cancelled ? "Restore this meeting" : "Cancel this meeting";
+    const local = new Intl.DateTimeFormat("en-CA", {
+        timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    }).formatToParts(new Date(o.starts_at));
+    const get = (type) => local.find((p) => p.type === type).value;
+    $("move-date").value = `${get("year")}-${get("month")}-${get("day")}`;
+    $("move-time").value = `${get("hour")}:${get("minute")}`;
+    $("move-legend").textContent = `Move this meeting (date and time in ${zone})`;
+    showOccurrenceError(null);
+    $("occurrence").hidden = false;
+    $("occurrence-title").focus();
+    await renderAudit(o);
+}
+
+async function renderAudit(o) {
+    const { entries } = await api("GET", `/circles/${encodeURIComponent(o.id)}/audit`);
+    const body = $("audit").querySelector("tbody");
+    body.replaceChildren();
+    for (const entry of entries) {
+        const tr = document.createElement("tr");
+        const cells = [
+            formatIn(entry.at, viewerZone, dateTimeOptions),
+            entry.action.replaceAll("_", " "),
+            `${entry.actor.label} (${entry.actor.role})`,
+            entry.target ? entry.target.label : "",
+            entry.detail,
+        ];
+        for (const text of cells) {
+            const td = document.createElement("td");
+            td.textContent = text;
+            tr.append(td);
+        }
+        body.append(tr);
+    }
+    $("audit").hidden = entries.length === 0;
+    $("audit-empty").hidden = entries.length !== 0;
+}
+
+async function changeOccurrence(change, done) {
+    const o = openOccurrence;
+    showOccurrenceError(null);
+    $("occurrence-status").textContent = "";
+    try {
+        const changed = await api(
+            "PATCH", `/series/${encodeURIComponent(o.series_id)}/occurrences/${encodeURIComponent(o.id)}`, change,
+        );
+        await refresh();
+        await showOccurrence(changed);
+        $("occurrence-status").textContent = done;
+    } catch (error) {
+        showOccurrenceError(error);
+    }
+}
+
+function moveOccurrence(event) {
+    event.preventDefault();
+    const date = $("move-date").value;
+    const time = $("move-time").value;
+    if (!date || !time) {
+        showOccurrenceError(new ApiError(422, { message: "Choose a date and a time to move the meeting to.", field: "starts_at" }));
+        return;
+    }
+    changeOccurrence({ starts_at: zonedToIso(date, time, openOccurrence.timezone) }, "Moved.");
+}
+
+// --- a series' moderation settings ------------------------------------------------------
+
+let crisisFieldKnown = false; // whether the API has the crisis text (shown only then)
+
+async function showModeration(s) {
+    moderationSeries = s;
+    const settings = await api("GET", `/series/${encodeURIComponent(s.id)}/moderation`);
+    $("moderation-title").textContent = `Moderation settings: ${s.title}`;
+    $("speaking-mode").value = settings.speaking_mode;
+    $("no-host-policy").value = settings.no_host_policy;
+    $("share-seconds").value = settings.share_seconds ?? "";
+    $("lobby").checked = settings.lobby;
+    $("wait-for-host").checked = settings.wait_for_host;
+    $("allow-rename").checked = settings.allow_rename;
+    $("passcode").value = "";
+    $("passcode-remove").checked = false;
+    $("passcode-state").textContent = settings.passcode_set ? "A passcode is set." : "No passcode.";
+    crisisFieldKnown = "crisis_text" in settings;
+    $("crisis-label").hidden = !crisisFieldKnown;
+    $("crisis-text").value = settings.crisis_text ?? "";
+    showError("moderation-error", null);
+    $("moderation-status").textContent = "";
+    $("moderation").hidden = false;
+    $("moderation-title").focus();
+}
+
+async function saveModeration(event) {
+    event.preventDefault();
+    showError("moderation-error", null);
+    $("moderation-status").textContent = "";
+    const share = $("share-seconds").value.trim();
+    const body = {
+        speaking_mode: $("speaking-mode").value,
+        lobby: $("lobby").checked,
+        wait_for_host: $("wait-for-host").checked,
+        no_host_policy: $("no-host-policy").value,
+        allow_rename: $("allow-rename").checked,
+        // Empty is "no share time"; the server checks the rest (and says what is wrong).
+        share_seconds: share === "" ? null : Number(share),
+    };
+    if (crisisFieldKnown) body.crisis_text = $("crisis-text").value;
+    if ($("passcode-remove").checked) body.passcode = null;
+    else if ($("passcode").value) body.passcode = $("passcode").value;
+    try {
+        const saved = await api("PUT", `/series/${encodeURIComponent(moderationSeries.id)}/moderation`, body);
+        $("passcode").value = "";
+        $("passcode-remove").checked = false;
+        $("passcode-state").textContent = saved.passcode_set ? "A passcode is set." : "No passcode.";
+        $("moderation-status").textContent = "Saved. Meetings of this series use these settings, live ones at once.";
+    } catch (error) {
+        showError("moderation-error", error);
+    }
 }
 
 // --- the form ---------------------------------------------------------------------------
@@ -291,7 +556,10 @@ async function save(event) {
         const body = formBody();
         const id = $("series-id").value;
         if (id) await api("PATCH", `/series/${encodeURIComponent(id)}`, body);
-        else await api("POST", "/series", body);
+        else {
+            const created = await api("POST", "/series", body);
+            for (const link of created.host_links) if (link.url) freshLinks.set(link.id, link.url);
+        }
         resetForm();
         await refresh();
     } catch (error) {
@@ -370,6 +638,14 @@ function setUp() {
     $("series-form").addEventListener("submit", save);
     $("preview").addEventListener("click", preview);
     $("cancel-edit").addEventListener("click", resetForm);
+    $("occurrence-cancel").addEventListener("click", () => {
+        const cancelled = openOccurrence.status === "cancelled";
+        changeOccurrence({ cancelled: !cancelled }, cancelled ? "Restored." : "Cancelled.");
+    });
+    $("move-form").addEventListener("submit", moveOccurrence);
+    $("occurrence-close").addEventListener("click", () => { $("occurrence").hidden = true; $("week-title").focus(); });
+    $("moderation-form").addEventListener("submit", saveModeration);
+    $("moderation-close").addEventListener("click", () => { $("moderation").hidden = true; $("series-title").focus(); });
     $("week-prev").addEventListener("click", () => { weekStart.setDate(weekStart.getDate() - 7); renderWeek(); });
     $("week-next").addEventListener("click", () => { weekStart.setDate(weekStart.getDate() + 7); renderWeek(); });
     // Live counts change while the page is open.

@@ -518,6 +518,22 @@ class SeriesStore:
             )
         return bool(result.rowcount)
 
+    async def rename_host_link(self, series_id: str, link_id: str, name: str) -> HostLink | None:
+        """A host link under a new name (the roster is how admins tell hosts apart); its
+        token is unchanged and, stored hashed, not shown."""
+        async with self._sessions.begin() as session:
+            link = await session.scalar(
+                select(HostLinkRow).where(
+                    HostLinkRow.id == link_id,
+                    HostLinkRow.series_id == series_id,
+                    HostLinkRow.revoked_at.is_(None),
+                )
+            )
+            if link is None:
+                return None
+            link.name = name
+        return HostLink(link.id, link.name, None, link.created_at)
+
     async def rotate_host_link(
         self, series_id: str, link_id: str, *, now: datetime
     ) -> HostLink | None:

@@ -331,6 +331,56 @@ async def test_host_roster_links_can_be_added_revoked_and_rotated(client: Client
     assert await links.find_by_link(first["url"].rsplit("/", 1)[-1]) is None
 
 
+LINK = "/api/v1/series/{series_id}/host-links/{link_id}"
+
+
+async def test_a_host_link_can_be_renamed_and_keeps_working_under_its_new_name(
+    client: Client,
+) -> None:
+    _, series = await create(client)
+    sid, first = series["id"], series["host_links"][0]
+    status, renamed = await call(
+        client,
+        "PATCH",
+        f"{S}/{sid}/host-links/{first['id']}",
+        headers=AUTH,
+        json={"name": "  Ana (Tuesdays) "},
+        documented_as=LINK,
+    )
+    # Stored hashed: the answer cannot show the link, and the link itself does not change.
+    assert (status, renamed["name"], renamed["url"]) == (200, "Ana (Tuesdays)", None)
+    match = await SqlCircleStore(client.app[DATABASE]).find_by_link(first["url"].rsplit("/", 1)[-1])
+    assert match is not None and match.role is Role.HOST
+    _, now = await call(client, "GET", f"{S}/{sid}", headers=AUTH, documented_as=ONE)
+    assert [link["name"] for link in now["host_links"]] == ["Ana (Tuesdays)"]
+
+    for bad in ({"name": ""}, {"name": "x" * 101}, {"name": "a\u202eb"}, {"nom": "Ana"}, {}):
+        status, body = await call(
+            client,
+            "PATCH",
+            f"{S}/{sid}/host-links/{first['id']}",
+            headers=AUTH,
+            json=bad,
+            documented_as=LINK,
+        )
+        assert (status, body["error"]["code"]) == (422, "invalid_field"), bad
+    _, now = await call(client, "GET", f"{S}/{sid}", headers=AUTH, documented_as=ONE)
+    assert [link["name"] for link in now["host_links"]] == ["Ana (Tuesdays)"]
+
+    await client.delete(f"{S}/{sid}/host-links/{first['id']}", headers=AUTH)
+    status, body = await call(
+        client,
+        "PATCH",
+        f"{S}/{sid}/host-links/{first['id']}",
+        headers=AUTH,
+        json={"name": "Ana"},
+        documented_as=LINK,
+    )
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    response = await client.patch(f"{S}/{sid}/host-links/{first['id']}", json={"name": "Ana"})
+    assert response.status == 401
+
+
 async def test_preview_gives_the_next_dates_of_a_monthly_nth_weekday_rule(client: Client) -> None:
     status, body = await call(
         client,
