@@ -1,8 +1,9 @@
 """The admin HTTP API under /api/v1: schedule circles and hand out their links.
 
 Handlers are thin: authenticate, parse and validate the body completely (so nothing is
-written when any part of it is wrong), call storage, render. The shapes are documented in
-server/openapi.py, and tests check responses against that document.
+written when any part of it is wrong), call storage, render. Bodies are the pydantic models
+of server/api_models.py (``parse_body``), from which server/openapi.py makes the document;
+what a schema cannot say (a zone that exists, an offset that is the zone's) is checked here.
 """
 
 from __future__ import annotations
@@ -10,27 +11,22 @@ from __future__ import annotations
 import ipaddress
 import json
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from rooms.recurrence import FIRST_YEAR, LAST_YEAR
+from server.api_models import MAX_TITLE, CircleCreate
 from server.appkeys import DATABASE, SETTINGS
 from server.auth import require_admin
-from server.config import MAX_CAPACITY
-from server.errors import INVALID_JSON, NOT_FOUND, ApiError, invalid_field
+from server.errors import INVALID_FIELD, INVALID_JSON, NOT_FOUND, ApiError, invalid_field
 from server.openapi import API_BASE, openapi_document
 from server.storage.repository import ScheduledCircle, SqlCircleStore
-
-MAX_TITLE = 200
-MAX_DURATION_MINUTES = 24 * 60
-CREATE_FIELDS = ("title", "starts_at", "duration_minutes", "timezone")
-OPTIONAL_CREATE_FIELDS = ("capacity",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,44 +55,86 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def refuse_unknown_fields(body: dict[str, Any], allowed: Iterable[str]) -> None:
-    """422 naming the first field that is not one of ``allowed`` (names cut to 100 chars)."""
-    known = set(allowed)
-    for name in body:
-        if name not in known:
-            shown = str(name)[:100]
-            raise invalid_field(shown, f"Unknown field '{shown}'.")
+Model = TypeVar("Model", bound=BaseModel)
 
 
-def require_fields(body: dict[str, Any], required: Iterable[str]) -> None:
-    """422 naming the first of ``required`` that is missing."""
-    for name in required:
-        if name not in body:
-            raise invalid_field(name, f"'{name}' is required.")
+def parse_body(model: type[Model], body: dict[str, Any]) -> Model:
+    """``body`` as ``model`` (server/api_models.py), or a 422 naming the first field at fault:
+    an unknown field before a missing one before a wrong one, as clients have always seen.
+    The message says what the field must be, in the words of the model's own schema."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        problems = sorted(error.errors(), key=lambda e: _PROBLEM_ORDER.get(e["type"], 2))
+        first = problems[0]
+        if not first["loc"]:  # e.g. a field name that is not text (a lone surrogate)
+            raise ApiError(422, INVALID_FIELD, "A field name is not valid text.") from None
+        name = str(first["loc"][0])[:100]
+        if first["type"] == "extra_forbidden":
+            raise invalid_field(name, f"Unknown field '{name}'.") from None
+        if first["type"] == "missing":
+            raise invalid_field(name, f"'{name}' is required.") from None
+        schema = _field_schemas(model).get(name)
+        if schema is None:
+            raise invalid_field(name, f"'{name}' is not valid.") from None
+        must_be = what_it_must_be(schema)
+        raise invalid_field(name, f"'{name}' must be {must_be}.") from None
+
+
+_PROBLEM_ORDER = {"extra_forbidden": 0, "missing": 1}
+
+
+@cache
+def _field_schemas(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    properties: dict[str, Any] = schema.get("properties", {})
+    return properties
+
+
+def what_it_must_be(schema: dict[str, Any]) -> str:
+    """``a whole number from 1 to 1440``, ``true or false``, ``null or ...``: a field's JSON
+    schema said in words."""
+    options = schema.get("anyOf")
+    if options:
+        outer = {k: v for k, v in schema.items() if k == "format"}
+        kinds = [what_it_must_be({**outer, **o}) for o in options if o.get("type") != "null"]
+        nullable = len(kinds) < len(options)
+        return " or ".join((["null"] if nullable else []) + kinds)
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return "one of " + ", ".join(f"'{v}'" for v in values)
+    kind = schema.get("type")
+    if kind == "boolean":
+        return "true or false"
+    if kind == "integer":
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and high is not None:
+            return f"a whole number from {low} to {high}"
+        return "a whole number" + (f" of at least {low}" if low is not None else "")
+    if kind == "string":
+        if schema.get("format") == "date-time":
+            return "an ISO 8601 date-time with an offset, e.g. 2026-12-01T19:00:00+01:00"
+        if schema.get("format") == "date":
+            return "a date (YYYY-MM-DD)"
+        low, high = schema.get("minLength"), schema.get("maxLength")
+        if high is not None:
+            return f"a string of {low or 0} to {high} characters"
+        return "a string"
+    return "valid"
 
 
 def parse_new_circle(body: dict[str, Any], *, default_capacity: int) -> NewCircle:
     """Validate a create request; raises ApiError (422) naming the first field at fault."""
-    refuse_unknown_fields(body, CREATE_FIELDS + OPTIONAL_CREATE_FIELDS)
-    require_fields(body, CREATE_FIELDS)
+    given = parse_body(CircleCreate, body)
     new = NewCircle(
-        title=parse_title(body["title"]),
-        starts_at=parse_starts_at(body["starts_at"]),
-        duration_minutes=parse_duration(body["duration_minutes"]),
-        timezone=parse_timezone(body["timezone"]),
-        capacity=parse_capacity(body.get("capacity", default_capacity)),
+        title=parse_title(given.title),
+        starts_at=parse_starts_at(given.starts_at),
+        duration_minutes=given.duration_minutes,
+        timezone=parse_timezone(given.timezone),
+        capacity=default_capacity if given.capacity is None else given.capacity,
     )
-    check_wall_time("starts_at", body["starts_at"], new.starts_at, new.timezone)
+    check_wall_time("starts_at", given.starts_at, new.starts_at, new.timezone)
     return new
-
-
-def parse_capacity(value: object) -> int:
-    """Every circle has a capacity: the most people seated at once (hosts always get in)."""
-    if type(value) is not int or not 1 <= value <= MAX_CAPACITY:
-        raise invalid_field(
-            "capacity", f"'capacity' must be a whole number from 1 to {MAX_CAPACITY}."
-        )
-    return value
 
 
 def parse_title(value: object) -> str:
@@ -174,16 +212,6 @@ def parse_starts_at(value: object) -> datetime:
             "starts_at", f"'starts_at' must be in the years {FIRST_YEAR} to {LAST_YEAR}."
         )
     return starts_at.astimezone(UTC)
-
-
-def parse_duration(value: object) -> int:
-    # bool is an int in Python; true is not a duration.
-    if type(value) is not int or not 1 <= value <= MAX_DURATION_MINUTES:
-        raise invalid_field(
-            "duration_minutes",
-            f"'duration_minutes' must be a whole number from 1 to {MAX_DURATION_MINUTES}.",
-        )
-    return value
 
 
 def parse_timezone(value: object) -> str:

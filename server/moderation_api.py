@@ -12,20 +12,17 @@ from typing import Any
 from aiohttp import web
 
 from rooms.lifecycle import SERIES_ID_PREFIX
-from rooms.machine import MAX_SHARE_SECONDS, MIN_SHARE_SECONDS
 from rooms.model import CircleSettings, NoHostPolicy, SpeakingMode
-from server.api import no_store, read_json_object, refuse_unknown_fields, require_fields
+from server.api import no_store, parse_body, read_json_object
+from server.api_models import ModerationSettings
 from server.appkeys import DATABASE
 from server.auth import require_admin
-from server.errors import NOT_FOUND, ApiError, invalid_field
+from server.errors import NOT_FOUND, ApiError
 from server.live_settings import apply_live
 from server.openapi import API_BASE
 from server.storage.repository import AuditRecord, SqlCircleStore
 from server.storage.series import SeriesStore
 from signaling.passcodes import hash_passcode
-
-MAX_CRISIS_TEXT = 4000
-MAX_PASSCODE = 100
 
 
 def render_settings(settings: CircleSettings) -> dict[str, Any]:
@@ -49,49 +46,18 @@ def parse_settings(body: dict[str, Any]) -> tuple[CircleSettings, object]:
     """A complete settings object (every field but the passcode is required, so nothing is
     half-applied), and the passcode: a clear one to hash, None to remove it, or KEEP.
     ``passcode_set`` is accepted and ignored, so what a GET returned can be PUT back."""
-    defaults = render_settings(CircleSettings())
-    refuse_unknown_fields(body, [*defaults, "passcode"])
-    require_fields(body, [name for name in defaults if name != "passcode_set"])
-    for name in ("lobby", "wait_for_host", "allow_rename"):
-        if not isinstance(body[name], bool):
-            raise invalid_field(name, f"'{name}' must be true or false.")
-    if body["speaking_mode"] not in ("open", "hand_raise"):
-        raise invalid_field("speaking_mode", "'speaking_mode' must be 'open' or 'hand_raise'.")
-    if body["no_host_policy"] not in ("continue", "hold"):
-        raise invalid_field("no_host_policy", "'no_host_policy' must be 'continue' or 'hold'.")
-    passcode = body.get("passcode", KEEP)
-    if (
-        passcode is not None
-        and passcode is not KEEP
-        and (not isinstance(passcode, str) or not 1 <= len(passcode) <= MAX_PASSCODE)
-    ):
-        raise invalid_field(
-            "passcode", f"'passcode' must be null or 1 to {MAX_PASSCODE} characters."
-        )
-    share = body["share_seconds"]
-    if share is not None and (
-        type(share) is not int or not MIN_SHARE_SECONDS <= share <= MAX_SHARE_SECONDS
-    ):
-        raise invalid_field(
-            "share_seconds",
-            f"'share_seconds' must be null or {MIN_SHARE_SECONDS} to {MAX_SHARE_SECONDS}.",
-        )
-    crisis = body["crisis_text"]
-    if not isinstance(crisis, str) or len(crisis) > MAX_CRISIS_TEXT:
-        raise invalid_field(
-            "crisis_text", f"'crisis_text' must be at most {MAX_CRISIS_TEXT} characters."
-        )
+    given = parse_body(ModerationSettings, body)
     settings = CircleSettings(
-        speaking_mode=SpeakingMode(body["speaking_mode"]),
-        lobby=body["lobby"],
+        speaking_mode=SpeakingMode(given.speaking_mode),
+        lobby=given.lobby,
         passcode=None,
-        wait_for_host=body["wait_for_host"],
-        no_host_policy=NoHostPolicy(body["no_host_policy"]),
-        allow_rename=body["allow_rename"],
-        share_seconds=share,
-        crisis_text=crisis,
+        wait_for_host=given.wait_for_host,
+        no_host_policy=NoHostPolicy(given.no_host_policy),
+        allow_rename=given.allow_rename,
+        share_seconds=given.share_seconds,
+        crisis_text=given.crisis_text,
     )
-    return settings, passcode
+    return settings, given.passcode if "passcode" in given.model_fields_set else KEEP
 
 
 def render_audit(record: AuditRecord) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The admin API for series (/api/v1/series...): schedules, occurrences, host links.
 
 As in server/api.py: authenticate, parse and validate the whole request (nothing is stored
-when any part is wrong), call storage, render. Shapes are in server/openapi.py.
+when any part is wrong), call storage, render. Bodies are the models of server/api_models.py.
 """
 
 from __future__ import annotations
@@ -35,15 +35,21 @@ from server.api import (
     check_wall_time,
     has_control_characters,
     no_store,
-    parse_capacity,
-    parse_duration,
+    parse_body,
     parse_starts_at,
     parse_timezone,
     parse_title,
     public_base,
     read_json_object,
-    refuse_unknown_fields,
-    require_fields,
+)
+from server.api_models import (
+    MAX_LISTED,
+    NEXT_STARTS_SHOWN,
+    HostLinkCreate,
+    OccurrenceChange,
+    RecurrencePreviewRequest,
+    SeriesCreate,
+    SeriesUpdate,
 )
 from server.appkeys import CLOCK, DATABASE, SETTINGS
 from server.auth import require_admin
@@ -58,71 +64,30 @@ from server.storage.series import (
     SeriesStore,
 )
 
-MAX_DESCRIPTION = 2000
-MAX_WINDOW_MINUTES = 240
-MAX_HOST_NAME = 100
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=28)
-MAX_PREVIEW = 20
-MAX_LISTED = 5000
-NEXT_STARTS_SHOWN = 5
-
-REQUIRED = ("title", "starts_at", "timezone", "duration_minutes")
-OPTIONAL = (
-    "description",
-    "rrule",
-    "ends_on",
-    "capacity",
-    "lobby_minutes",
-    "grace_minutes",
-    "public",
-    "attendance_names_visible",
-)
-SERIES_FIELDS = REQUIRED + OPTIONAL
 
 
 # --- parsing -----------------------------------------------------------------------------
 
 
-def _description(value: object) -> str:
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
-        raise invalid_field(
-            "description", f"'description' must be a string of at most {MAX_DESCRIPTION}."
-        )
+def _description(value: str) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
         raise invalid_field("description", "'description' must not contain control characters.")
     return value.strip()
 
 
-def _rrule(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise invalid_field("rrule", "'rrule' must be a string (an RFC 5545 RRULE) or null.")
-    return normalise_rule(value) or None
+def _rrule(value: str | None) -> str | None:
+    return None if value is None else normalise_rule(value) or None
 
 
-def _ends_on(value: object) -> date | None:
+def _ends_on(value: str | None) -> date | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise invalid_field("ends_on", "'ends_on' must be a date (YYYY-MM-DD) or null.")
     try:
         return date.fromisoformat(value)
     except ValueError:
         raise invalid_field("ends_on", "'ends_on' must be a date (YYYY-MM-DD) or null.") from None
-
-
-def _whole(name: str, value: object, low: int, high: int) -> int:
-    if type(value) is not int or not low <= value <= high:
-        raise invalid_field(name, f"'{name}' must be a whole number from {low} to {high}.")
-    return value
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise invalid_field(name, f"'{name}' must be true or false.")
-    return value
 
 
 def parse_series(
@@ -132,9 +97,9 @@ def parse_series(
     default_capacity: int = DEFAULT_CAPACITY,
 ) -> SeriesFields:
     """A complete, validated SeriesFields from a create body, or from a change to ``existing``."""
-    refuse_unknown_fields(body, SERIES_FIELDS)
+    given: SeriesCreate | SeriesUpdate
     if existing is None:
-        require_fields(body, REQUIRED)
+        given = parse_body(SeriesCreate, body)
         fields = SeriesFields(
             title="",
             description="",
@@ -150,9 +115,12 @@ def parse_series(
             attendance_names_visible=False,
         )
     else:
+        given = parse_body(SeriesUpdate, body)
         fields = existing
     changes: dict[str, Any] = {}
-    for name, value in body.items():
+    # Only what was sent changes (absent is "as before"); the model checked types and ranges.
+    for name in given.model_fields_set:
+        value = getattr(given, name)
         if name == "title":
             changes["title"] = parse_title(value)
         elif name == "description":
@@ -161,25 +129,21 @@ def parse_series(
             changes["first_start"] = parse_starts_at(value)
         elif name == "timezone":
             changes["timezone"] = parse_timezone(value)
-        elif name == "duration_minutes":
-            changes["duration_minutes"] = parse_duration(value)
         elif name == "rrule":
             changes["rrule"] = _rrule(value)
         elif name == "ends_on":
             changes["ends_on"] = _ends_on(value)
-        elif name == "capacity":
-            changes["capacity"] = parse_capacity(value)
-        elif name in ("lobby_minutes", "grace_minutes"):
-            changes[name] = _whole(name, value, 0, MAX_WINDOW_MINUTES)
         else:
-            changes[name] = _flag(name, value)
+            changes[name] = value
     fields = replace(fields, **changes)
     try:
         validate(fields.schedule)
     except RecurrenceError as error:
         raise invalid_field(error.field, error.message) from None
-    if "starts_at" in body or "timezone" in body:
-        check_wall_time("starts_at", body.get("starts_at"), fields.first_start, fields.timezone)
+    sent = given.model_fields_set
+    if "starts_at" in sent or "timezone" in sent:
+        raw = given.starts_at if "starts_at" in sent else None
+        check_wall_time("starts_at", raw, fields.first_start, fields.timezone)
     return fields
 
 
@@ -411,15 +375,14 @@ async def change_occurrence(request: web.Request) -> web.Response:
     if found is None:
         raise ApiError(404, NOT_FOUND, "This series has no such occurrence.")
     series, occurrence, _row = found
-    body = await read_json_object(request)
-    refuse_unknown_fields(body, ("cancelled", "starts_at"))
-    if not body:
+    change = parse_body(OccurrenceChange, await read_json_object(request))
+    if not change.model_fields_set:
         raise invalid_field("cancelled", "Send 'cancelled' or 'starts_at'.")
-    cancelled = _flag("cancelled", body["cancelled"]) if "cancelled" in body else None
-    starts_at = parse_starts_at(body["starts_at"]) if "starts_at" in body else None
+    cancelled = change.cancelled
+    starts_at = None if change.starts_at is None else parse_starts_at(change.starts_at)
     if starts_at is not None:
         within_years("starts_at", starts_at)
-        check_wall_time("starts_at", body["starts_at"], starts_at, series.fields.timezone)
+        check_wall_time("starts_at", change.starts_at, starts_at, series.fields.timezone)
     now = _now(request)
     if occurrence.starts_at <= now or (starts_at is not None and starts_at <= now):
         field = "starts_at" if starts_at is not None else "cancelled"
@@ -450,13 +413,12 @@ async def _refuse_clash(store: SeriesStore, series: Series, moved: Occurrence) -
 
 
 def _host_name(body: dict[str, Any]) -> str:
-    refuse_unknown_fields(body, ("name",))
-    name = body.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_HOST_NAME:
-        raise invalid_field("name", f"'name' must be 1 to {MAX_HOST_NAME} characters.")
+    name = parse_body(HostLinkCreate, body).name.strip()
+    if not name:
+        raise invalid_field("name", "'name' must not be blank.")
     if has_control_characters(name):
         raise invalid_field("name", "'name' must not contain control characters.")
-    return name.strip()
+    return name
 
 
 async def add_host_link(request: web.Request) -> web.Response:
@@ -504,24 +466,20 @@ async def rotate_host_link(request: web.Request) -> web.Response:
 async def preview_recurrence(request: web.Request) -> web.Response:
     """The next starts a schedule would give, for the console's form (nothing is stored)."""
     await require_admin(request)
-    body = await read_json_object(request)
-    refuse_unknown_fields(
-        body, ("starts_at", "timezone", "duration_minutes", "rrule", "ends_on", "count")
-    )
-    require_fields(body, ("starts_at", "timezone"))
+    given = parse_body(RecurrencePreviewRequest, await read_json_object(request))
     schedule = SeriesSchedule(
-        first_start=parse_starts_at(body["starts_at"]),
-        timezone=parse_timezone(body["timezone"]),
-        duration_minutes=parse_duration(body.get("duration_minutes", 60)),
-        rule=_rrule(body.get("rrule")),
-        ends_on=_ends_on(body.get("ends_on")),
+        first_start=parse_starts_at(given.starts_at),
+        timezone=parse_timezone(given.timezone),
+        duration_minutes=given.duration_minutes,
+        rule=_rrule(given.rrule),
+        ends_on=_ends_on(given.ends_on),
     )
-    count = _whole("count", body.get("count", 5), 1, MAX_PREVIEW)
+    count = given.count
     try:
         await asyncio.to_thread(validate, schedule)
     except RecurrenceError as error:
         raise invalid_field(error.field, error.message) from None
-    check_wall_time("starts_at", body["starts_at"], schedule.first_start, schedule.timezone)
+    check_wall_time("starts_at", given.starts_at, schedule.first_start, schedule.timezone)
     starts = starts_between(schedule, schedule.first_start, schedule.first_start + MAX_RANGE)
     return _json({"starts": [_iso(s) for s in starts[:count]]})
 

@@ -287,6 +287,47 @@ async def test_each_invalid_field_is_a_422_naming_it_and_nothing_is_stored(
     assert await listed(client) == []
 
 
+MESSAGES: dict[str, tuple[dict[str, Any], str]] = {
+    "duration true": (
+        {**VALID, "duration_minutes": True},
+        "'duration_minutes' must be a whole number from 1 to 1440.",
+    ),
+    "capacity null": (
+        {**VALID, "capacity": None},
+        "'capacity' must be a whole number from 1 to 1000.",
+    ),
+    "title a list": ({**VALID, "title": ["a"]}, "'title' must be a string of 1 to 200 characters."),
+    "missing timezone": (
+        {k: v for k, v in VALID.items() if k != "timezone"},
+        "'timezone' is required.",
+    ),
+    # An unknown field is named before a missing or wrong one, as it always was.
+    "unknown and wrong": ({"host_name": "Ana", "title": 5}, "Unknown field 'host_name'."),
+}
+
+
+@pytest.mark.parametrize(("payload", "message"), MESSAGES.values(), ids=MESSAGES.keys())
+async def test_a_refusal_says_what_the_field_must_be_in_the_schemas_words(
+    client: Client, payload: dict[str, Any], message: str
+) -> None:
+    status, body = await create(client, payload)
+
+    assert (status, body["error"]["message"]) == (422, message)
+    assert await listed(client) == []
+
+
+@pytest.mark.parametrize("raw", [b'{"\\ud800": 1}', b'{"title": "\\ud800x"}'])
+async def test_a_lone_surrogate_in_a_field_name_or_value_is_a_422_not_a_500(
+    client: Client, raw: bytes
+) -> None:
+    status, body = await create(
+        client, data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+
+    assert (status, body["error"]["code"]) == (422, "invalid_field")
+    assert await listed(client) == []
+
+
 async def test_unknown_api_routes_answer_in_json(client: Client) -> None:
     for method, path, status, code in [
         ("GET", "/api/v1/nothing-here", 404, "not_found"),
