@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from rooms.recurrence import FIRST_YEAR, LAST_YEAR
-from server.api_models import MAX_TITLE, CircleCreate
+from server.api_models import MAX_TITLE, Circle, CircleCreate, CircleList
 from server.appkeys import DATABASE, SETTINGS
 from server.auth import require_admin
 from server.errors import INVALID_FIELD, INVALID_JSON, NOT_FOUND, ApiError, invalid_field
@@ -250,20 +250,28 @@ def _is_loopback(name: str) -> bool:
         return False
 
 
-def render_circle(scheduled: ScheduledCircle, base: str) -> dict[str, Any]:
+def render_circle(scheduled: ScheduledCircle, base: str) -> Circle:
     circle = scheduled.circle
-    return {
-        "id": circle.id,
-        "title": circle.title,
-        "starts_at": circle.starts_at.isoformat(),
-        "ends_at": circle.ends_at.isoformat(),
-        "duration_minutes": circle.duration_minutes,
-        "timezone": circle.timezone,
-        "status": circle.status.value,
-        "capacity": circle.capacity,
-        "join_url": f"{base}/c/{scheduled.join_token}",
-        "host_url": None if scheduled.host_token is None else f"{base}/c/{scheduled.host_token}",
-    }
+    # Stored circles always have one (their series' capacity); None is for pure tests.
+    assert circle.capacity is not None
+    return Circle(
+        id=circle.id,
+        title=circle.title,
+        starts_at=circle.starts_at.isoformat(),
+        ends_at=circle.ends_at.isoformat(),
+        duration_minutes=circle.duration_minutes,
+        timezone=circle.timezone,
+        status=circle.status.value,
+        capacity=circle.capacity,
+        join_url=f"{base}/c/{scheduled.join_token}",
+        host_url=None if scheduled.host_token is None else f"{base}/c/{scheduled.host_token}",
+    )
+
+
+def json_answer(body: BaseModel, status: int = 200, **dump: Any) -> web.Response:
+    """A response body, checked against its model (server/api_models.py) on the way out;
+    admin answers are never cached."""
+    return no_store(web.json_response(body.model_dump(**dump), status=status))
 
 
 def no_store(response: web.Response) -> web.Response:
@@ -285,17 +293,16 @@ async def create_circle(request: web.Request) -> web.Response:
         capacity=new.capacity,
         now=datetime.now(UTC),
     )
-    body = render_circle(scheduled, public_base(request))
-    response = web.json_response(body, status=201)
+    response = json_answer(render_circle(scheduled, public_base(request)), status=201)
     response.headers["Location"] = f"{API_BASE}/circles/{scheduled.circle.id}"
-    return no_store(response)
+    return response
 
 
 async def list_circles(request: web.Request) -> web.Response:
     await require_admin(request)
     base = public_base(request)
     circles = await SqlCircleStore(request.app[DATABASE]).list_circles()
-    return no_store(web.json_response({"circles": [render_circle(c, base) for c in circles]}))
+    return json_answer(CircleList(circles=[render_circle(c, base) for c in circles]))
 
 
 async def get_circle(request: web.Request) -> web.Response:
@@ -305,7 +312,7 @@ async def get_circle(request: web.Request) -> web.Response:
     )
     if scheduled is None:
         raise ApiError(404, NOT_FOUND, "No circle has this id.")
-    return no_store(web.json_response(render_circle(scheduled, public_base(request))))
+    return json_answer(render_circle(scheduled, public_base(request)))
 
 
 async def get_openapi(_request: web.Request) -> web.Response:

@@ -348,7 +348,9 @@ class ModerationSettings(Body):
 class AuditActor(Answer):
     id: str
     label: str
-    role: Literal["host", "cohost", "participant"]
+    role: Literal["host", "cohost", "participant", "admin"] = Field(
+        description="`admin`: settings an admin changed through this API."
+    )
 
 
 class AuditTarget(Answer):

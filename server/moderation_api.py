@@ -13,8 +13,8 @@ from aiohttp import web
 
 from rooms.lifecycle import SERIES_ID_PREFIX
 from rooms.model import CircleSettings, NoHostPolicy, SpeakingMode
-from server.api import no_store, parse_body, read_json_object
-from server.api_models import ModerationSettings
+from server.api import json_answer, parse_body, read_json_object
+from server.api_models import AuditEntry, AuditLog, ModerationSettings
 from server.appkeys import DATABASE
 from server.auth import require_admin
 from server.errors import NOT_FOUND, ApiError
@@ -25,18 +25,22 @@ from server.storage.series import SeriesStore
 from signaling.passcodes import hash_passcode
 
 
-def render_settings(settings: CircleSettings) -> dict[str, Any]:
+def render_settings(settings: CircleSettings) -> ModerationSettings:
     # The passcode is never returned, not even hashed: only whether there is one.
-    return {
-        "speaking_mode": settings.speaking_mode.value,
-        "lobby": settings.lobby,
-        "passcode_set": bool(settings.passcode),
-        "wait_for_host": settings.wait_for_host,
-        "no_host_policy": settings.no_host_policy.value,
-        "allow_rename": settings.allow_rename,
-        "share_seconds": settings.share_seconds,
-        "crisis_text": settings.crisis_text,
-    }
+    return ModerationSettings(
+        speaking_mode=settings.speaking_mode.value,
+        lobby=settings.lobby,
+        passcode_set=bool(settings.passcode),
+        wait_for_host=settings.wait_for_host,
+        no_host_policy=settings.no_host_policy.value,
+        allow_rename=settings.allow_rename,
+        share_seconds=settings.share_seconds,
+        crisis_text=settings.crisis_text,
+    )
+
+
+def _settings_answer(settings: CircleSettings) -> web.Response:
+    return json_answer(render_settings(settings), exclude={"passcode"})
 
 
 KEEP = object()
@@ -60,16 +64,22 @@ def parse_settings(body: dict[str, Any]) -> tuple[CircleSettings, object]:
     return settings, given.passcode if "passcode" in given.model_fields_set else KEEP
 
 
-def render_audit(record: AuditRecord) -> dict[str, Any]:
-    return {
-        "at": record.at.isoformat(),
-        "action": record.action,
-        "actor": {"id": record.actor_id, "label": record.actor_label, "role": record.actor_role},
-        "target": None
-        if record.target_id is None
-        else {"id": record.target_id, "label": record.target_label},
-        "detail": record.detail,
-    }
+def render_audit(record: AuditRecord) -> AuditEntry:
+    return AuditEntry.model_validate(
+        {
+            "at": record.at.isoformat(),
+            "action": record.action,
+            "actor": {
+                "id": record.actor_id,
+                "label": record.actor_label,
+                "role": record.actor_role,
+            },
+            "target": None
+            if record.target_id is None
+            else {"id": record.target_id, "label": record.target_label},
+            "detail": record.detail,
+        }
+    )
 
 
 async def _circle(request: web.Request) -> tuple[SqlCircleStore, str, str]:
@@ -104,7 +114,7 @@ async def _series(request: web.Request) -> tuple[SqlCircleStore, str]:
 
 async def get_moderation(request: web.Request) -> web.Response:
     store, _, series_id = await _circle(request)
-    return no_store(web.json_response(render_settings(await store.moderation_settings(series_id))))
+    return _settings_answer(await store.moderation_settings(series_id))
 
 
 async def put_moderation(request: web.Request) -> web.Response:
@@ -114,7 +124,7 @@ async def put_moderation(request: web.Request) -> web.Response:
 
 async def get_series_moderation(request: web.Request) -> web.Response:
     store, series_id = await _series(request)
-    return no_store(web.json_response(render_settings(await store.moderation_settings(series_id))))
+    return _settings_answer(await store.moderation_settings(series_id))
 
 
 async def put_series_moderation(request: web.Request) -> web.Response:
@@ -137,13 +147,13 @@ async def _replace_settings(
     await store.set_moderation_settings(series_id, settings)
     # Stored first, so a circle that loads meanwhile reads them; then the live ones apply them.
     await apply_live(request.app, store, series_id, settings)
-    return no_store(web.json_response(render_settings(settings)))
+    return _settings_answer(settings)
 
 
 async def get_audit(request: web.Request) -> web.Response:
     store, circle_id, _ = await _circle(request)
     records = await store.audit_log(circle_id)
-    return no_store(web.json_response({"entries": [render_audit(r) for r in records]}))
+    return json_answer(AuditLog(entries=[render_audit(r) for r in records]))
 
 
 def add_moderation_routes(app: web.Application) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from rooms.lifecycle import (
     DEFAULT_GRACE_MINUTES,
@@ -31,10 +32,11 @@ from rooms.recurrence import (
     starts_between,
     validate,
 )
+from server import api_models as out
 from server.api import (
     check_wall_time,
     has_control_characters,
-    no_store,
+    json_answer,
     parse_body,
     parse_starts_at,
     parse_timezone,
@@ -186,21 +188,25 @@ def parse_range(request: web.Request, now: datetime) -> tuple[datetime, datetime
 # --- rendering ---------------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
 
 
-def render_host_link(link: HostLink, base: str) -> dict[str, Any]:
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else _iso(value)
+
+
+def render_host_link(link: HostLink, base: str) -> out.HostLink:
     """A roster entry; ``url`` only in the answer that made or rotated it (stored hashed)."""
-    return {
-        "id": link.id,
-        "name": link.name,
-        "url": None if link.token is None else f"{base}/c/{link.token}",
-        "created_at": _iso(link.created_at),
-    }
+    return out.HostLink(
+        id=link.id,
+        name=link.name,
+        url=None if link.token is None else f"{base}/c/{link.token}",
+        created_at=_iso(link.created_at),
+    )
 
 
-def render_series(series: Series, base: str, now: datetime) -> dict[str, Any]:
+def _series_fields(series: Series, base: str, now: datetime) -> dict[str, Any]:
     fields = series.fields
     upcoming = starts_between(fields.schedule, now, now + MAX_RANGE)[:NEXT_STARTS_SHOWN]
     return {
@@ -225,37 +231,41 @@ def render_series(series: Series, base: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def render_occurrence(scheduled: ScheduledOccurrence, now: datetime) -> dict[str, Any]:
+def render_series(series: Series, base: str, now: datetime) -> out.Series:
+    return out.Series(**_series_fields(series, base, now))
+
+
+def render_occurrence(scheduled: ScheduledOccurrence, now: datetime) -> out.Occurrence:
     series, occurrence = scheduled.series, scheduled.occurrence
     attendance = scheduled.attendance
-    return {
-        "id": occurrence.id,
-        "series_id": series.id,
-        "title": series.fields.title,
-        "timezone": series.fields.timezone,
-        "starts_at": _iso(occurrence.starts_at),
-        "ends_at": _iso(occurrence.ends_at),
-        "original_start": _iso(occurrence.original_start),
-        "moved": occurrence.moved,
-        "status": phase(occurrence, series.windows, now).value,
-        "extended_minutes": occurrence.extended_minutes,
-        "present": attendance.present,
-        "attended": attendance.total,
-        "attendees": None
+    return out.Occurrence(
+        id=occurrence.id,
+        series_id=series.id,
+        title=series.fields.title,
+        timezone=series.fields.timezone,
+        starts_at=_iso(occurrence.starts_at),
+        ends_at=_iso(occurrence.ends_at),
+        original_start=_iso(occurrence.original_start),
+        moved=occurrence.moved,
+        status=phase(occurrence, series.windows, now).value,
+        extended_minutes=occurrence.extended_minutes,
+        present=attendance.present,
+        attended=attendance.total,
+        attendees=None
         if attendance.attendees is None
         else [
-            {
-                "display_name": a.display_name,
-                "joined_at": _iso(a.joined_at),
-                "left_at": _iso(a.left_at),
-            }
+            out.Attendee(
+                display_name=a.display_name,
+                joined_at=_iso(a.joined_at),
+                left_at=_iso_or_none(a.left_at),
+            )
             for a in attendance.attendees
         ],
-    }
+    )
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return no_store(web.json_response(body, status=status))
+def _json(body: BaseModel, status: int = 200) -> web.Response:
+    return json_answer(body, status)
 
 
 def _no_series() -> ApiError:
@@ -290,7 +300,7 @@ async def list_series(request: web.Request) -> web.Response:
     await require_admin(request)
     base, now = public_base(request), _now(request)
     everything = await _store(request).all_series()
-    return _json({"series": [render_series(s, base, now) for s in everything]})
+    return _json(out.SeriesList(series=[render_series(s, base, now) for s in everything]))
 
 
 async def get_series(request: web.Request) -> web.Response:
@@ -313,12 +323,12 @@ async def update_series(request: web.Request) -> web.Response:
     updated = await store.update(series.id, fields, now=now)
     if updated is None:
         raise _no_series()
-    body = render_series(updated.series, public_base(request), now)
-    body["not_kept"] = [
-        {"original_start": _iso(d.original_start), "change": d.change, "reason": d.reason}
+    not_kept = [
+        out.NotKept(original_start=_iso(d.original_start), change=d.change, reason=d.reason)
         for d in updated.dropped
     ]
-    return _json(body)
+    rendered = _series_fields(updated.series, public_base(request), now)
+    return _json(out.SeriesUpdated(**rendered, not_kept=not_kept))
 
 
 async def delete_series(request: web.Request) -> web.Response:
@@ -356,13 +366,13 @@ async def list_all_occurrences(request: web.Request) -> web.Response:
     return _json(_occurrence_list(found, now))
 
 
-def _occurrence_list(found: list[ScheduledOccurrence], now: datetime) -> dict[str, Any]:
+def _occurrence_list(found: list[ScheduledOccurrence], now: datetime) -> out.OccurrenceList:
     """At most MAX_LISTED occurrences, the soonest; ``truncated`` says when some were left out
     (ask again from the last one's start for the rest)."""
-    return {
-        "occurrences": [render_occurrence(o, now) for o in found[:MAX_LISTED]],
-        "truncated": len(found) > MAX_LISTED,
-    }
+    return out.OccurrenceList(
+        occurrences=[render_occurrence(o, now) for o in found[:MAX_LISTED]],
+        truncated=len(found) > MAX_LISTED,
+    )
 
 
 async def change_occurrence(request: web.Request) -> web.Response:
@@ -481,7 +491,7 @@ async def preview_recurrence(request: web.Request) -> web.Response:
         raise invalid_field(error.field, error.message) from None
     check_wall_time("starts_at", given.starts_at, schedule.first_start, schedule.timezone)
     starts = starts_between(schedule, schedule.first_start, schedule.first_start + MAX_RANGE)
-    return _json({"starts": [_iso(s) for s in starts[:count]]})
+    return _json(out.RecurrencePreview(starts=[_iso(s) for s in starts[:count]]))
 
 
 def add_series_routes(app: web.Application) -> None:

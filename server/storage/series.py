@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -94,8 +94,17 @@ class DroppedChange:
     """A move or cancellation an edit of the series could not keep."""
 
     original_start: datetime
-    change: str  # "cancelled" or "moved"
+    change: Literal["cancelled", "moved"]
     reason: str
+
+
+def changes_of(*, cancelled: bool, moved: bool) -> list[Literal["cancelled", "moved"]]:
+    changes: list[Literal["cancelled", "moved"]] = []
+    if cancelled:
+        changes.append("cancelled")
+    if moved:
+        changes.append("moved")
+    return changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +292,7 @@ async def _refit_future(
         if original is None or not is_start(schedule, original):
             dropped += [
                 DroppedChange(original or row.starts_at, c, NOT_A_MEETING)
-                for c in (["cancelled"] if cancelled else []) + (["moved"] if moved else [])
+                for c in changes_of(cancelled=cancelled, moved=moved)
             ]
             await session.delete(row)
             continue
