@@ -341,7 +341,10 @@ class ModerationSettings(Body):
     allow_rename: bool
     share_seconds: Annotated[int, Field(ge=MIN_SHARE_SECONDS, le=MAX_SHARE_SECONDS)] | None
     crisis_text: str = Field(
-        max_length=MAX_CRISIS_TEXT, description="Shown in the circle's crisis-resources panel."
+        max_length=MAX_CRISIS_TEXT,
+        description="Shown in the circle's crisis-resources panel (how to reach help now: "
+        "emergency numbers, crisis lines). Empty or blank: the deployment's default "
+        "(HEARTH_CRISIS_TEXT) is shown instead.",
     )
 
 

@@ -24,10 +24,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from icalendar import Calendar, Event, vRecur
+from pydantic import ValidationError
 
 from rooms.lifecycle import Override
 from rooms.recurrence import FIRST_YEAR, LAST_YEAR, last_instant, next_start
 from server.api import links_are_configured, public_base
+from server.api_models import MeetingGuideMeeting
 from server.appkeys import CLOCK, DATABASE
 from server.errors import NOT_FOUND, ApiError
 from server.openapi import API_BASE
@@ -171,25 +173,33 @@ def meeting_guide(series_list: list[Series], base: str, now: datetime) -> list[d
         except (ValueError, OverflowError):
             log.warning("series %s left out of the Meeting Guide feed", series.id)
             continue
-        fields = series.fields
-        zone = ZoneInfo(fields.timezone)
-        start = fields.first_start.astimezone(zone)
-        end = start + timedelta(minutes=fields.duration_minutes)
-        entry: dict[str, Any] = {
-            "name": fields.title,
-            "slug": series.id,
-            "day": days,
-            "time": start.strftime("%H:%M"),
-            "end_time": end.strftime("%H:%M"),
-            "timezone": fields.timezone,
-            "conference_url": f"{base}/c/{series.join_token}",
-            "conference_url_notes": "Audio only, in the browser. No account needed.",
-            "updated": series.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        if fields.description:
-            entry["notes"] = fields.description
-        meetings.append(entry)
+        try:
+            meetings.append(_meeting_guide_entry(series, days, base).model_dump(exclude_unset=True))
+        except ValidationError:
+            # One series the format cannot carry must not take the whole feed down.
+            log.warning("series %s does not fit the Meeting Guide format", series.id)
     return meetings
+
+
+def _meeting_guide_entry(series: Series, days: list[int], base: str) -> MeetingGuideMeeting:
+    fields = series.fields
+    zone = ZoneInfo(fields.timezone)
+    start = fields.first_start.astimezone(zone)
+    end = start + timedelta(minutes=fields.duration_minutes)
+    # ``notes`` only when there is a description (the format has no null).
+    notes = {"notes": fields.description} if fields.description else {}
+    return MeetingGuideMeeting(
+        **notes,
+        name=fields.title,
+        slug=series.id,
+        day=days,
+        time=start.strftime("%H:%M"),
+        end_time=end.strftime("%H:%M"),
+        timezone=fields.timezone,
+        conference_url=f"{base}/c/{series.join_token}",
+        conference_url_notes="Audio only, in the browser. No account needed.",
+        updated=series.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+    )
 
 
 def _ics(request: web.Request, body: bytes) -> web.Response:
