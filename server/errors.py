@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 
-# Stable codes. Documented in server/openapi.py.
+# Stable codes. In the OpenAPI document through server/api_models.py (ErrorDetail).
 INVALID_JSON = "invalid_json"
 INVALID_FIELD = "invalid_field"
 UNAUTHORIZED = "unauthorized"
