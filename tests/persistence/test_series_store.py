@@ -202,6 +202,28 @@ async def test_revoked_and_rotated_links_stop_working_and_the_others_keep_workin
     assert [link.name for link in new_series.host_links] == ["Host", "Ben"]
 
 
+async def test_a_renamed_host_link_keeps_its_token_and_a_revoked_one_cannot_be_renamed(
+    database: Database,
+) -> None:
+    series = await make_series(database)
+    store = SeriesStore(database)
+    links = SqlCircleStore(database, Clock(FIRST))
+    ana = await store.add_host_link(series.id, "Ana", now=FIRST)
+    assert ana is not None and ana.token is not None
+
+    renamed = await store.rename_host_link(series.id, ana.id, "Ana (Tuesdays)")
+    assert renamed is not None and (renamed.name, renamed.token) == ("Ana (Tuesdays)", None)
+    match = await links.find_by_link(ana.token)
+    assert match is not None and match.role is Role.HOST
+    again = await store.get(series.id)
+    assert again is not None
+    assert [link.name for link in again.host_links] == ["Host", "Ana (Tuesdays)"]
+
+    assert await store.rename_host_link("no-such-series", ana.id, "X") is None
+    assert await store.revoke_host_link(series.id, ana.id, now=FIRST)
+    assert await store.rename_host_link(series.id, ana.id, "Ana again") is None
+
+
 async def test_attendance_shows_counts_names_only_on_opt_in_and_is_purged_after_its_time(
     database: Database,
 ) -> None:
