@@ -379,6 +379,7 @@ async function showOccurrence(o) {
     $("move-time").value = `${get("hour")}:${get("minute")}`;
     $("move-legend").textContent = `Move this meeting (date and time in ${zone})`;
     showOccurrenceError(null);
+    $("occurrence-status").textContent = "";
     $("occurrence").hidden = false;
     $("occurrence-title").focus();
     await renderAudit(o);

@@ -61,7 +61,7 @@ async def sign_in(page: Page, server: ServerProcess) -> None:
 async def test_cancel_restore_and_move_one_meeting_by_keyboard_and_refuse_the_past(
     hearth_server: ServerProcess, chromium_path: Path, artifacts_dir: Path
 ) -> None:
-    title = f"Thursday circle {secrets.token_hex(3)}"
+    title = f"Weekly circle {secrets.token_hex(3)}"
     start = (datetime.now(BERLIN) + timedelta(days=2)).replace(
         hour=19, minute=0, second=0, microsecond=0
     )
