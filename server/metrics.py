@@ -76,6 +76,7 @@ class Metrics(telemetry.Observer):
             registry=r,
         )
         r.register(_MediaPackets())
+        r.register(_DroppedPackets())
         self.rtt = Gauge(
             "hearth_listener_rtt_seconds",
             "Round-trip time from listeners' RTCP receiver reports (mean, max)",
@@ -179,6 +180,21 @@ class _MediaPackets(Collector):
         )
         for direction, count in peer.media_packet_totals().items():
             family.add_metric([direction], count)
+        yield family
+
+
+class _DroppedPackets(Collector):
+    """Media packets the server dropped since start, by reason (signaling.telemetry)."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "hearth_media_dropped_packets",
+            "Media packets dropped since start, by reason: "
+            + "; ".join(f"{k}: {v}" for k, v in telemetry.DROP_REASONS.items()),
+            labels=["reason"],
+        )
+        for reason, count in telemetry.dropped_packets.items():
+            family.add_metric([reason], count)
         yield family
 
 

@@ -3,8 +3,9 @@
 Caddy (deploy/Caddyfile, its local CA standing in for Let's Encrypt), coturn
 (deploy/turnserver.conf), PostgreSQL and Hearth run in a "server" namespace behind a 1:1
 NAT. Chromium in "home" (behind NAT, no UDP out) opens the HTTPS join link and its audio
-relays through coturn over TCP; Chromium in "open" connects directly. Each hears the other.
-The time from pressing Join to a connected peer is measured both ways and printed.
+relays through coturn over TCP; Chromium at "work" (behind NAT, nothing out but TCP to 443)
+relays over TURN over TLS on 443; Chromium in "open" connects directly. Each hears and is
+heard. The time from pressing Join to a connected peer is measured each way and printed.
 """
 
 from __future__ import annotations
@@ -117,28 +118,13 @@ def _start_server_side(processes: r.Processes, folder: Path) -> None:
         "HEARTH_MEDIA_PORTS": r.MEDIA_PORTS,
         "HEARTH_TURN_SECRET": TURN_SECRET,
         "HEARTH_TURN_URLS": (
-            "turn:turn.hearth.test:3478?transport=udp,turn:turn.hearth.test:3478?transport=tcp"
+            "turn:turn.hearth.test:3478?transport=udp,turn:turn.hearth.test:3478?transport=tcp,"
+            "turns:turn.hearth.test:443?transport=tcp"
         ),
         "HEARTH_METRICS_PORT": "9090",
         "HEARTH_LOG_FORMAT": "json",
     }
     processes.start("hearth", r.SERVER, [sys.executable, "-m", "server.cli", "serve"], hearth_env)
-    processes.start(
-        "coturn",
-        r.SERVER,
-        [
-            "turnserver",
-            "-c",
-            str(r.REPO / "deploy" / "turnserver.conf"),
-            "--realm=turn.hearth.test",
-            f"--static-auth-secret={TURN_SECRET}",
-            f"--listening-ip={r.TURN_PRIVATE}",
-            f"--relay-ip={r.TURN_PRIVATE}",
-            f"--allowed-peer-ip={r.HEARTH_PRIVATE}",
-            f"--pidfile={folder / 'turnserver.pid'}",
-        ],
-        base_env,
-    )
     caddy_env = {
         **base_env,
         "XDG_DATA_HOME": str(folder / "caddy-data"),
@@ -162,6 +148,31 @@ def _start_server_side(processes: r.Processes, folder: Path) -> None:
             str(r.REPO / "deploy" / "Caddyfile"),
         ],
         caddy_env,
+    )
+    # coturn's TLS certificate for the TURN name, from the CA the browsers trust.
+    authority = folder / "caddy-data" / "caddy" / "pki" / "authorities" / "local"
+    r.wait_until(
+        lambda: all((authority / f).exists() for f in ("root.crt", "root.key")),
+        "Caddy's local CA",
+    )
+    cert, key = r.turn_certificate(folder, authority / "root.crt", authority / "root.key")
+    processes.start(
+        "coturn",
+        r.SERVER,
+        [
+            "turnserver",
+            "-c",
+            str(r.REPO / "deploy" / "turnserver.conf"),
+            "--realm=turn.hearth.test",
+            f"--static-auth-secret={TURN_SECRET}",
+            f"--listening-ip={r.TURN_PRIVATE}",
+            f"--relay-ip={r.TURN_PRIVATE}",
+            f"--allowed-peer-ip={r.HEARTH_PRIVATE}",
+            f"--cert={cert}",
+            f"--pkey={key}",
+            f"--pidfile={folder / 'turnserver.pid'}",
+        ],
+        base_env,
     )
     r.wait_until(
         lambda: (
@@ -221,19 +232,19 @@ async def test_home_behind_nat_without_udp_hears_and_is_heard_through_turn_over_
             open_tone = write_gated_tone(folder / "open.wav", OPEN_TONE)
             home_tone = write_gated_tone(folder / "home.wav", HOME_TONE)
             async with async_playwright() as pw:
-                open_browser = await pw.chromium.launch(
-                    executable_path=str(r.chromium_wrapper(folder, r.OPEN, home_dir)),
-                    args=chromium_args(open_tone),
-                )
-                home_browser = await pw.chromium.launch(
-                    executable_path=str(r.chromium_wrapper(folder, r.HOME, home_dir)),
-                    args=chromium_args(home_tone),
-                )
+                browsers = {
+                    ns: await pw.chromium.launch(
+                        executable_path=str(r.chromium_wrapper(folder, ns, home_dir)),
+                        args=chromium_args(tone),
+                    )
+                    # Home and work take turns with the same tone: one is heard at a time.
+                    for ns, tone in ((r.OPEN, open_tone), (r.HOME, home_tone), (r.WORK, home_tone))
+                }
                 try:
-                    await _rehearse(open_browser, home_browser, report)
+                    await _rehearse(browsers[r.OPEN], browsers[r.HOME], browsers[r.WORK], report)
                 finally:
-                    await open_browser.close()
-                    await home_browser.close()
+                    for browser in browsers.values():
+                        await browser.close()
         except BaseException:
             for name in ("hearth", "caddy", "coturn", "postgres"):
                 print(f"--- {name} log ---\n{processes.log(name)[-3000:]}")
@@ -243,11 +254,13 @@ async def test_home_behind_nat_without_udp_hears_and_is_heard_through_turn_over_
     print("rehearsal:", json.dumps(report))
     hearth_log = processes.log("hearth")
     shutil.rmtree(folder, ignore_errors=True)
-    for secret in (ADMIN_TOKEN, TURN_SECRET, "Robin", "Kai", "10.112.3.", "10.112.2."):
+    for secret in (ADMIN_TOKEN, TURN_SECRET, "Robin", "Kai", "Lee", "10.112.3.", "10.112.2."):
         assert secret not in hearth_log, f"the server's log holds {secret!r}"
 
 
-async def _rehearse(open_browser: Any, home_browser: Any, report: dict[str, Any]) -> None:
+async def _rehearse(
+    open_browser: Any, home_browser: Any, work_browser: Any, report: dict[str, Any]
+) -> None:
     open_context = await open_browser.new_context()
     await open_context.add_init_script(WATCH_PEERS_JS)
     host = await open_context.new_page()
@@ -294,17 +307,23 @@ async def _rehearse(open_browser: Any, home_browser: Any, report: dict[str, Any]
         await expect(page.get_by_test_id("participant")).to_have_count(2, timeout=15_000)
     assert _scrape("hearth_participants") == 2
 
-    def hears(other: int, own: int) -> Any:
-        return lambda lv: above_floor(lv, other) > HEARD_DB and above_floor(lv, own) < ABSENT_DB
+    await _hear_each_other(host, home, "home", report)
 
-    host_levels, home_levels = await asyncio.gather(
-        measure_until(host, hears(HOME_TONE, OPEN_TONE)),
-        measure_until(home, hears(OPEN_TONE, HOME_TONE)),
-    )
-    report["open_hears"], report["home_hears"] = host_levels, home_levels
-    assert above_floor(host_levels, HOME_TONE) > HEARD_DB, host_levels
-    assert above_floor(home_levels, OPEN_TONE) > HEARD_DB, home_levels
-    assert above_floor(home_levels, HOME_TONE) < ABSENT_DB, home_levels
+    # Home leaves; someone at work, where only TCP to 443 goes out, joins through TURN/TLS.
+    await home.get_by_test_id("leave").click()
+    await expect(row(host, "Kai")).to_have_count(0, timeout=15_000)
+    work_context = await work_browser.new_context()
+    await work_context.add_init_script(WATCH_PEERS_JS)
+    work = await work_context.new_page()
+    await work.goto(circle["join_url"])
+    report["work_turn_tls_join_ms"] = round(await _join_timed(work, "Lee"))
+    pair = await work.evaluate(SELECTED_PAIR_JS)
+    report["work_pair"] = pair
+    assert pair is not None
+    assert pair["local"]["type"] == "relay", pair
+    assert pair["local"]["relayProtocol"] == "tls", pair
+    await expect(row(host, "Lee")).to_have_count(1, timeout=15_000)
+    await _hear_each_other(host, work, "work", report)
 
     # A participant on the open network, for the same measure without TURN.
     guest_context = await open_browser.new_context()
@@ -320,3 +339,19 @@ async def _rehearse(open_browser: Any, home_browser: Any, report: dict[str, Any]
     assert 40000 <= int(pair["remote"]["port"]) <= 40099, pair
     await expect(row(host, "Ash")).to_have_count(1, timeout=15_000)
     assert _scrape("hearth_participants") == 3
+
+
+async def _hear_each_other(host: Page, other: Page, where: str, report: dict[str, Any]) -> None:
+    """The host (open network, OPEN_TONE) and ``other`` (HOME_TONE) hear each other."""
+
+    def hears(tone: int, own: int) -> Any:
+        return lambda lv: above_floor(lv, tone) > HEARD_DB and above_floor(lv, own) < ABSENT_DB
+
+    host_levels, other_levels = await asyncio.gather(
+        measure_until(host, hears(HOME_TONE, OPEN_TONE)),
+        measure_until(other, hears(OPEN_TONE, HOME_TONE)),
+    )
+    report[f"open_hears_{where}"], report[f"{where}_hears"] = host_levels, other_levels
+    assert above_floor(host_levels, HOME_TONE) > HEARD_DB, host_levels
+    assert above_floor(other_levels, OPEN_TONE) > HEARD_DB, other_levels
+    assert above_floor(other_levels, HOME_TONE) < ABSENT_DB, other_levels

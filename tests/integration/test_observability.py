@@ -111,6 +111,9 @@ async def test_metrics_follow_people_joining_and_leaving_and_refusals_are_counte
         assert during["hearth_media_connect_seconds_count"] >= 2
         assert during['hearth_media_packets_total{direction="received"}'] > 0
         assert during['hearth_media_packets_total{direction="sent"}'] > 0
+        assert 'hearth_listener_rtt_seconds{stat="mean"}' in during
+        assert 'hearth_listener_loss_ratio{stat="max"}' in during
+        assert "hearth_cpu_seconds_per_participant_second" in during
         assert during["hearth_event_loop_lag_seconds_count"] > 0
         assert during["hearth_database_write_seconds_count"] > 0
         assert during["process_cpu_seconds_total"] > 0
@@ -133,6 +136,37 @@ async def test_metrics_follow_people_joining_and_leaving_and_refusals_are_counte
         )
     finally:
         for person in (host, guest, stranger):
+            await person.close()
+
+
+async def test_a_muted_voice_is_dropped_and_the_drop_is_counted_by_reason(
+    watched: ServerProcess,
+) -> None:
+    reasons = ("inaudible", "late", "duplicate", "overflow", "catch_up", "undecodable")
+    before = scrape(watched)
+    for reason in (*reasons, "send_blocked", "send_error"):
+        assert f'hearth_media_dropped_packets_total{{reason="{reason}"}}' in before
+    inaudible = 'hearth_media_dropped_packets_total{reason="inaudible"}'
+    circle = watched.create_circle()
+    host = ScriptedParticipant(watched.ws_url, link_token(circle["host_url"]), "Ana", None)
+    # Muted at the door, yet sending a tone: the server drops it and nobody hears it.
+    guest = ScriptedParticipant(watched.ws_url, link_token(circle["join_url"]), "Sam", 1300)
+    try:
+        await host.connect()
+        await host.join(muted=True)
+        await guest.connect()
+        await guest.join(muted=True)
+        for person in (host, guest):
+            await person.start_audio()
+        for person in (host, guest):
+            await person.wait_connected()
+        deadline = time.monotonic() + 10
+        # 50 packets a second: a second and a half of a muted voice, dropped.
+        while scrape(watched)[inaudible] < before[inaudible] + 75:
+            assert time.monotonic() < deadline, "no inaudible packet was counted as dropped"
+            await asyncio.sleep(0.2)
+    finally:
+        for person in (host, guest):
             await person.close()
 
 
