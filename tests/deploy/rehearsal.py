@@ -40,8 +40,10 @@ HOSTS = f"{HEARTH_PUBLIC} hearth.test\n{TURN_PUBLIC} turn.hearth.test\n127.0.0.1
 MEDIA_PORTS = "40000-40099"
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+def run(
+    *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, env=env)
 
 
 def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -49,7 +51,7 @@ def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 
 def missing_tools() -> list[str]:
-    tools = ["ip", "iptables", "caddy", "turnserver", "certutil", "openssl", "runuser"]
+    tools = ["ip", "iptables", "caddy", "turnserver", "certutil", "openssl", "runuser", "setpriv"]
     tools.append("/usr/bin/chromium")
     missing = [t for t in tools if shutil.which(t) is None]
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
@@ -231,10 +233,15 @@ def start_postgres(processes: Processes, folder: Path) -> str:
     return "postgresql+asyncpg://hearth@127.0.0.1:5432/postgres"
 
 
-def turn_certificate(folder: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, Path]:
+def turn_certificate(folder: Path, ca_cert: Path, ca_key: Path) -> Path:
     """The TURN name's certificate, signed by Caddy's local CA (which the browsers trust),
-    standing in for the certbot certificate of docs/deploy.md."""
-    key, request, cert = folder / "turn.key", folder / "turn.csr", folder / "turn.crt"
+    laid out as certbot leaves it (live/<name>/*.pem linking into archive/<name>/), standing
+    in for the certbot certificate of docs/deploy.md. Returns the live folder."""
+    archive = folder / "letsencrypt" / "archive" / "turn.hearth.test"
+    live = folder / "letsencrypt" / "live" / "turn.hearth.test"
+    archive.mkdir(parents=True)
+    live.mkdir(parents=True)
+    key, request, cert = archive / "privkey1.pem", folder / "turn.csr", archive / "fullchain1.pem"
     extensions = folder / "turn.ext"
     extensions.write_text(
         "subjectAltName=DNS:turn.hearth.test\nextendedKeyUsage=serverAuth\n"
@@ -274,7 +281,10 @@ def turn_certificate(folder: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, P
         "-out",
         str(cert),
     )
-    return cert, key
+    key.chmod(0o600)
+    for name, target in (("fullchain.pem", cert), ("privkey.pem", key)):
+        (live / name).symlink_to(Path("../../archive/turn.hearth.test") / target.name)
+    return live
 
 
 def trust_store(folder: Path, root_cert: Path) -> Path:

@@ -149,17 +149,35 @@ def _start_server_side(processes: r.Processes, folder: Path) -> None:
         ],
         caddy_env,
     )
-    # coturn's TLS certificate for the TURN name, from the CA the browsers trust.
+    # coturn's TLS certificate for the TURN name, from the CA the browsers trust, handed to
+    # coturn by certbot's deploy hook as docs/deploy.md has it.
     authority = folder / "caddy-data" / "caddy" / "pki" / "authorities" / "local"
     r.wait_until(
         lambda: all((authority / f).exists() for f in ("root.crt", "root.key")),
         "Caddy's local CA",
     )
-    cert, key = r.turn_certificate(folder, authority / "root.crt", authority / "root.key")
+    lineage = r.turn_certificate(folder, authority / "root.crt", authority / "root.key")
+    certs = folder / "turn-certs"
+    hook_env = {
+        **base_env,
+        "RENEWED_LINEAGE": str(lineage),
+        "TURN_CERT_DIR": str(certs),
+        "TURN_CERT_USER": "turnserver",
+        "TURN_RESTART": "true",  # coturn starts just below
+    }
+    r.run(str(r.REPO / "deploy" / "turn-cert-hook"), env=hook_env)
     processes.start(
         "coturn",
         r.SERVER,
         [
+            # As the hearth-turn unit of docs/deploy.md: User=turnserver with
+            # AmbientCapabilities=CAP_NET_BIND_SERVICE (for 443).
+            "setpriv",
+            "--reuid=turnserver",
+            "--regid=turnserver",
+            "--init-groups",
+            "--inh-caps=+net_bind_service",
+            "--ambient-caps=+net_bind_service",
             "turnserver",
             "-c",
             str(r.REPO / "deploy" / "turnserver.conf"),
@@ -168,9 +186,9 @@ def _start_server_side(processes: r.Processes, folder: Path) -> None:
             f"--listening-ip={r.TURN_PRIVATE}",
             f"--relay-ip={r.TURN_PRIVATE}",
             f"--allowed-peer-ip={r.HEARTH_PRIVATE}",
-            f"--cert={cert}",
-            f"--pkey={key}",
-            f"--pidfile={folder / 'turnserver.pid'}",
+            f"--cert={certs / 'fullchain.pem'}",
+            f"--pkey={certs / 'privkey.pem'}",
+            "--pidfile=",
         ],
         base_env,
     )
