@@ -34,7 +34,15 @@ from tests.browser.test_two_people_hear_each_other import (
 )
 from tests.deploy import rehearsal as r
 
-pytestmark = pytest.mark.browser
+_MISSING = r.missing_tools()
+pytestmark = [
+    pytest.mark.browser,
+    # Checked before the installed wheel is built for it.
+    pytest.mark.skipif(
+        bool(_MISSING),
+        reason=f"the rehearsal needs {', '.join(_MISSING)} (scripts/prepare-test-machine)",
+    ),
+]
 
 OPEN_TONE, HOME_TONE = 500, 1300
 ADMIN_TOKEN = secrets.token_urlsafe(24)
@@ -93,18 +101,11 @@ async () => {
 """
 
 
-def _skip_unless_possible() -> None:
-    missing = r.missing_tools()
-    if missing:
-        pytest.skip(f"the rehearsal needs {', '.join(missing)} (scripts/prepare-test-machine)")
-
-
-def _start_server_side(processes: r.Processes, folder: Path) -> None:
+def _start_server_side(processes: r.Processes, folder: Path, venv: Path) -> None:
     database_url = r.start_postgres(processes, folder)
     base_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(folder)}
     hearth_env = {
         **base_env,
-        "PYTHONPATH": str(r.REPO),
         "PYTHONUNBUFFERED": "1",
         # docs/deploy.md, "The Hearth service": the same settings, this topology's values.
         "HEARTH_PRODUCTION": "1",
@@ -124,7 +125,8 @@ def _start_server_side(processes: r.Processes, folder: Path) -> None:
         "HEARTH_METRICS_PORT": "9090",
         "HEARTH_LOG_FORMAT": "json",
     }
-    processes.start("hearth", r.SERVER, [sys.executable, "-m", "server.cli", "serve"], hearth_env)
+    # The installed wheel's `hearth serve`, as the hearth.service unit runs it.
+    processes.start("hearth", r.SERVER, [str(venv / "bin" / "hearth"), "serve"], hearth_env)
     caddy_env = {
         **base_env,
         "XDG_DATA_HOME": str(folder / "caddy-data"),
@@ -234,8 +236,9 @@ async def _join_timed(page: Page, name: str) -> float:
     return float(await page.evaluate("() => window.__h12.connectedAt")) - float(started)
 
 
-async def test_home_behind_nat_without_udp_hears_and_is_heard_through_turn_over_tcp() -> None:
-    _skip_unless_possible()
+async def test_people_behind_nat_without_udp_hear_and_are_heard_through_turn_tcp_and_tls(
+    installed_hearth: Path,
+) -> None:
     # Not pytest's tmp_path: PostgreSQL runs as its own user and must reach its folder.
     folder = Path(tempfile.mkdtemp(prefix="h12-rehearsal-"))
     os.chmod(folder, 0o755)
@@ -243,7 +246,7 @@ async def test_home_behind_nat_without_udp_hears_and_is_heard_through_turn_over_
     report: dict[str, Any] = {}
     with r.topology():
         try:
-            _start_server_side(processes, folder)
+            _start_server_side(processes, folder, installed_hearth)
             root = folder / "caddy-data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
             r.wait_until(root.exists, "Caddy's local CA")
             home_dir = r.trust_store(folder, root)
