@@ -112,6 +112,7 @@ def _start_server_side(processes: r.Processes, folder: Path, venv: Path) -> None
         "HEARTH_PUBLIC_URL": "https://hearth.test",
         "HEARTH_HOST": "127.0.0.1",
         "HEARTH_PORT": "8080",
+        "HEARTH_DATA_DIR": str(folder / "hearth-data"),
         "HEARTH_DATABASE_URL": database_url,
         "HEARTH_ADMIN_TOKEN": ADMIN_TOKEN,
         "HEARTH_ICE_ADDRESSES": r.HEARTH_PRIVATE,
