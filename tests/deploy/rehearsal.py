@@ -108,22 +108,34 @@ def build_topology() -> None:
     work = ["-A", "FORWARD", "-s", "10.112.4.0/24"]
     run(*flt, *work, "-p", "tcp", "--dport", "443", "-j", "ACCEPT")
     run(*flt, *work, "-j", "DROP")
-    # Like a cloud: the server's private addresses are reached only through the 1:1 NAT
-    # (packets of a connection either side opened through it: DNAT in, or SNAT's replies).
-    run(
-        *flt,
-        "-A",
-        "FORWARD",
-        "-d",
-        "10.112.1.0/24",
-        "-m",
-        "conntrack",
-        "!",
-        "--ctstate",
-        "DNAT,SNAT",
-        "-j",
-        "DROP",
-    )
+    # Like a cloud: the server's private addresses are reached only through the 1:1 NAT,
+    # and its firewall opens only the ports of docs/deploy.md ("Firewall"); replies to
+    # connections the server opened itself (SNAT) come back.
+    to_server = [*flt, "-A", "FORWARD", "-m", "conntrack"]
+    run(*to_server, "-d", "10.112.1.0/24", "--ctstate", "SNAT", "-j", "ACCEPT")
+    media_ports = MEDIA_PORTS.replace("-", ":")
+    for address, protocol, ports in (
+        (HEARTH_PRIVATE, "tcp", "80,443"),  # Caddy
+        (HEARTH_PRIVATE, "udp", media_ports),  # Hearth's media (HEARTH_MEDIA_PORTS)
+        (TURN_PRIVATE, "udp", "3478"),  # TURN
+        (TURN_PRIVATE, "tcp", "3478,443"),  # TURN over TCP, and TLS on 443
+    ):
+        run(
+            *to_server,
+            "--ctstate",
+            "DNAT",
+            "-d",
+            address,
+            "-p",
+            protocol,
+            "-m",
+            "multiport",
+            "--dports",
+            ports,
+            "-j",
+            "ACCEPT",
+        )
+    run(*flt, "-A", "FORWARD", "-d", "10.112.1.0/24", "-j", "DROP")
 
 
 @dataclass
