@@ -23,7 +23,7 @@ from server.feeds import add_feed_routes
 from server.health import add_health_routes
 from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
 from server.live_settings import internal_apply as apply_live_settings
-from server.metrics import add_metrics
+from server.metrics import add_metrics, add_worker_metrics
 from server.moderation_api import add_moderation_routes
 from server.pages import (
     OPEN_SOCKETS,
@@ -187,7 +187,7 @@ def create_worker_app(
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(_lag_monitor)
     if settings.metrics_port:
-        add_metrics(app, settings.metrics_host, settings.metrics_port + 1 + index)
+        add_worker_metrics(app)  # gathered by the front's /metrics
     app.on_shutdown.append(close_connections)
     return app
 

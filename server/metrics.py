@@ -5,8 +5,12 @@ media packets, RTCP reports, CPU), so the audio path and the hub carry no metric
 Signaling reports the few moments that leave no state behind (a join, a refusal, ICE
 completing) through ``signaling.telemetry``. No label names a circle or a person.
 
-With ``hearth serve --workers N``, the front serves HEARTH_METRICS_PORT (joins, refusals,
-HTTP side) and worker ``i`` serves HEARTH_METRICS_PORT + 1 + i (its live circles and media).
+With ``hearth serve --workers N``, the front's HEARTH_METRICS_PORT is still the one place
+to scrape: each worker keeps its own metrics (its live circles, joins, media) and answers
+``/internal/metrics`` on its loopback port; the front fetches them at every scrape and
+serves everything at once, each sample labelled ``worker`` ("front", "0", "1", ...). Sum
+over ``worker`` for the whole server (``sum(hearth_participants)``); a worker that does not
+answer (restarting) shows as ``hearth_worker_up{worker="i"} 0``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,11 +38,12 @@ from prometheus_client import (
 from prometheus_client import (
     process_collector as _process,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 
-from server.appkeys import DATABASE, HUB
+from server.appkeys import DATABASE, HUB, SUPERVISOR
 from signaling import peer, telemetry
 
 log = logging.getLogger(__name__)
@@ -76,6 +82,7 @@ class Metrics(telemetry.Observer):
             registry=r,
         )
         r.register(_MediaPackets())
+        r.register(_DroppedPackets())
         self.rtt = Gauge(
             "hearth_listener_rtt_seconds",
             "Round-trip time from listeners' RTCP receiver reports (mean, max)",
@@ -182,13 +189,130 @@ class _MediaPackets(Collector):
         yield family
 
 
+class _DroppedPackets(Collector):
+    """Media packets the server dropped since start, by reason (signaling.telemetry)."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "hearth_media_dropped_packets",
+            "Media packets dropped since start, by reason: "
+            + "; ".join(f"{k}: {v}" for k, v in telemetry.DROP_REASONS.items()),
+            labels=["reason"],
+        )
+        for reason, count in telemetry.dropped_packets.items():
+            family.add_metric([reason], count)
+        yield family
+
+
+class _Gathered(Collector):
+    """Families already collected (the front's and its workers'), for generate_latest."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def merge_by_worker(parts: Sequence[tuple[str, Iterable[Metric]]]) -> list[Metric]:
+    """One family per name, every sample labelled with the ``worker`` it came from."""
+    merged: dict[str, Metric] = {}
+    for worker, families in parts:
+        for family in families:
+            into = merged.get(family.name)
+            if into is None:
+                into = merged[family.name] = Metric(
+                    family.name, family.documentation, family.type, family.unit
+                )
+            for sample in family.samples:
+                labels = {**sample.labels, "worker": worker}
+                into.samples.append(sample._replace(labels=labels))
+    return list(merged.values())
+
+
+async def _workers_metrics(ports: Sequence[int]) -> list[tuple[str, Iterable[Metric]]]:
+    async def one(session: aiohttp.ClientSession, port: int) -> str | None:
+        try:
+            async with session.get(f"http://127.0.0.1:{port}{WORKER_METRICS_PATH}") as response:
+                return await response.text() if response.status == 200 else None
+        except (TimeoutError, aiohttp.ClientError):
+            return None
+
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        texts = await asyncio.gather(*(one(session, port) for port in ports))
+    parts: list[tuple[str, Iterable[Metric]]] = []
+    for index, text in enumerate(texts):
+        up = GaugeMetricFamily("hearth_worker_up", "Whether the worker answered this scrape")
+        up.add_metric([], 0 if text is None else 1)
+        found = [] if text is None else list(text_string_to_metric_families(text))
+        parts.append((str(index), [up, *found]))
+    return parts
+
+
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+# A worker's metrics, on its loopback port, for the front to gather.
+WORKER_METRICS_PATH = "/internal/metrics"
+
+
+def _watch(metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Observe signaling, time database writes and watch the loop while the app runs."""
+
+    async def watching(app: web.Application) -> AsyncIterator[None]:
+        telemetry.watch(metrics)
+        database = app.get(DATABASE)
+        if database is not None:
+            metrics.time_database_writes(database.engine)
+        lag = asyncio.get_running_loop().create_task(metrics.watch_loop_lag())
+        yield
+        lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag
+        telemetry.watch(telemetry.Observer())
+
+    return watching
 
 
 def add_metrics(app: web.Application, host: str, port: int) -> None:
-    """Serve ``/metrics`` on ``host:port`` while ``app`` runs (port 0: no metrics at all)."""
+    """Serve ``/metrics`` on ``host:port`` while ``app`` runs (port 0: no metrics at all);
+    in the front of ``--workers N``, with every worker's metrics gathered in."""
     if not port:
         return
+    metrics = Metrics()
+    app[METRICS] = metrics
+
+    async def scrape(request: web.Request) -> web.Response:
+        await metrics.refresh(app)
+        supervisor = app.get(SUPERVISOR)
+        if supervisor is None:
+            body = generate_latest(metrics.registry)
+        else:
+            workers = await _workers_metrics(supervisor.ports)
+            # The front's own through the same text round trip, so both name families alike.
+            own = generate_latest(metrics.registry).decode()
+            parts = [("front", text_string_to_metric_families(own)), *workers]
+            gathered = CollectorRegistry(auto_describe=False)
+            gathered.register(_Gathered(merge_by_worker(parts)))
+            body = generate_latest(gathered)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def listen(app: web.Application) -> AsyncIterator[None]:
+        listener = web.Application()
+        listener.router.add_get("/metrics", scrape)
+        runner = web.AppRunner(listener, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("metrics on port %d", port)
+        yield
+        await runner.cleanup()
+
+    app.cleanup_ctx.append(_watch(metrics))
+    app.cleanup_ctx.append(listen)
+
+
+def add_worker_metrics(app: web.Application) -> None:
+    """A worker's metrics at WORKER_METRICS_PATH on its own (loopback) port: the front's
+    ``/metrics`` gathers them, so there is one place to scrape."""
     metrics = Metrics()
     app[METRICS] = metrics
 
@@ -197,23 +321,5 @@ def add_metrics(app: web.Application, host: str, port: int) -> None:
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-        telemetry.watch(metrics)
-        database = app.get(DATABASE)
-        if database is not None:
-            metrics.time_database_writes(database.engine)
-        lag = asyncio.get_running_loop().create_task(metrics.watch_loop_lag())
-        listener = web.Application()
-        listener.router.add_get("/metrics", scrape)
-        runner = web.AppRunner(listener, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        log.info("metrics on port %d", port)
-        yield
-        lag.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lag
-        await runner.cleanup()
-        telemetry.watch(telemetry.Observer())
-
-    app.cleanup_ctx.append(metrics_ctx)
+    app.router.add_get(WORKER_METRICS_PATH, scrape)
+    app.cleanup_ctx.append(_watch(metrics))

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from signaling.rtp_rewriter import OutboundTimeline
+from signaling.telemetry import dropped_packets as _dropped
 from signaling.voice import (
     DTX_MAX_BYTES,
     FRAME_SAMPLES,
@@ -130,6 +131,7 @@ class ListenerTrack(MediaStreamTrack):
             return
         if len(self._packets) >= MAX_LISTENER_PACKETS:
             self._packets.popleft()
+            _dropped["overflow"] += 1
         self._packets.append(packet)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -184,18 +186,21 @@ class _Voice:
                 packets.clear()
                 self.last_seq = None
             elif self.last_seq is not None and seq <= self.last_seq:
+                _dropped["late"] += 1
                 return
         if not packets or packets[-1][0] < seq:
             packets.append((seq, payload))
         else:
             for i, (queued, _) in enumerate(packets):
                 if queued == seq:
+                    _dropped["duplicate"] += 1
                     return
                 if queued > seq:
                     packets.insert(i, (seq, payload))
                     break
         while len(packets) > MAX_VOICE_PACKETS:
             packets.popleft()
+            _dropped["overflow"] += 1
 
     def take(self) -> bytes | None:
         packets = self.packets
@@ -206,6 +211,7 @@ class _Voice:
         # the delay back where nobody can hear it.
         while packets and len(payload) <= DTX_MAX_BYTES:
             seq, payload = packets.popleft()
+            _dropped["catch_up"] += 1
         self.last_seq = seq
         return payload
 
@@ -215,6 +221,7 @@ class _Voice:
         try:
             frames = self.decoder.decode(av.Packet(payload))
         except av.error.FFmpegError:
+            _dropped["undecodable"] += 1
             return None
         if not frames:
             return None
@@ -316,6 +323,7 @@ class SharedMixAudioPath:
 
         def inlet(seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
+                _dropped["inaudible"] += 1
                 return  # muted, without the floor, or replaced: dropped right here
             if is_speech(payload, level):
                 voice.last_speech = self._tick
@@ -456,6 +464,7 @@ class SharedMixAudioPath:
             else self._timeline.forwarded(seq, timestamp, now_pts)
         )
         if placed is None:
+            _dropped["late"] += 1
             return  # a duplicate, or older than this voice's first forwarded packet
         packet = av.Packet(payload)
         packet.pts = placed.pts

@@ -37,6 +37,7 @@ from aiortc.rtp import (
 )
 
 from signaling.rtcp_stats import NTP_UNIX_OFFSET, ReceptionStats, SendingStats, middle_32
+from signaling.telemetry import dropped_packets as _dropped
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -192,6 +193,7 @@ class VoiceGate:
         arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)
         self._stats_for(ssrc).add(seq, timestamp, arrival_ms)
         self.dropped += 1
+        _dropped["inaudible"] += 1
         return True
 
 
@@ -336,8 +338,10 @@ class DirectRtpWriter:
         except StopIteration:
             return
         except ConnectionError:
+            _dropped["send_error"] += 1
             return
         sending.close()  # it would have waited: drop this one packet rather than block
+        _dropped["send_blocked"] += 1
 
     async def _run_rtcp(self) -> None:
         """aiortc's sender RTCP loop, with sender reports from this writer's counts."""

@@ -75,8 +75,10 @@ def test_media_and_turn_ports_are_published_and_volumes_are_named() -> None:
     # The same range outside and inside: the answer names the ports Hearth bound.
     assert "${PUBLIC_IP}:${HEARTH_MEDIA_PORTS}:${HEARTH_MEDIA_PORTS}/udp" in media
     turn = " ".join(services["coturn"]["ports"])
-    for port in ("3478:3478/udp", "3478:3478/tcp", "443:443/tcp", "49152-49407:49152-49407/udp"):
+    for port in ("3478:3478/udp", "3478:3478/tcp", "443:443/tcp"):
         assert port in turn
+    # The relay ports are for Hearth alone, on the compose network: never published.
+    assert "49152" not in turn
     caddy = " ".join(services["caddy"]["ports"])
     assert ":443:443" in caddy and ":80:80" in caddy
     for service in services.values():
@@ -100,6 +102,20 @@ def test_caddy_and_coturn_use_the_files_the_rehearsal_uses() -> None:
     address = hearth["networks"]["front"]["ipv4_address"]
     assert f"--allowed-peer-ip={address}" in services["coturn"]["command"]
     assert hearth["environment"]["HEARTH_ICE_ADDRESSES"] == address
+    # TLS on 443 from the certificate deploy/turn-cert-hook copies (as the rehearsal does),
+    # and the page is offered TURN over UDP, TCP and TLS on 443.
+    assert "${TURN_CERT_DIR}:/certs:ro" in services["coturn"]["volumes"]
+    assert {"--cert=/certs/fullchain.pem", "--pkey=/certs/privkey.pem"} <= set(
+        services["coturn"]["command"]
+    )
+    assert '"deploy" / "turn-cert-hook"' in rehearsal
+    assert not _env_example()["TURN_CERT_DIR"].startswith("/etc/letsencrypt/")
+    urls = hearth["environment"]["HEARTH_TURN_URLS"].split(",")
+    assert urls == [
+        "turn:${TURN_DOMAIN}:3478?transport=udp",
+        "turn:${TURN_DOMAIN}:3478?transport=tcp",
+        "turns:${TURN_DOMAIN}:443?transport=tcp",
+    ]
 
 
 @pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn is not installed")

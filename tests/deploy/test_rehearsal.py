@@ -3,8 +3,9 @@
 Caddy (deploy/Caddyfile, its local CA standing in for Let's Encrypt), coturn
 (deploy/turnserver.conf), PostgreSQL and Hearth run in a "server" namespace behind a 1:1
 NAT. Chromium in "home" (behind NAT, no UDP out) opens the HTTPS join link and its audio
-relays through coturn over TCP; Chromium in "open" connects directly. Each hears the other.
-The time from pressing Join to a connected peer is measured both ways and printed.
+relays through coturn over TCP; Chromium at "work" (behind NAT, nothing out but TCP to 443)
+relays over TURN over TLS on 443; Chromium in "open" connects directly. Each hears and is
+heard. The time from pressing Join to a connected peer is measured each way and printed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from tests.browser.test_two_people_hear_each_other import (
 )
 from tests.deploy import rehearsal as r
 
-pytestmark = pytest.mark.browser
+_MISSING = r.missing_tools()
+pytestmark = [
+    pytest.mark.browser,
+    # Checked before the installed wheel is built for it.
+    pytest.mark.skipif(
+        bool(_MISSING),
+        reason=f"the rehearsal needs {', '.join(_MISSING)} (scripts/prepare-test-machine)",
+    ),
+]
 
 OPEN_TONE, HOME_TONE = 500, 1300
 ADMIN_TOKEN = secrets.token_urlsafe(24)
@@ -92,24 +101,18 @@ async () => {
 """
 
 
-def _skip_unless_possible() -> None:
-    missing = r.missing_tools()
-    if missing:
-        pytest.skip(f"the rehearsal needs {', '.join(missing)} (scripts/prepare-test-machine)")
-
-
-def _start_server_side(processes: r.Processes, folder: Path) -> None:
+def _start_server_side(processes: r.Processes, folder: Path, venv: Path) -> None:
     database_url = r.start_postgres(processes, folder)
     base_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(folder)}
     hearth_env = {
         **base_env,
-        "PYTHONPATH": str(r.REPO),
         "PYTHONUNBUFFERED": "1",
         # docs/deploy.md, "The Hearth service": the same settings, this topology's values.
         "HEARTH_PRODUCTION": "1",
         "HEARTH_PUBLIC_URL": "https://hearth.test",
         "HEARTH_HOST": "127.0.0.1",
         "HEARTH_PORT": "8080",
+        "HEARTH_DATA_DIR": str(folder / "hearth-data"),
         "HEARTH_DATABASE_URL": database_url,
         "HEARTH_ADMIN_TOKEN": ADMIN_TOKEN,
         "HEARTH_ICE_ADDRESSES": r.HEARTH_PRIVATE,
@@ -117,28 +120,14 @@ def _start_server_side(processes: r.Processes, folder: Path) -> None:
         "HEARTH_MEDIA_PORTS": r.MEDIA_PORTS,
         "HEARTH_TURN_SECRET": TURN_SECRET,
         "HEARTH_TURN_URLS": (
-            "turn:turn.hearth.test:3478?transport=udp,turn:turn.hearth.test:3478?transport=tcp"
+            "turn:turn.hearth.test:3478?transport=udp,turn:turn.hearth.test:3478?transport=tcp,"
+            "turns:turn.hearth.test:443?transport=tcp"
         ),
         "HEARTH_METRICS_PORT": "9090",
         "HEARTH_LOG_FORMAT": "json",
     }
-    processes.start("hearth", r.SERVER, [sys.executable, "-m", "server.cli", "serve"], hearth_env)
-    processes.start(
-        "coturn",
-        r.SERVER,
-        [
-            "turnserver",
-            "-c",
-            str(r.REPO / "deploy" / "turnserver.conf"),
-            "--realm=turn.hearth.test",
-            f"--static-auth-secret={TURN_SECRET}",
-            f"--listening-ip={r.TURN_PRIVATE}",
-            f"--relay-ip={r.TURN_PRIVATE}",
-            f"--allowed-peer-ip={r.HEARTH_PRIVATE}",
-            f"--pidfile={folder / 'turnserver.pid'}",
-        ],
-        base_env,
-    )
+    # The installed wheel's `hearth serve`, as the hearth.service unit runs it.
+    processes.start("hearth", r.SERVER, [str(venv / "bin" / "hearth"), "serve"], hearth_env)
     caddy_env = {
         **base_env,
         "XDG_DATA_HOME": str(folder / "caddy-data"),
@@ -162,6 +151,49 @@ def _start_server_side(processes: r.Processes, folder: Path) -> None:
             str(r.REPO / "deploy" / "Caddyfile"),
         ],
         caddy_env,
+    )
+    # coturn's TLS certificate for the TURN name, from the CA the browsers trust, handed to
+    # coturn by certbot's deploy hook as docs/deploy.md has it.
+    authority = folder / "caddy-data" / "caddy" / "pki" / "authorities" / "local"
+    r.wait_until(
+        lambda: all((authority / f).exists() for f in ("root.crt", "root.key")),
+        "Caddy's local CA",
+    )
+    lineage = r.turn_certificate(folder, authority / "root.crt", authority / "root.key")
+    certs = folder / "turn-certs"
+    hook_env = {
+        **base_env,
+        "RENEWED_LINEAGE": str(lineage),
+        "TURN_CERT_DIR": str(certs),
+        "TURN_CERT_USER": "turnserver",
+        "TURN_RESTART": "true",  # coturn starts just below
+    }
+    r.run(str(r.REPO / "deploy" / "turn-cert-hook"), env=hook_env)
+    processes.start(
+        "coturn",
+        r.SERVER,
+        [
+            # As the hearth-turn unit of docs/deploy.md: User=turnserver with
+            # AmbientCapabilities=CAP_NET_BIND_SERVICE (for 443).
+            "setpriv",
+            "--reuid=turnserver",
+            "--regid=turnserver",
+            "--init-groups",
+            "--inh-caps=+net_bind_service",
+            "--ambient-caps=+net_bind_service",
+            "turnserver",
+            "-c",
+            str(r.REPO / "deploy" / "turnserver.conf"),
+            "--realm=turn.hearth.test",
+            f"--static-auth-secret={TURN_SECRET}",
+            f"--listening-ip={r.TURN_PRIVATE}",
+            f"--relay-ip={r.TURN_PRIVATE}",
+            f"--allowed-peer-ip={r.HEARTH_PRIVATE}",
+            f"--cert={certs / 'fullchain.pem'}",
+            f"--pkey={certs / 'privkey.pem'}",
+            "--pidfile=",
+        ],
+        base_env,
     )
     r.wait_until(
         lambda: (
@@ -205,8 +237,9 @@ async def _join_timed(page: Page, name: str) -> float:
     return float(await page.evaluate("() => window.__h12.connectedAt")) - float(started)
 
 
-async def test_home_behind_nat_without_udp_hears_and_is_heard_through_turn_over_tcp() -> None:
-    _skip_unless_possible()
+async def test_people_behind_nat_without_udp_hear_and_are_heard_through_turn_tcp_and_tls(
+    installed_hearth: Path,
+) -> None:
     # Not pytest's tmp_path: PostgreSQL runs as its own user and must reach its folder.
     folder = Path(tempfile.mkdtemp(prefix="h12-rehearsal-"))
     os.chmod(folder, 0o755)
@@ -214,26 +247,26 @@ async def test_home_behind_nat_without_udp_hears_and_is_heard_through_turn_over_
     report: dict[str, Any] = {}
     with r.topology():
         try:
-            _start_server_side(processes, folder)
+            _start_server_side(processes, folder, installed_hearth)
             root = folder / "caddy-data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
             r.wait_until(root.exists, "Caddy's local CA")
             home_dir = r.trust_store(folder, root)
             open_tone = write_gated_tone(folder / "open.wav", OPEN_TONE)
             home_tone = write_gated_tone(folder / "home.wav", HOME_TONE)
             async with async_playwright() as pw:
-                open_browser = await pw.chromium.launch(
-                    executable_path=str(r.chromium_wrapper(folder, r.OPEN, home_dir)),
-                    args=chromium_args(open_tone),
-                )
-                home_browser = await pw.chromium.launch(
-                    executable_path=str(r.chromium_wrapper(folder, r.HOME, home_dir)),
-                    args=chromium_args(home_tone),
-                )
+                browsers = {
+                    ns: await pw.chromium.launch(
+                        executable_path=str(r.chromium_wrapper(folder, ns, home_dir)),
+                        args=chromium_args(tone),
+                    )
+                    # Home and work take turns with the same tone: one is heard at a time.
+                    for ns, tone in ((r.OPEN, open_tone), (r.HOME, home_tone), (r.WORK, home_tone))
+                }
                 try:
-                    await _rehearse(open_browser, home_browser, report)
+                    await _rehearse(browsers[r.OPEN], browsers[r.HOME], browsers[r.WORK], report)
                 finally:
-                    await open_browser.close()
-                    await home_browser.close()
+                    for browser in browsers.values():
+                        await browser.close()
         except BaseException:
             for name in ("hearth", "caddy", "coturn", "postgres"):
                 print(f"--- {name} log ---\n{processes.log(name)[-3000:]}")
@@ -243,11 +276,13 @@ async def test_home_behind_nat_without_udp_hears_and_is_heard_through_turn_over_
     print("rehearsal:", json.dumps(report))
     hearth_log = processes.log("hearth")
     shutil.rmtree(folder, ignore_errors=True)
-    for secret in (ADMIN_TOKEN, TURN_SECRET, "Robin", "Kai", "10.112.3.", "10.112.2."):
+    for secret in (ADMIN_TOKEN, TURN_SECRET, "Robin", "Kai", "Lee", "10.112.3.", "10.112.2."):
         assert secret not in hearth_log, f"the server's log holds {secret!r}"
 
 
-async def _rehearse(open_browser: Any, home_browser: Any, report: dict[str, Any]) -> None:
+async def _rehearse(
+    open_browser: Any, home_browser: Any, work_browser: Any, report: dict[str, Any]
+) -> None:
     open_context = await open_browser.new_context()
     await open_context.add_init_script(WATCH_PEERS_JS)
     host = await open_context.new_page()
@@ -294,17 +329,23 @@ async def _rehearse(open_browser: Any, home_browser: Any, report: dict[str, Any]
         await expect(page.get_by_test_id("participant")).to_have_count(2, timeout=15_000)
     assert _scrape("hearth_participants") == 2
 
-    def hears(other: int, own: int) -> Any:
-        return lambda lv: above_floor(lv, other) > HEARD_DB and above_floor(lv, own) < ABSENT_DB
+    await _hear_each_other(host, home, "home", report)
 
-    host_levels, home_levels = await asyncio.gather(
-        measure_until(host, hears(HOME_TONE, OPEN_TONE)),
-        measure_until(home, hears(OPEN_TONE, HOME_TONE)),
-    )
-    report["open_hears"], report["home_hears"] = host_levels, home_levels
-    assert above_floor(host_levels, HOME_TONE) > HEARD_DB, host_levels
-    assert above_floor(home_levels, OPEN_TONE) > HEARD_DB, home_levels
-    assert above_floor(home_levels, HOME_TONE) < ABSENT_DB, home_levels
+    # Home leaves; someone at work, where only TCP to 443 goes out, joins through TURN/TLS.
+    await home.get_by_test_id("leave").click()
+    await expect(row(host, "Kai")).to_have_count(0, timeout=15_000)
+    work_context = await work_browser.new_context()
+    await work_context.add_init_script(WATCH_PEERS_JS)
+    work = await work_context.new_page()
+    await work.goto(circle["join_url"])
+    report["work_turn_tls_join_ms"] = round(await _join_timed(work, "Lee"))
+    pair = await work.evaluate(SELECTED_PAIR_JS)
+    report["work_pair"] = pair
+    assert pair is not None
+    assert pair["local"]["type"] == "relay", pair
+    assert pair["local"]["relayProtocol"] == "tls", pair
+    await expect(row(host, "Lee")).to_have_count(1, timeout=15_000)
+    await _hear_each_other(host, work, "work", report)
 
     # A participant on the open network, for the same measure without TURN.
     guest_context = await open_browser.new_context()
@@ -320,3 +361,19 @@ async def _rehearse(open_browser: Any, home_browser: Any, report: dict[str, Any]
     assert 40000 <= int(pair["remote"]["port"]) <= 40099, pair
     await expect(row(host, "Ash")).to_have_count(1, timeout=15_000)
     assert _scrape("hearth_participants") == 3
+
+
+async def _hear_each_other(host: Page, other: Page, where: str, report: dict[str, Any]) -> None:
+    """The host (open network, OPEN_TONE) and ``other`` (HOME_TONE) hear each other."""
+
+    def hears(tone: int, own: int) -> Any:
+        return lambda lv: above_floor(lv, tone) > HEARD_DB and above_floor(lv, own) < ABSENT_DB
+
+    host_levels, other_levels = await asyncio.gather(
+        measure_until(host, hears(HOME_TONE, OPEN_TONE)),
+        measure_until(other, hears(OPEN_TONE, HOME_TONE)),
+    )
+    report[f"open_hears_{where}"], report[f"{where}_hears"] = host_levels, other_levels
+    assert above_floor(host_levels, HOME_TONE) > HEARD_DB, host_levels
+    assert above_floor(other_levels, OPEN_TONE) > HEARD_DB, other_levels
+    assert above_floor(other_levels, HOME_TONE) < ABSENT_DB, other_levels

@@ -6,35 +6,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from tests.deploy.conftest import run_checked as _run
 from tests.support.server import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        list(args), cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600
-    )
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def test_the_installed_wheel_serves_the_join_page_and_its_assets(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    _run(sys.executable, "-m", "build", "--wheel", "--outdir", str(wheels), str(REPO), cwd=tmp_path)
-    (wheel,) = wheels.glob("hearth-*.whl")
-    venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", str(venv), cwd=tmp_path)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    # As the Dockerfile does: the lock (every pin with its hash), then the wheel alone.
-    _run(*pip, "--require-hashes", "-r", str(REPO / "requirements.lock"), cwd=tmp_path)
-    _run(*pip, "--no-deps", str(wheel), cwd=tmp_path)
-
+def test_the_installed_wheel_serves_the_join_page_and_its_assets(
+    installed_hearth: Path, tmp_path: Path
+) -> None:
+    venv = installed_hearth
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     hearth = str(venv / "bin" / "hearth")
     assert _run(hearth, "--version", cwd=tmp_path, env=env).strip() == "hearth 0.1.0"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.peer import ScriptedParticipant
 from tests.support.server import ServerProcess, free_port, link_token
@@ -111,6 +112,9 @@ async def test_metrics_follow_people_joining_and_leaving_and_refusals_are_counte
         assert during["hearth_media_connect_seconds_count"] >= 2
         assert during['hearth_media_packets_total{direction="received"}'] > 0
         assert during['hearth_media_packets_total{direction="sent"}'] > 0
+        assert 'hearth_listener_rtt_seconds{stat="mean"}' in during
+        assert 'hearth_listener_loss_ratio{stat="max"}' in during
+        assert "hearth_cpu_seconds_per_participant_second" in during
         assert during["hearth_event_loop_lag_seconds_count"] > 0
         assert during["hearth_database_write_seconds_count"] > 0
         assert during["process_cpu_seconds_total"] > 0
@@ -133,6 +137,120 @@ async def test_metrics_follow_people_joining_and_leaving_and_refusals_are_counte
         )
     finally:
         for person in (host, guest, stranger):
+            await person.close()
+
+
+async def test_a_muted_voice_is_dropped_and_the_drop_is_counted_by_reason(
+    watched: ServerProcess,
+) -> None:
+    reasons = ("inaudible", "late", "duplicate", "overflow", "catch_up", "undecodable")
+    before = scrape(watched)
+    for reason in (*reasons, "send_blocked", "send_error"):
+        assert f'hearth_media_dropped_packets_total{{reason="{reason}"}}' in before
+    inaudible = 'hearth_media_dropped_packets_total{reason="inaudible"}'
+    circle = watched.create_circle()
+    host = ScriptedParticipant(watched.ws_url, link_token(circle["host_url"]), "Ana", None)
+    # Muted at the door, yet sending a tone: the server drops it and nobody hears it.
+    guest = ScriptedParticipant(watched.ws_url, link_token(circle["join_url"]), "Sam", 1300)
+    try:
+        await host.connect()
+        await host.join(muted=True)
+        await guest.connect()
+        await guest.join(muted=True)
+        for person in (host, guest):
+            await person.start_audio()
+        for person in (host, guest):
+            await person.wait_connected()
+        deadline = time.monotonic() + 10
+        # 50 packets a second: a second and a half of a muted voice, dropped.
+        while scrape(watched)[inaudible] < before[inaudible] + 75:
+            assert time.monotonic() < deadline, "no inaudible packet was counted as dropped"
+            await asyncio.sleep(0.2)
+    finally:
+        for person in (host, guest):
+            await person.close()
+
+
+@pytest.fixture(scope="module")
+def watched_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    metrics_port = free_port()
+    process = ServerProcess(
+        data_dir=Path(tmp_path_factory.mktemp("hearth-watched-workers")),
+        workers=2,
+        extra_env={"HEARTH_METRICS_PORT": str(metrics_port)},
+    )
+    process.start()
+    process.metrics_port = metrics_port  # type: ignore[attr-defined]
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def scrape_by_worker(server: ServerProcess) -> dict[str, dict[str, float]]:
+    """{sample name with its labels but ``worker``: {worker: value}} from the front's /metrics."""
+    port = server.metrics_port  # type: ignore[attr-defined]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found: dict[str, dict[str, float]] = {}
+    # Prometheus's own parser: a family named twice or a malformed line would raise here.
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            worker = labels.pop("worker")  # every sample says where it came from
+            pairs = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            key = f"{sample.name}{{{pairs}}}" if pairs else sample.name
+            found.setdefault(key, {})[worker] = sample.value
+    return found
+
+
+async def test_with_two_workers_the_fronts_metrics_hold_every_workers_counts(
+    watched_workers: ServerProcess,
+) -> None:
+    server = watched_workers
+    before = scrape_by_worker(server)
+    assert before["hearth_worker_up"] == {"0": 1, "1": 1}
+    assert "front" in before["process_cpu_seconds_total"]
+    people: list[ScriptedParticipant] = []
+    try:
+        # Circles land on a worker by a hash of their id: open circles (one person each)
+        # until both workers' metrics count someone.
+        for attempt in range(12):
+            circle = server.create_circle(title=f"Circle {attempt}")
+            host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "H", 500)
+            people.append(host)
+            await host.connect()
+            await host.join(muted=False)
+            seated = scrape_by_worker(server)["hearth_participants"]
+            assert sum(seated.values()) == len(people)
+            if seated.get("0", 0) >= 1 and seated.get("1", 0) >= 1:
+                break
+        during = scrape_by_worker(server)
+        assert during["hearth_participants"]["0"] >= 1, during["hearth_participants"]
+        assert during["hearth_participants"]["1"] >= 1, during["hearth_participants"]
+        assert sum(during["hearth_live_circles"].values()) == len(people)
+        joins = during["hearth_joins_total"]
+        assert sum(joins.values()) - sum(before.get("hearth_joins_total", {}).values()) == len(
+            people
+        )
+        # Media runs in the workers, and is counted there.
+        for person in people[-2:]:
+            await person.start_audio()
+        for person in people[-2:]:
+            await person.wait_connected()
+        received = 'hearth_media_packets_total{direction="received"}'
+        deadline = time.monotonic() + 10
+        while not all(scrape_by_worker(server)[received].get(w, 0) > 0 for w in ("0", "1")):
+            assert time.monotonic() < deadline, "a worker's media packets never showed"
+            await asyncio.sleep(0.2)
+        for person in people:
+            await person.send({"type": "leave"})
+        deadline = time.monotonic() + 10
+        while sum(scrape_by_worker(server)["hearth_participants"].values()) != 0:
+            assert time.monotonic() < deadline, "the front's metrics never saw everyone leave"
+            await asyncio.sleep(0.2)
+    finally:
+        for person in people:
             await person.close()
 
 
