@@ -1,6 +1,7 @@
 // The page: what a person sees and does. The connection lives in protocol.js, audio in rtc.js,
 // and the seams other modules use to add to the page in hooks.js (see web/README.md).
 
+import { say } from './announce.js';
 import * as hooks from './hooks.js';
 import { Moderation } from './moderation.js';
 import { CLOSE_NOT_OPEN, ServerConnection } from './protocol.js';
@@ -66,7 +67,6 @@ const state = {
     speaking: new Set(),
     pushToTalk: false,
     wakeLock: null,
-    lobbySize: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -106,11 +106,10 @@ function showView(id, { focus = true } = {}) {
     }
 }
 
-function announce(text, urgent = false) {
-    const region = $(urgent ? 'announcer-urgent' : 'announcer');
-    region.textContent = '';
-    // A fresh text node after clearing makes screen readers read repeated messages too.
-    window.setTimeout(() => { region.textContent = text; }, 50);
+// Read out by screen readers (announce.js): `key` keeps a retry or a redraw from saying the
+// same sentence again.
+function announce(text, urgent = false, key = null) {
+    say(text, { urgent, key });
 }
 
 function setNotice(text) {
@@ -157,6 +156,11 @@ function setConnection(connection) {
     $('connection-state').dataset.state = connection;
     $('connection-text').textContent = CONNECTION_TEXT[connection];
     $('reconnect-banner').hidden = connection !== 'reconnecting';
+    // Said once per lost connection; the banner's countdown is not a live region, so each
+    // retry does not read it out again.
+    if (connection === 'reconnecting') {
+        announce('The connection was lost. Reconnecting… Your place is kept for a minute.', true, 'connection');
+    }
     renderSelfState();
     hooks.emit('hearth:connection', { type: 'hearth:connection', state: connection });
 }
@@ -817,7 +821,7 @@ async function onJoined(conn, you, circle) {
     showNameError('');
     setNotice('');
     setConnection('connected');
-    if (wasReconnecting) announce('Reconnected. You are back in the circle.');
+    if (wasReconnecting) announce('Reconnected. You are back in the circle.', false, 'connection');
 
     $('circle-title').textContent = circle.title;
     document.title = `${circle.title} · Hearth`;
@@ -901,17 +905,6 @@ function onOtherMessage(message) {
     case 'waiting':
         showWaiting();
         break;
-    case 'joined':
-    case 'moderation_updated': {
-        const lobby = message.moderation && Array.isArray(message.moderation.lobby)
-            ? message.moderation.lobby.length : 0;
-        if (lobby > state.lobbySize) {
-            announce(lobby === 1 ? 'Someone is waiting in the lobby.'
-                : `${lobby} people are waiting in the lobby.`, true);
-        }
-        state.lobbySize = lobby;
-        break;
-    }
     case 'server_draining':
         announce(message.message, true);
         break;
