@@ -112,8 +112,12 @@ function announce(text, urgent = false, key = null) {
     say(text, { urgent, key });
 }
 
-function setNotice(text) {
+// The visible notice line. It is not a live region (a region re-reads on every change); what
+// it says is read out once here, unless the caller has just said it more urgently itself.
+function setNotice(text, { quiet = false } = {}) {
+    if ($('notice').textContent === text) return;
     $('notice').textContent = text;
+    if (text && !quiet) announce(text);
 }
 
 function setJoinStatus(text) {
@@ -883,8 +887,9 @@ function onParticipantUpdated(conn, person, by) {
     const hadFloor = Boolean(state.you.has_floor);
     state.you = person;
     if (person.has_floor && !hadFloor) {
-        announce('You have the floor.', true);
-        setNotice(person.muted ? 'You have the floor. Unmute when you are ready.' : 'You have the floor.');
+        const floor = person.muted ? 'You have the floor. Unmute when you are ready.' : 'You have the floor.';
+        announce(floor, true);
+        setNotice(floor, { quiet: true });
     } else if (hadFloor && !person.has_floor) {
         announce('Your turn has ended.');
         setNotice('');
@@ -894,7 +899,7 @@ function onParticipantUpdated(conn, person, by) {
     renderSelfMute();
     if (person.muted && !wasMuted && by !== null && by !== person.id) {
         endPushToTalk();
-        setNotice('A host muted you.');
+        setNotice('A host muted you.', { quiet: true });
         announce('You were muted by the host.', true);
     }
 }

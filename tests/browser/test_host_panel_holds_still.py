@@ -108,6 +108,18 @@ class HostPage:
         self.sent: list[dict[str, Any]] = []
         self.errors: list[str] = []
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # The network can be cut like a dead mobile connection: both ends closed, and each new
+        # attempt refused until it is restored.
+        self.down = False
+        self.refused = 0
+        self.routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+
+    async def cut(self) -> None:
+        self.down = True
+        for page_side, server_side in self.routes:
+            await server_side.close()
+            await page_side.close(code=1011, reason="network down")
+        self.routes.clear()
 
 
 async def open_page(
@@ -124,7 +136,12 @@ async def open_page(
     host = HostPage(page, context)
 
     async def route(ws: WebSocketRoute) -> None:
+        if host.down:
+            host.refused += 1
+            await ws.close(code=1011, reason="network down")
+            return
         server = ws.connect_to_server()
+        host.routes.append((ws, server))
 
         def outgoing(message: str | bytes) -> None:
             if isinstance(message, str):
@@ -305,3 +322,291 @@ async def test_flood_and_click_every_click_removes_the_disruptor_or_does_nothing
         assert outcome["removed"] + outcome["no_op"] == CLICKS_PER_SIZE, (size, outcome)
         # A page that moved everything out of reach would pass the line above with no-ops.
         assert outcome["removed"] >= CLICKS_PER_SIZE * 0.9, (size, outcome)
+
+
+async def test_what_needs_the_host_is_on_the_first_screen_of_a_phone_and_one_skip_away(
+    loose_server: ServerProcess, chromium_path: Path, artifacts_dir: Path
+) -> None:
+    circle = renaming_circle(loose_server, "Thirty people circle")
+    token = link_token(circle["join_url"])
+    host_url = urljoin(loose_server.base_url, circle["host_url"])
+    people: list[ScriptedParticipant] = []
+    report: dict[str, Any] = {}
+    async with chromium(chromium_path) as browser:
+        phone = await open_page(browser, host_url, PHONE, phone=True)
+        page = phone.page
+        await join(page, "Ana")
+        try:
+            for i in range(29):
+                people.append(await person(loose_server, token, f"Pat {i + 1}"))
+            await expect(page.get_by_test_id("participant")).to_have_count(30, timeout=20_000)
+            # A support signal and two hands, then five people knocking.
+            await people[3].send({"type": "need_support", "active": True})
+            await people[7].send({"type": "raise_hand"})
+            await people[12].send({"type": "raise_hand"})
+            await page.get_by_test_id("lobby-toggle").click()
+            await expect(page.get_by_test_id("lobby-toggle")).to_have_text("Turn lobby off")
+            for name in ("Kim", "Lee", "Mo", "Noor", "Oli"):
+                waiting = ScriptedParticipant(loose_server.ws_url, token, name, None)
+                await waiting.connect()
+                await waiting.join(muted=True, expect="waiting")
+                people.append(waiting)
+            knocking = page.get_by_test_id("waiting-person")
+            await expect(knocking).to_have_count(5, timeout=10_000)
+            await expect(page.get_by_test_id("support-person")).to_contain_text("Pat 4")
+
+            # On the first screen of the phone, without scrolling: all five, each with its
+            # buttons, and the support signal with its own.
+            await page.evaluate("window.scrollTo(0, 0)")
+            for i in range(5):
+                entry = knocking.nth(i)
+                box = await entry.get_by_test_id("admit").bounding_box()
+                assert box is not None and box["y"] + box["height"] <= PHONE["height"], (i, box)
+            await page.screenshot(path=str(artifacts_dir / "host-phone-knocking.png"))
+            await page.screenshot(
+                path=str(artifacts_dir / "host-phone-knocking-full.png"), full_page=True
+            )
+
+            # Host buttons are at least 44 px tall on touch.
+            heights = await page.evaluate(
+                """() => [...document.querySelectorAll(
+                    '#host-area button, #host-settings button, #participants button')]
+                    .filter((b) => b.offsetParent !== null)
+                    .map((b) => [b.textContent.trim(), b.getBoundingClientRect().height])"""
+            )
+            assert heights, "no host buttons found"
+            short = [(text, h) for text, h in heights if h < 44]
+            assert short == [], short
+            report["smallest_host_button_px"] = min(h for _, h in heights)
+
+            # Let in from the top, on the phone.
+            await knocking.filter(has_text="Kim").get_by_role("button", name="Let in Kim").tap()
+            await expect(knocking).to_have_count(4, timeout=10_000)
+
+            # Find a person among 30: typing filters the list.
+            await page.get_by_label("Find a person").fill("pat 2")
+            visible = page.locator('[data-testid="participant"]:visible')
+            # Pat 2 and Pat 20-29.
+            await expect(visible).to_have_count(11)
+            await page.get_by_label("Find a person").fill("pat 27")
+            await expect(visible).to_have_count(1)
+            await expect(visible).to_have_attribute("data-name", "Pat 27")
+            await expect(page.get_by_test_id("find-result")).to_have_text("Showing 1 of 31.")
+            await page.get_by_label("Find a person").press("Escape")
+            await expect(visible).to_have_count(31)
+        finally:
+            await phone.context.close()
+
+        # The keyboard: from the top of the page, Tab reaches the skip link first; it leads to
+        # the host tools, whose first control is Next speaker.
+        laptop = await open_page(browser, host_url, LAPTOP, phone=False)
+        page = laptop.page
+        await join(page, "Ana Again")
+        # The phone's seat is kept a minute for its return: 30, Kim, and this page.
+        await expect(page.get_by_test_id("participant")).to_have_count(32, timeout=20_000)
+        await expect(page.get_by_test_id("waiting-person")).to_have_count(4, timeout=10_000)
+        await page.screenshot(path=str(artifacts_dir / "host-laptop-knocking.png"))
+        await page.evaluate("window.scrollTo(0, 0); document.activeElement.blur()")
+        tabs_to_skip = 0
+        while tabs_to_skip < 60:
+            await page.keyboard.press("Tab")
+            tabs_to_skip += 1
+            if await page.evaluate("document.activeElement.dataset.testid") == "skip-to-host-tools":
+                break
+        await expect(page.get_by_test_id("skip-to-host-tools")).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#host-area")).to_be_focused()
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_test_id("next")).to_be_focused()
+        report["tabs_to_skip_link"] = tabs_to_skip
+        report["presses_to_next_speaker_via_skip_link"] = f"{tabs_to_skip} Tab + Enter + 1 Tab"
+        # Without the skip link, straight on with Tab from the top.
+        await page.evaluate("window.scrollTo(0, 0); document.activeElement.blur()")
+        plain = 0
+        while plain < 200:
+            await page.keyboard.press("Tab")
+            plain += 1
+            if await page.evaluate("document.activeElement.dataset.testid") == "next":
+                break
+        report["tabs_to_next_speaker_without_skip_link"] = plain
+        (artifacts_dir / "host-tab-count.json").write_text(json.dumps(report, indent=2))
+        print("host panel:", json.dumps(report))
+
+        # Making a co-host asks first, with Cancel in focus; only "yes" sends it.
+        pat = people[0]
+        assert pat.me is not None
+        await page.get_by_test_id("cohost-person").select_option(pat.me["id"])
+        await page.get_by_test_id("make-cohost").click()
+        dialog = page.get_by_test_id("cohost-dialog")
+        await expect(dialog).to_be_visible()
+        await expect(page.get_by_test_id("cohost-cancel")).to_be_focused()
+        await expect(dialog).to_contain_text("Pat 1 will be able to mute and remove people")
+        await page.keyboard.press("Enter")
+        await expect(dialog).to_be_hidden()
+        await asyncio.sleep(0.5)
+        assert pat.participants[pat.me["id"]]["role"] == "participant"
+        await page.get_by_test_id("make-cohost").click()
+        await page.get_by_role("button", name="Make Pat 1 a co-host").click()
+        await pat.wait_until(lambda: pat.participants[pat.me["id"]]["role"] == "cohost")
+
+        # axe on the host panel with people knocking and a support signal, light and dark.
+        for scheme in ("light", "dark"):
+            await page.emulate_media(color_scheme=scheme)
+            violations = await axe_violations(page)
+            (artifacts_dir / f"axe-host-panel-{scheme}.json").write_text(
+                json.dumps(violations, indent=2)
+            )
+            grave = [v for v in violations if v["impact"] in ("serious", "critical")]
+            assert grave == [], (scheme, grave)
+            await page.screenshot(
+                path=str(artifacts_dir / f"host-laptop-{scheme}.png"), full_page=True
+            )
+        assert laptop.errors == [] and phone.errors == [], (laptop.errors, phone.errors)
+        for p in people:
+            await leave(p)
+
+
+async def until_said(page: Page, sentence: str, timeout: float = 10) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = await spoken(page)
+        if times_said(lines, sentence) or time.monotonic() > deadline:
+            return lines
+        await asyncio.sleep(0.1)
+
+
+async def test_screen_readers_hear_each_moment_once_in_the_second_person_with_reasons(
+    loose_server: ServerProcess, chromium_path: Path, artifacts_dir: Path
+) -> None:
+    circle = renaming_circle(loose_server, "Spoken circle")
+    token = link_token(circle["join_url"])
+    async with chromium(chromium_path) as browser:
+        host = await open_page(
+            browser, urljoin(loose_server.base_url, circle["host_url"]), LAPTOP, phone=False
+        )
+        hp = host.page
+        await join(hp, "Ana")
+        # Sam's page has a clock the test can move on, for the share timer's minutes.
+        sam = await open_page(
+            browser,
+            urljoin(loose_server.base_url, circle["join_url"]),
+            PHONE,
+            phone=True,
+            clock=True,
+        )
+        sp = sam.page
+        await join(sp, "Sam")
+        kim = await person(loose_server, token, "Kim")
+        assert kim.me is not None
+        await expect(hp.get_by_test_id("participant")).to_have_count(3, timeout=10_000)
+
+        # Every per-person button says whom it is for.
+        await expect(hp.get_by_role("button", name="Remove Sam")).to_be_visible()
+        await expect(hp.get_by_role("button", name="Give floor to Sam")).to_be_visible()
+        await expect(hp.get_by_role("button", name="Ask to unmute Sam")).to_be_visible()
+        await expect(hp.get_by_role("group", name="Actions for Kim")).to_be_visible()
+
+        # A hand up and down is confirmed.
+        await hp.get_by_test_id("mode").click()
+        await expect(hp.get_by_test_id("mode")).to_have_text("Switch to open floor")
+        await sp.get_by_test_id("raise-hand").click()
+        await until_said(sp, "Your hand is raised. You are number 1 in the queue.")
+        await sp.get_by_test_id("lower-hand").click()
+        await until_said(sp, "Your hand is lowered.")
+
+        # A share of three minutes: start, one minute left, time up; each once, to "you".
+        await hp.get_by_test_id("share-time").select_option("180")
+        await sp.get_by_test_id("raise-hand").click()
+        await expect(hp.get_by_test_id("queued")).to_have_text(["Sam"])
+        await hp.get_by_test_id("next").click()
+        await expect(sp.get_by_test_id("turn-timer")).to_contain_text("You are sharing")
+        await until_said(sp, "You have 3 minutes.")
+        await asyncio.sleep(2.5)
+        await sp.clock.fast_forward("02:01")
+        await until_said(sp, "You have one minute left.")
+        await asyncio.sleep(2.5)
+        await sp.clock.fast_forward("01:05")
+        await expect(sp.get_by_test_id("turn-timer")).to_have_text(
+            "Your time is up. Take a moment to finish."
+        )
+        await asyncio.sleep(2.5)
+        said = await spoken(sp)
+        assert times_said(said, "Your hand is raised. You are number 1 in the queue.") == 2, said
+        assert times_said(said, "Your hand is lowered.") == 1, said
+        assert times_said(said, "You have the floor.") == 1, said
+        assert times_said(said, "You have 3 minutes.") == 1, said
+        assert times_said(said, "You have one minute left.") == 1, said
+        assert times_said(said, "Your time is up. Take a moment to finish.") == 1, said
+        assert not [line for line in said if "Sam's" in line or "Sam is" in line], said
+        # The host hears who shares, once.
+        assert times_said(await spoken(hp), "Sam has the floor.") == 1
+
+        # A support signal: told once, and not again when other things redraw the panel.
+        await sp.get_by_test_id("need-support").click()
+        await expect(hp.get_by_test_id("support-person")).to_have_count(1, timeout=10_000)
+        await until_said(hp, "Sam asked for support.")
+        for _ in range(5):
+            await kim.send({"type": "raise_hand"})
+            await asyncio.sleep(0.15)
+            await kim.send({"type": "lower_hand"})
+            await asyncio.sleep(0.15)
+        await kim.send({"type": "rename", "display_name": "Kimberly"})
+        await expect(row(hp, kim.me["id"])).to_have_attribute("data-name", "Kimberly")
+
+        # Someone knocks: told once, by name.
+        await hp.get_by_test_id("lobby-toggle").click()
+        await expect(hp.get_by_test_id("lobby-toggle")).to_have_text("Turn lobby off")
+        lee = ScriptedParticipant(loose_server.ws_url, token, "Lee", None)
+        await lee.connect()
+        await lee.join(muted=True, expect="waiting")
+        await until_said(hp, "Lee is waiting in the lobby.")
+        for _ in range(3):
+            await kim.send({"type": "raise_hand"})
+            await asyncio.sleep(0.15)
+            await kim.send({"type": "lower_hand"})
+            await asyncio.sleep(0.15)
+        await asyncio.sleep(0.5)
+        host_said = await spoken(hp)
+        assert times_said(host_said, "Sam asked for support.") == 1, host_said
+        assert times_said(host_said, "Lee is waiting in the lobby.") == 1, host_said
+        await expect(hp.get_by_role("button", name="Let in Lee")).to_be_visible()
+
+        # A lost connection: said once however many attempts fail, and once when back.
+        await sam.cut()
+        await expect(sp.get_by_test_id("reconnecting")).to_be_visible(timeout=10_000)
+        deadline = time.monotonic() + 20
+        while sam.refused < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert sam.refused >= 3, sam.refused
+        sam.down = False
+        await expect(sp.get_by_test_id("connection-state")).to_have_attribute(
+            "data-state", "connected", timeout=30_000
+        )
+        said = await until_said(sp, "Reconnected. You are back in the circle.")
+        assert times_said(said, "The connection was lost.") == 1, said
+        assert times_said(said, "Reconnected. You are back in the circle.") == 1, said
+
+        # Removal: the heading says what happened, and the reason is read out.
+        await hp.get_by_role("button", name="Remove Sam").click()
+        heading = sp.locator("#view-final h1")
+        await expect(heading).to_have_text("You were removed from the circle", timeout=10_000)
+        await expect(heading).to_be_focused()
+        said = await until_said(sp, "A host removed you from this circle.")
+        assert times_said(said, "A host removed you from this circle.") == 1, said
+
+        # The end, for those still there.
+        await hp.get_by_test_id("end").click()
+        await hp.get_by_test_id("end-confirm").click()
+        await expect(hp.locator("#view-final h1")).to_have_text(
+            "The circle has ended", timeout=10_000
+        )
+        host_said = await until_said(hp, "The circle has ended. Thank you for being here.")
+        assert times_said(host_said, "The circle has ended. Thank you for being here.") == 1
+
+        (artifacts_dir / "live-regions-host.json").write_text(json.dumps(host_said, indent=2))
+        (artifacts_dir / "live-regions-sam.json").write_text(
+            json.dumps(await spoken(sp), indent=2)
+        )
+        assert host.errors == [] and sam.errors == [], (host.errors, sam.errors)
+        await leave(kim)
+        await leave(lee)
