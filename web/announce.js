@@ -7,6 +7,8 @@
 //   - `key` names what the sentence is about ('connection', 'support:<id>', 'turn:<id>:start');
 //     the same sentence under the same key is not said again until the key is forgotten or
 //     says something else.
+//   - with `once`, a key is said at most once, whatever its words become (a share's start is
+//     news once, even if the speaker's name changes or they leave meanwhile).
 //   - sentences that come within one tick are read together, not the last one alone.
 
 const said = new Map();
@@ -25,10 +27,10 @@ function region(kind) {
  * the sentence is said only if it differs from the last one said under that key. Returns whether
  * it will be said.
  */
-export function say(text, { urgent = false, key = null } = {}) {
+export function say(text, { urgent = false, key = null, once = false } = {}) {
     if (!text) return false;
     if (key !== null) {
-        if (said.get(key) === text) return false;
+        if (said.get(key) === text || (once && said.has(key))) return false;
         said.set(key, text);
     }
     const kind = urgent ? 'urgent' : 'polite';

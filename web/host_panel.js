@@ -109,23 +109,22 @@ export class HostPanel {
         this.lobbyCount = el('span', { className: 'count' });
         this.lobbyGroup = el('div', { className: 'att-group', hidden: true },
             el('div', { className: 'att-head' },
-                el('h3', {}, 'Waiting to come in ', this.lobbyCount),
+                el('h3', {}, 'Waiting ', this.lobbyCount),
                 button('admit-all', 'Let everyone in', () => this.send({ type: 'admit_all' }))),
             this.lobbyList);
         this.supportList = el('ul', { testid: 'support-list', className: 'att-list' });
         this.supportGroup = el('div', { className: 'att-group support', hidden: true },
             el('h3', {}, 'Asked for support'),
-            el('p', { className: 'hint' }, 'Only hosts and co-hosts see this.'),
             this.supportList);
         this.queueList = el('ol', { testid: 'hand-queue', className: 'att-list' });
         this.handsGroup = el('div', { className: 'att-group', hidden: true },
             el('h3', {}, 'Hands up'), this.queueList);
         this.calm = el('p', { className: 'hint att-calm' }, 'Nobody is waiting, asking for support or raising a hand.');
         this.attention = el('div', { className: 'attention', testid: 'host-attention' },
-            this.lobbyGroup, this.supportGroup, this.handsGroup, this.calm);
+            this.supportGroup, this.lobbyGroup, this.handsGroup, this.calm);
         this.area = el('section', { id: 'host-area', className: 'host-area', testid: 'host-panel', hidden: true, tabIndex: -1 },
             el('h2', { id: 'host-area-title' }, 'Host tools'),
-            el('div', { className: 'host-row-actions' },
+            el('div', { className: 'host-row-actions turn-tools' },
                 button('next', 'Next speaker', () => this.send({ type: 'next_speaker' })),
                 button('end-turn', 'End turn', () => this.send({ type: 'end_turn' })),
                 button('extend', '+1 minute', () => this.send({ type: 'extend_turn', seconds: 60 }))),
@@ -446,6 +445,7 @@ export class HostPanel {
             show = this.matched.get(person.id);
         }
         li.classList.toggle('filtered-out', !show);
+        li.hidden = !show;
         return show;
     }
 }

@@ -60,18 +60,18 @@ export function speakTurn(turn, people, you, moderator, now) {
     const length = ends === null ? null : ends - Date.parse(turn.started_at);
     if (mine) {
         // "You have the floor." itself comes from app.js, which says it for any floor.
-        if (length !== null) say(`You have ${duration(length)}.`, { key: `${share}:start` });
+        if (length !== null) say(`You have ${duration(length)}.`, { key: `${share}:start`, once: true });
     } else {
-        say(`${name} has the floor.`, { key: `${share}:start` });
+        say(`${name} has the floor.`, { key: `${share}:start`, once: true });
     }
     if (ends === null) return;
     const left = ends - now;
     if (mine && left > 0 && left <= MINUTE_MS && length > MINUTE_MS) {
-        say('You have one minute left.', { key: `${share}:minute:${turn.ends_at}` });
+        say('You have one minute left.', { key: `${share}:minute:${turn.ends_at}`, once: true });
     }
     if (left <= 0) {
-        if (mine) say('Your time is up. Take a moment to finish.', { key: `${share}:up:${turn.ends_at}` });
-        else if (moderator) say(`${name}'s time is up.`, { key: `${share}:up:${turn.ends_at}` });
+        if (mine) say('Your time is up. Take a moment to finish.', { key: `${share}:up:${turn.ends_at}`, once: true });
+        else if (moderator) say(`${name}'s time is up.`, { key: `${share}:up:${turn.ends_at}`, once: true });
     }
 }
 
