@@ -1,10 +1,10 @@
 """The host's panel under pressure, in Chromium at laptop size and at phone size (390x844, touch).
 
 - Flood and click, the way it failed (issue 14): a scripted client raises and lowers its hand
-  about 20 times a second and renames itself every 0.25 s while the host aims at its Remove and
-  clicks 250 ms later, twenty times at each size. Every click must remove the disruptor or do
-  nothing; never another action, never another person. The counts go to
-  test-artifacts/flood-and-click.json.
+  about 20 times a second and renames itself every 0.25 s (its support signal goes on and off
+  too) while the host aims at its Remove and clicks 250 ms later, twenty times at each size.
+  Every click must remove the disruptor or do nothing; never another action, never another
+  person. The counts go to test-artifacts/flood-and-click.json.
 - What needs the host (five people knocking, a support signal, hands) is on the first screen of
   a phone, with the way to act on it; host buttons are at least 44 px tall on touch; a filter
   finds a person among 30; a skip link takes the keyboard to the host tools (the Tab count goes
@@ -217,12 +217,14 @@ DISRUPTIVE_NAMES = [
 
 
 async def flood(disruptor: ScriptedParticipant, stop: asyncio.Event) -> int:
-    """Hand up and down about 20 times a second, a new name every 0.25 s. Returns how many
+    """Hand up and down about 20 times a second, a new name every 0.25 s, and the support
+    signal on and off every 0.5 s (it shows at the top of the host's screen). Returns how many
     messages it sent."""
     sent = 0
     raised = False
     next_rename = time.monotonic()
     names = 0
+    support = False
     while not stop.is_set() and disruptor.closed_code is None:
         raised = not raised
         try:
@@ -234,6 +236,10 @@ async def flood(disruptor: ScriptedParticipant, stop: asyncio.Event) -> int:
                 names += 1
                 sent += 1
                 next_rename += 0.25
+                if names % 2 == 0:
+                    support = not support
+                    await disruptor.send({"type": "need_support", "active": support})
+                    sent += 1
         except Exception:
             break
         await asyncio.sleep(0.05)
