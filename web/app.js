@@ -1,6 +1,7 @@
 // The page: what a person sees and does. The connection lives in protocol.js, audio in rtc.js,
 // and the seams other modules use to add to the page in hooks.js (see web/README.md).
 
+import { say } from './announce.js';
 import * as hooks from './hooks.js';
 import { Moderation } from './moderation.js';
 import { CLOSE_NOT_OPEN, ServerConnection } from './protocol.js';
@@ -66,7 +67,6 @@ const state = {
     speaking: new Set(),
     pushToTalk: false,
     wakeLock: null,
-    lobbySize: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -106,15 +106,18 @@ function showView(id, { focus = true } = {}) {
     }
 }
 
-function announce(text, urgent = false) {
-    const region = $(urgent ? 'announcer-urgent' : 'announcer');
-    region.textContent = '';
-    // A fresh text node after clearing makes screen readers read repeated messages too.
-    window.setTimeout(() => { region.textContent = text; }, 50);
+// Read out by screen readers (announce.js): `key` keeps a retry or a redraw from saying the
+// same sentence again.
+function announce(text, urgent = false, key = null) {
+    say(text, { urgent, key });
 }
 
-function setNotice(text) {
+// The visible notice line. It is not a live region (a region re-reads on every change); what
+// it says is read out once here, unless the caller has just said it more urgently itself.
+function setNotice(text, { quiet = false } = {}) {
+    if ($('notice').textContent === text) return;
     $('notice').textContent = text;
+    if (text && !quiet) announce(text);
 }
 
 function setJoinStatus(text) {
@@ -157,6 +160,11 @@ function setConnection(connection) {
     $('connection-state').dataset.state = connection;
     $('connection-text').textContent = CONNECTION_TEXT[connection];
     $('reconnect-banner').hidden = connection !== 'reconnecting';
+    // Said once per lost connection; the banner's countdown is not a live region, so each
+    // retry does not read it out again.
+    if (connection === 'reconnecting') {
+        announce('The connection was lost. Reconnecting… Your place is kept for a minute.', true, 'connection');
+    }
     renderSelfState();
     hooks.emit('hearth:connection', { type: 'hearth:connection', state: connection });
 }
@@ -817,7 +825,7 @@ async function onJoined(conn, you, circle) {
     showNameError('');
     setNotice('');
     setConnection('connected');
-    if (wasReconnecting) announce('Reconnected. You are back in the circle.');
+    if (wasReconnecting) announce('Reconnected. You are back in the circle.', false, 'connection');
 
     $('circle-title').textContent = circle.title;
     document.title = `${circle.title} · Hearth`;
@@ -879,8 +887,9 @@ function onParticipantUpdated(conn, person, by) {
     const hadFloor = Boolean(state.you.has_floor);
     state.you = person;
     if (person.has_floor && !hadFloor) {
-        announce('You have the floor.', true);
-        setNotice(person.muted ? 'You have the floor. Unmute when you are ready.' : 'You have the floor.');
+        const floor = person.muted ? 'You have the floor. Unmute when you are ready.' : 'You have the floor.';
+        announce(floor, true);
+        setNotice(floor, { quiet: true });
     } else if (hadFloor && !person.has_floor) {
         announce('Your turn has ended.');
         setNotice('');
@@ -890,7 +899,7 @@ function onParticipantUpdated(conn, person, by) {
     renderSelfMute();
     if (person.muted && !wasMuted && by !== null && by !== person.id) {
         endPushToTalk();
-        setNotice('A host muted you.');
+        setNotice('A host muted you.', { quiet: true });
         announce('You were muted by the host.', true);
     }
 }
@@ -901,17 +910,6 @@ function onOtherMessage(message) {
     case 'waiting':
         showWaiting();
         break;
-    case 'joined':
-    case 'moderation_updated': {
-        const lobby = message.moderation && Array.isArray(message.moderation.lobby)
-            ? message.moderation.lobby.length : 0;
-        if (lobby > state.lobbySize) {
-            announce(lobby === 1 ? 'Someone is waiting in the lobby.'
-                : `${lobby} people are waiting in the lobby.`, true);
-        }
-        state.lobbySize = lobby;
-        break;
-    }
     case 'server_draining':
         announce(message.message, true);
         break;

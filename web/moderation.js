@@ -6,9 +6,22 @@
 // (handle), adds our fields to `join` (joinExtras), decorates the rows of the list
 // (decorateRows) and asks whether a close is final (finalClose).
 
+import { say } from './announce.js';
+import { HostPanel } from './host_panel.js';
+import { confirmHand, speakTurn, turnLine } from './spoken.js';
+
 const DEVICE_KEY = 'hearth.device';
 const SEAT_KEY = 'hearth.seat';
 const MODERATOR_ROLES = new Set(['host', 'cohost']);
+// The final view's heading: what happened, in a few words (the reason follows it, read out).
+const FINAL_TITLES = {
+    removed: 'You were removed from the circle',
+    denied: 'You were not let in this time',
+    banned: 'You cannot enter this circle',
+    4403: 'You are not in this circle any more',
+    4409: 'This circle is open in another tab',
+    4410: 'The circle has ended',
+};
 const FINAL_CLOSES = {
     4403: 'You are not in this circle any more.',
     4409: 'This circle is open in another tab.',
@@ -73,8 +86,11 @@ export class Moderation {
         this.people = new Map();
         this.finalText = null;
         this.deniedOnly = false;
+        this.finalTitle = null;
         this.timer = window.setInterval(() => this._renderTurn(), 1000);
         this._build();
+        // The host's panel, per-person controls and what needs the host (host_panel.js).
+        this.host = new HostPanel((message) => this._send(message));
     }
 
     /** Fields our part of the protocol adds to `join`. */
@@ -99,7 +115,7 @@ export class Moderation {
         if (!(code in FINAL_CLOSES)) return null;
         this.forgetSeat();
         const text = this.finalText || FINAL_CLOSES[code];
-        this._showFinal(text);
+        this._showFinal(this.finalTitle || FINAL_TITLES[code], text);
         return text;
     }
 
@@ -130,10 +146,15 @@ export class Moderation {
             this.people.delete(message.participant_id);
             this._render();
             break;
-        case 'room_updated':
+        case 'room_updated': {
+            const wasQueued = Boolean(this.room && this.you && this.room.hand_queue.includes(this.you.id));
             this.room = message.room;
+            if (this.you) {
+                confirmHand(wasQueued, this.room.hand_queue.indexOf(this.you.id) + 1, this.room.floor === this.you.id);
+            }
             this._render();
             break;
+        }
         case 'moderation_updated':
             this.view = message.moderation;
             this._render();
@@ -144,11 +165,15 @@ export class Moderation {
             break;
         case 'circle_ended':
             this.finalText = FINAL_CLOSES[4410];
+            this.finalTitle = FINAL_TITLES[4410];
             break;
         case 'error':
             if (message.code in ERROR_TEXT) {
                 const text = ERROR_TEXT[message.code];
-                if (['removed', 'denied', 'banned'].includes(message.code)) this.finalText = text;
+                if (['removed', 'denied', 'banned'].includes(message.code)) {
+                    this.finalText = text;
+                    this.finalTitle = FINAL_TITLES[message.code];
+                }
                 if (message.code === 'passcode_required') {
                     this.passcodeField.hidden = false;
                     this.passcodeInput.focus();
@@ -168,43 +193,30 @@ export class Moderation {
         if (info && info.passcode_required) this.passcodeField.hidden = false;
     }
 
-    /** Adds the moderator's per-person buttons and the hand/floor marks to the list rows. */
+    /** Adds the hand/floor marks and the host's per-person controls (host_panel.js) to the
+     * list's rows. */
     decorateRows() {
-        const iModerate = this._moderator();
         for (const li of document.querySelectorAll('#participants [data-testid="participant"]')) {
             const person = this.people.get(li.dataset.id);
             if (!person) continue;
-            let box = li.querySelector('.mod-row');
-            if (!box) {
-                box = el('span', { className: 'mod-row' });
-                const mark = el('span', { className: 'mark', testid: 'person-mark' });
-                const floor = button('give-floor', 'Give floor', () => this._send({ type: 'give_floor', participant_id: li.dataset.id }));
-                const ask = button('ask-unmute', 'Ask to unmute', () => this._send({ type: 'request_unmute', participant_id: li.dataset.id }));
-                const cohost = button('make-cohost', 'Make co-host', () => {
-                    const p = this.people.get(li.dataset.id);
-                    this._send({ type: 'set_role', participant_id: li.dataset.id, role: p && p.role === 'cohost' ? 'participant' : 'cohost' });
-                });
-                const remove = button('remove', 'Remove', () => this._send({ type: 'remove', participant_id: li.dataset.id }), 'small danger');
-                box.append(mark, floor, ask, cohost, remove);
-                li.append(box);
+            let mark = li.querySelector('[data-testid="person-mark"]');
+            if (!mark) {
+                // In the name's line: a mark that comes and goes moves no button.
+                mark = el('span', { className: 'mark', testid: 'person-mark' });
+                (li.querySelector('.who') || li).append(' ', mark);
             }
-            const [mark, floor, ask, cohost, remove] = box.children;
-            const isYou = this.you && person.id === this.you.id;
             const marks = [];
             if (person.role === 'cohost') marks.push('co-host');
             if (person.has_floor) marks.push('has the floor');
             if (person.hand_raised) marks.push('hand raised');
             if (person.connection === 'reconnecting') marks.push('reconnecting…');
             if (this.view && this.view.support.includes(person.id)) marks.push('needs support');
-            mark.textContent = marks.join(' · ');
+            const text = marks.join(' · ');
+            if (mark.textContent !== text) mark.textContent = text;
             li.dataset.connection = person.connection || 'connected';
             const nameNode = li.querySelector('.name');
-            if (nameNode && person.label) nameNode.textContent = person.label;
-            floor.hidden = !iModerate || person.has_floor;
-            ask.hidden = !iModerate || isYou || !person.muted;
-            cohost.hidden = !iModerate || isYou || person.role === 'host' || this.you.role !== 'host';
-            cohost.textContent = person.role === 'cohost' ? 'Make participant' : 'Make co-host';
-            remove.hidden = !iModerate || isYou || person.role === 'host';
+            if (nameNode && person.label && nameNode.textContent !== person.label) nameNode.textContent = person.label;
+            this.host.decorateRow(li, person);
         }
     }
 
@@ -228,7 +240,7 @@ export class Moderation {
         this.askAgain = button('ask-again', 'Ask again', () => window.location.reload());
         this.askAgain.hidden = true;
         this.finalView = el('section', { id: 'view-final', className: 'view', testid: 'final', hidden: true },
-            el('h1', { tabIndex: -1 }, 'Hearth'),
+            this.finalHeading = el('h1', { tabIndex: -1 }, 'Hearth'),
             this.finalMessage = el('p', {}),
             this.askAgain);
         $('main').append(this.finalView);
@@ -237,7 +249,8 @@ export class Moderation {
         const controls = circle.querySelector('.controls');
 
         // Everyone: hand, support, crisis, the turn timer, unmute requests.
-        this.turnText = el('p', { className: 'turn', testid: 'turn-timer', role: 'status', hidden: true });
+        // Not a live region: it changes every second. spoken.js reads out the moments that matter.
+        this.turnText = el('p', { className: 'turn', testid: 'turn-timer', hidden: true });
         this.unmuteAccept = button('accept-unmute', 'Unmute', () => { this._send({ type: 'answer_unmute', accept: true }); this.unmutePrompt.hidden = true; });
         this.unmutePrompt = el('div', { className: 'note', testid: 'unmute-request', hidden: true },
             'A host asks whether you would like to unmute. ', this.unmuteAccept, ' ',
@@ -263,41 +276,6 @@ export class Moderation {
         controls.before(this.turnText, this.unmutePrompt);
         controls.after(this.crisis);
 
-        // Hosts and co-hosts.
-        this.modeButton = button('mode', '', () => this._send({ type: 'set_speaking_mode', mode: this.room && this.room.speaking_mode === 'open' ? 'hand_raise' : 'open' }));
-        this.lockButton = button('lock', '', () => this._send({ type: 'set_lock', locked: !(this.room && this.room.locked) }));
-        this.lobbyButton = button('lobby-toggle', '', () => this._send({ type: 'set_lobby', enabled: !(this.room && this.room.lobby) }));
-        this.shareSelect = el('select', { testid: 'share-time', ariaLabel: 'Time for each share', onchange: () => {
-            const v = this.shareSelect.value;
-            this._send({ type: 'set_share_time', seconds: v ? Number(v) : null });
-        } }, el('option', { value: '' }, 'No time box'),
-        ...[120, 180, 300].map((s) => el('option', { value: String(s) }, `${s / 60} minutes a share`)));
-        this.endButton = button('end', 'End the circle', () => {
-            this.endButton.hidden = true;
-            this.endConfirm.hidden = false;
-            this.endConfirm.focus();
-        }, 'small danger');
-        this.endConfirm = button('end-confirm', 'Yes, end it for everyone', () => this._send({ type: 'end_circle' }), 'small danger');
-        this.endConfirm.hidden = true;
-        this.queueList = el('ol', { testid: 'hand-queue', className: 'people' });
-        this.lobbyList = el('ul', { testid: 'lobby-list', className: 'people' });
-        this.bansList = el('ul', { testid: 'bans', className: 'people' });
-        this.supportList = el('p', { testid: 'support-list', className: 'notice', role: 'status' });
-        this.panel = el('section', { id: 'host-panel', testid: 'host-panel', className: 'host-panel', hidden: true, ariaLabel: 'Host tools' },
-            el('h2', {}, 'Host tools'),
-            this.supportList,
-            el('div', { className: 'actions' }, this.modeButton, this.lobbyButton, this.lockButton,
-                button('mute-all', 'Mute all', () => this._send({ type: 'mute_all' })), this.endButton, this.endConfirm),
-            el('h3', {}, 'Hands'), this.queueList,
-            el('div', { className: 'actions' },
-                button('next', 'Next speaker', () => this._send({ type: 'next_speaker' })),
-                button('end-turn', 'End turn', () => this._send({ type: 'end_turn' })),
-                button('extend', '+1 minute', () => this._send({ type: 'extend_turn', seconds: 60 })),
-                this.shareSelect),
-            el('h3', {}, 'Waiting to come in'), this.lobbyList,
-            el('div', { className: 'actions' }, button('admit-all', 'Let everyone in', () => this._send({ type: 'admit_all' }))),
-            el('h3', {}, 'Removed'), this.bansList);
-        circle.append(this.panel);
         this.statusNote = el('p', { className: 'notice', role: 'status', testid: 'moderation-notice' });
         controls.after(this.statusNote);
     }
@@ -322,57 +300,19 @@ export class Moderation {
         this.decorateRows();
 
         const moderator = this._moderator();
-        this.panel.hidden = !moderator;
         this.support.hidden = moderator;
-        if (!moderator) return;
-        this.modeButton.textContent = room.speaking_mode === 'open' ? 'Switch to hand-raise' : 'Switch to open floor';
-        this.lockButton.textContent = room.locked ? 'Unlock' : 'Lock';
-        this.lockButton.setAttribute('aria-pressed', String(room.locked));
-        this.lobbyButton.textContent = room.lobby ? 'Turn lobby off' : 'Turn lobby on';
-        this.shareSelect.value = room.share_seconds ? String(room.share_seconds) : '';
-        this.queueList.replaceChildren(...room.hand_queue.map((id) => {
-            const p = this.people.get(id);
-            return el('li', { testid: 'queued' }, p ? p.label || p.display_name : '…');
-        }));
-        const view = this.view || { lobby: [], bans: [], support: [] };
-        this.lobbyList.replaceChildren(...view.lobby.map((w) => el('li', { testid: 'waiting-person', className: 'person' },
-            el('span', { className: 'name' }, w.display_name), ' ',
-            button('admit', 'Let in', () => this._send({ type: 'admit', participant_id: w.id })),
-            button('deny', 'Not now', () => this._send({ type: 'deny', participant_id: w.id })),
-            button('remove-waiting', 'Remove', () => this._send({ type: 'remove', participant_id: w.id }), 'small danger'))));
-        this.bansList.replaceChildren(...view.bans.map((b) => el('li', { className: 'person' },
-            el('span', { className: 'name' }, b.display_name), ' ',
-            button('unban', 'Undo', () => this._send({ type: 'unban', ban_id: b.id })))));
-        const needing = view.support.map((id) => this.people.get(id)).filter(Boolean);
-        this.supportList.textContent = needing.length
-            ? `Needs support: ${needing.map((p) => p.label || p.display_name).join(', ')}`
-            : '';
+        this.host.render({ you, room, view: this.view, people: this.people });
     }
 
     _renderTurn() {
         const turn = this.room && this.room.turn;
-        if (!turn) {
-            this.turnText.hidden = true;
-            return;
-        }
-        const who = this.people.get(turn.participant_id);
-        const name = who ? who.label || who.display_name : 'Someone';
-        this.turnText.hidden = false;
-        this.turnText.classList.remove('cue');
-        if (!turn.ends_at) {
-            this.turnText.textContent = `${name} is sharing.`;
-            return;
-        }
-        const left = Math.round((Date.parse(turn.ends_at) - Date.now()) / 1000);
-        if (left > 0) {
-            const m = Math.floor(left / 60);
-            const s = String(left % 60).padStart(2, '0');
-            this.turnText.textContent = `${name} is sharing · ${m}:${s} left`;
-        } else {
-            // The gentle cue: words and a soft colour, never a sound or a cut.
-            this.turnText.classList.add('cue');
-            this.turnText.textContent = `${name}'s time is up. Take a moment to finish.`;
-        }
+        const now = Date.now();
+        const line = turnLine(turn, this.people, this.you, now);
+        this.turnText.hidden = !line;
+        if (!line) return;
+        this.turnText.classList.toggle('cue', line.cue);
+        if (this.turnText.textContent !== line.text) this.turnText.textContent = line.text;
+        speakTurn(turn, this.people, this.you, this._moderator(), now);
     }
 
     _showWaiting(message) {
@@ -381,9 +321,12 @@ export class Moderation {
         this.lobbyText.textContent = `You are number ${message.position} of ${message.waiting} waiting.${why}`;
     }
 
-    _showFinal(text) {
+    _showFinal(title, text) {
         for (const view of document.querySelectorAll('main > .view')) view.hidden = view !== this.finalView;
+        this.finalHeading.textContent = title || 'Hearth';
         this.finalMessage.textContent = text;
+        // The heading takes focus (app.js); the reason is read out, not left to be found.
+        say(text, { urgent: true, key: 'final' });
         this.askAgain.hidden = !this.deniedOnly;
     }
 

@@ -480,7 +480,7 @@ async def test_hand_raise_circle_says_who_is_heard_and_announces_floor_and_lobby
             "You are number 1 of 1 waiting.", timeout=10_000
         )
         await expect(host.page.locator("#announcer-urgent")).to_have_text(
-            "Someone is waiting in the lobby."
+            "Kim is waiting in the lobby."
         )
         await assert_accessible(newcomer.page, artifacts_dir, "waiting-view")
         await newcomer.page.screenshot(path=str(artifacts_dir / "waiting-360.png"), full_page=True)
