@@ -41,6 +41,7 @@ from server.workers import FrontRouter, WorkerSupervisor, pick_worker
 from signaling.admission import CLOSE_SERVICE_RESTART, Admission
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
+from signaling.protocol import use_crisis_default
 from signaling.peer import (
     TurnConfig,
     advertise_public_address,
@@ -216,6 +217,7 @@ def _configure_media(settings: Settings) -> None:
     )
     tune_opus_for_voice()
     write_rtp_directly(settings.audio_direct_rtp)
+    use_crisis_default(settings.crisis_text)
 
 
 def _audio_factory(settings: Settings) -> Callable[[], SharedMixAudioPath]:
