@@ -41,7 +41,6 @@ from server.workers import FrontRouter, WorkerSupervisor, pick_worker
 from signaling.admission import CLOSE_SERVICE_RESTART, Admission
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
-from signaling.protocol import use_crisis_default
 from signaling.peer import (
     TurnConfig,
     advertise_public_address,
@@ -50,6 +49,7 @@ from signaling.peer import (
     use_turn,
     write_rtp_directly,
 )
+from signaling.protocol import use_crisis_default
 from signaling.voice import tune_opus_for_voice
 
 log = logging.getLogger(__name__)
