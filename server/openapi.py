@@ -160,7 +160,9 @@ MODERATION_SETTINGS_SCHEMA: dict[str, Any] = {
         "crisis_text": {
             "type": "string",
             "maxLength": 4000,
-            "description": "Shown in the circle's crisis-resources panel.",
+            "description": "Shown in the circle's crisis-resources panel (how to reach "
+            "help now: emergency numbers, crisis lines). Empty or blank: the deployment's "
+            "default (HEARTH_CRISIS_TEXT) is shown instead.",
         },
     },
 }
