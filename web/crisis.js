@@ -65,7 +65,8 @@ export class Care {
         this.supportBox = el('div', { className: 'support', testid: 'support' },
             this.supportButton, this.supportHint, this.supportStatus);
         this.supportBox.hidden = true;
-        hooks.addControl(this.supportBox);
+        // Just below the sticky control bar, not in it: on a phone the bar must stay small.
+        document.getElementById('controls').after(this.supportBox);
     }
 
     _toggle() {
@@ -170,8 +171,9 @@ export class Care {
         const main = document.getElementById('main');
         main.insertBefore(this.crisis, main.firstChild);
 
-        this.crisisButton = this._opener('crisis', 'quiet');
-        hooks.addControl(this.crisisButton);
+        // At the head of the circle view, where it is found without scrolling.
+        this.crisisButton = this._opener('crisis', 'quiet small');
+        document.getElementById('connection-state').after(this.crisisButton);
         // After a removal or the end: the same panel, from the page that remains.
         this.crisisAfter = el('div', { className: 'actions', testid: 'crisis-after' },
             this._opener('crisis-final', ''));

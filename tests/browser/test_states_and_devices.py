@@ -437,7 +437,11 @@ async def test_the_disabled_join_button_is_readable_hovered_in_light_and_dark(
         await button.evaluate("b => { b.disabled = true; b.textContent = 'Joining…'; }")
         for scheme in ("light", "dark"):
             await page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
-            await button.hover(force=True)
+            await button.scroll_into_view_if_needed()
+            box = await button.bounding_box()
+            assert box is not None
+            await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            assert await button.evaluate("b => b.matches(':hover')")
             colours = await button.evaluate(
                 "b => { const s = getComputedStyle(b); "
                 "return [s.color, s.backgroundColor, s.opacity]; }"
