@@ -165,8 +165,8 @@ const CONNECTION_TEXT = {
     left: 'Left',
 };
 
-const OFFLINE_TEXT = 'Your device is offline. Nobody hears you and you hear nobody until the '
-    + 'network is back; then this page reconnects by itself. Your place is kept for a minute.';
+const OFFLINE_TEXT = 'Nobody hears you and you hear nobody until the network is back; then '
+    + 'this page reconnects by itself. Your place is kept for a minute.';
 
 function setConnection(connection) {
     if (state.connection === connection) return;

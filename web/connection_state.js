@@ -9,8 +9,14 @@ export const DOOR_WAIT = new Set([
     'rate_limited', 'too_many_connections',
 ]);
 
+// The server's own passing troubles (an overload, a restart, its database away): the page
+// waits and knocks again by itself at once, sooner, as after a lost connection.
+export const AUTO_WAIT = new Set(['server_busy', 'server_draining', 'storage_unavailable']);
+
 const FIRST_WAIT_MS = 5000;
 const MAX_WAIT_MS = 60000;
+const SERVER_FIRST_WAIT_MS = 1000;
+const SERVER_MAX_WAIT_MS = 15000;
 
 // What the page says when the server sent no words (an older server).
 const FALLBACK = {
@@ -23,10 +29,13 @@ const FALLBACK = {
     too_many_connections: 'Too many connections from your network.',
 };
 
-/** Delay before the n-th automatic try (0-based): 5 s doubling to a minute, with jitter so a
- * crowd turned away at once does not come back at once. */
-export function backoffDelay(attempt, random = Math.random) {
-    const base = Math.min(MAX_WAIT_MS, FIRST_WAIT_MS * 2 ** attempt);
+/** Delay before the n-th automatic try (0-based): 5 s doubling to a minute (1 s to 15 s for
+ * the server's own troubles), with jitter so a crowd turned away at once does not come back
+ * at once. */
+export function backoffDelay(attempt, code = '', random = Math.random) {
+    const server = AUTO_WAIT.has(code);
+    const first = server ? SERVER_FIRST_WAIT_MS : FIRST_WAIT_MS;
+    const base = Math.min(server ? SERVER_MAX_WAIT_MS : MAX_WAIT_MS, first * 2 ** attempt);
     return Math.round(base * (0.8 + 0.4 * random()));
 }
 
@@ -92,8 +101,8 @@ export class DoorPanel {
         panel.append(title, this.text, this.mic, this.countdown, actions);
         this.title = title;
         this.panel = panel;
-        const status = document.getElementById('join-status');
-        status.after(panel);
+        // First thing under the join view's heading: the news comes before the form.
+        document.getElementById('join-title').after(panel);
     }
 
     get shown() {
@@ -108,6 +117,12 @@ export class DoorPanel {
         this.text.textContent = message || FALLBACK[code] || 'You cannot come in right now.';
         if (this.waiting) {
             this._schedule();
+        } else if (AUTO_WAIT.has(code)) {
+            this.attempt = 0;
+            this.waiting = true;
+            this.waitButton.hidden = true;
+            this._schedule();
+            this.title.focus();
         } else {
             this.countdown.textContent = 'You can wait here: this page will keep trying for you. '
                 + 'Or try again yourself.';
@@ -125,7 +140,7 @@ export class DoorPanel {
 
     _schedule() {
         this._clearTimers();
-        const delay = backoffDelay(this.attempt);
+        const delay = backoffDelay(this.attempt, this.code);
         this.attempt += 1;
         this.dueAt = Date.now() + delay;
         this._renderCountdown();
