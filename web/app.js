@@ -254,7 +254,7 @@ async function checkMicrophone(deviceId = state.micDeviceId) {
     $('mic-status').textContent = 'Asking for your microphone…';
     const { stream, reason } = await openMicrophone(deviceId);
     button.disabled = false;
-    if (state.phase !== 'idle') {
+    if (state.phase !== 'idle' && state.phase !== 'door') {
         // Joined (or left) while the prompt was open: the join flow owns the microphone now.
         stopStream(stream);
         return;
@@ -1169,6 +1169,7 @@ function reconnectNow() {
 }
 
 function showNotOpen() {
+    if (door) door.hide();
     dropConnection();
     closePeer();
     // Nobody should see a recording light while only waiting for a door to open.
@@ -1200,6 +1201,7 @@ function retryNotOpen() {
 // The honest end: the circle is over, a host removed or turned away this person, or another
 // tab took the seat. moderation.js shows the words (the server's reason); no knocking again.
 function showEnded(closeCode) {
+    if (door) door.hide();
     clearRetry();
     endPushToTalk();
     const conn = state.conn;
@@ -1244,6 +1246,7 @@ function onLeaveClick() {
 }
 
 function backToJoin() {
+    if (door) door.hide();
     clearRetry();
     dropConnection();
     state.phase = 'idle';
