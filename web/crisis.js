@@ -38,7 +38,14 @@ export class Care {
         this._buildCrisis();
         hooks.on('joined', (m) => this._joined(m));
         hooks.on('room_updated', (m) => this._room(m.room));
-        hooks.on('waiting', (m) => this._room(m.room));
+        hooks.on('waiting', (m) => {
+            this._room(m.room);
+            // Waiting to be let in: the crisis resources are one press away there too.
+            const lobby = document.getElementById('view-lobby');
+            if (lobby && !lobby.querySelector('[aria-controls="crisis-panel"]')) {
+                lobby.append(el('div', { className: 'actions' }, this._opener('crisis-lobby', 'quiet')));
+            }
+        });
         hooks.on('support_updated', (m) => this._confirmed(Boolean(m.active)));
         hooks.on('participant_updated', (m) => {
             if (this.you && m.participant && m.participant.id === this.you.id) {

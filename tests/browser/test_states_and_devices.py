@@ -371,6 +371,10 @@ async def test_support_offline_crisis_and_the_time_cue_on_a_phone(
         await expect(state).to_have_attribute("data-state", "offline", timeout=2_000)
         await expect(page.get_by_test_id("reconnecting")).to_contain_text("You are offline.")
         await expect(page.get_by_test_id("self-state")).to_contain_text("offline")
+        # Pressed while offline: nothing reaches the hosts, and the page says so.
+        await support.click()
+        await expect(page.get_by_test_id("support-status")).to_contain_text("Not sent")
+        await expect(support).to_have_attribute("aria-pressed", "true")
         await assert_clean_in_both_schemes(page, artifacts_dir, "circle-offline-phone")
         await context.set_offline(False)
         await expect(state).to_have_attribute("data-state", "connected", timeout=20_000)
