@@ -11,9 +11,11 @@ const SUCCESSORS = {
     'end-my-turn': ['raise-hand', 'lower-hand'],
     'accept-unmute': ['self-mute'],
     'decline-unmute': ['self-mute'],
-    admit: ['admit', 'deny', 'admit-all', 'self-mute'],
-    deny: ['admit', 'deny', 'admit-all', 'self-mute'],
-    'remove-waiting': ['admit', 'deny', 'admit-all', 'self-mute'],
+    // A lobby row let in or turned away: the list itself (not the next person's button, which
+    // a second press would act on by mistake); Tab goes on from there.
+    admit: ['lobby-list', 'self-mute'],
+    deny: ['lobby-list', 'self-mute'],
+    'remove-waiting': ['lobby-list', 'self-mute'],
     'end-confirm': ['end', 'self-mute'],
     'need-support': ['need-support', 'self-mute'],
     'door-try-now': ['door-try-now', 'join'],
@@ -40,6 +42,7 @@ export class FocusKeeper {
         this.last = null;
         this.lastTestId = null;
         this.ancestors = [];
+        this.lastRow = null;
         this.lastNext = null;
         this.lastPrevious = null;
         this.pending = false;
@@ -54,6 +57,9 @@ export class FocusKeeper {
         if (!(target instanceof Element) || target === document.body) return;
         this.last = target;
         this.lastTestId = target.getAttribute('data-testid');
+        // The row it sits in, to find the same control again when the row is drawn anew.
+        const row = target.closest('li');
+        this.lastRow = row ? row.dataset.id || row.textContent : null;
         this.ancestors = [];
         for (let box = target.parentElement; box && box !== document.body; box = box.parentElement) {
             this.ancestors.push(box);
@@ -85,9 +91,22 @@ export class FocusKeeper {
     }
 
     _successor() {
+        // The same control, drawn anew (a list rebuilt on an unrelated update): same test id,
+        // same person's row.
+        if (this.lastTestId) {
+            for (const same of document.querySelectorAll(`[data-testid="${this.lastTestId}"]`)) {
+                const row = same.closest('li');
+                const key = row ? row.dataset.id || row.textContent : null;
+                if (key === this.lastRow && usable(same)) return same;
+            }
+        }
         const candidates = [];
         for (const id of SUCCESSORS[this.lastTestId] || []) {
-            candidates.push(...document.querySelectorAll(`[data-testid="${id}"]`));
+            for (const element of document.querySelectorAll(`[data-testid="${id}"]`)) {
+                // A list named as a successor takes focus as a whole (not a tab stop).
+                if (element.matches('ul, ol') && !element.hasAttribute('tabindex')) element.tabIndex = -1;
+                candidates.push(element);
+            }
         }
         // Beside it: the controls that were next to it, then anything focusable in its box,
         // then in the boxes around that.
@@ -96,7 +115,9 @@ export class FocusKeeper {
             if (box.isConnected) candidates.push(...box.querySelectorAll(FOCUSABLE));
         }
         for (const candidate of candidates) {
-            if (candidate instanceof HTMLElement && candidate.matches(FOCUSABLE) && usable(candidate)) {
+            const focusable = candidate instanceof HTMLElement
+                && (candidate.matches(FOCUSABLE) || candidate.matches('ul[tabindex], ol[tabindex]'));
+            if (focusable && usable(candidate)) {
                 return candidate;
             }
         }
