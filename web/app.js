@@ -1265,7 +1265,7 @@ function backToJoin() {
 // socket times out; nothing reaches the circle meanwhile.
 function wentOffline() {
     endPushToTalk();
-    if (state.phase === 'in' || state.connection === 'reconnecting') {
+    if (state.phase === 'in' || state.phase === 'waiting' || state.connection === 'reconnecting') {
         setConnection('offline');
         announce('You are offline. Nobody hears you until the network is back.', true);
     } else if (state.phase === 'idle' || state.phase === 'door' || state.phase === 'joining') {
@@ -1276,7 +1276,8 @@ function wentOffline() {
 function cameOnline() {
     if (state.connection === 'offline') {
         const peerBroken = !state.peer || ['failed', 'closed'].includes(state.peerState);
-        if (state.phase === 'in' && state.conn && state.conn.isOpen && !peerBroken) {
+        const socketUp = state.conn && state.conn.isOpen;
+        if (socketUp && (state.phase === 'waiting' || (state.phase === 'in' && !peerBroken))) {
             setConnection('connected');
             announce('You are back online.');
             return;
