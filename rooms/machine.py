@@ -221,7 +221,9 @@ def join(
 def _resume(state: CircleState, resume_hash: str, *, circle_changed: bool) -> Decision | None:
     for seat in state.seats.values():
         if hmac.compare_digest(seat.token_hash, resume_hash):
-            back = replace(seat, disconnected_at=None)
+            # Back muted, whatever the seat was: nobody goes on air again without pressing
+            # Unmute after a drop they may not even have noticed (the page says so).
+            back = replace(seat.with_muted(True), disconnected_at=None)
             return Decision(state.with_seat(back), (SeatUpdated(back),), subject=seat.id)
     for waiting in state.lobby:
         if hmac.compare_digest(waiting.token_hash, resume_hash):

@@ -49,6 +49,7 @@ from signaling.peer import (
     use_turn,
     write_rtp_directly,
 )
+from signaling.protocol import use_crisis_default
 from signaling.voice import tune_opus_for_voice
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ def _configure_media(settings: Settings) -> None:
     )
     tune_opus_for_voice()
     write_rtp_directly(settings.audio_direct_rtp)
+    use_crisis_default(settings.crisis_text)
 
 
 def _audio_factory(settings: Settings) -> Callable[[], SharedMixAudioPath]:

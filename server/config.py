@@ -41,6 +41,15 @@ DEFAULT_CAPACITY = 30
 MAX_CAPACITY = 1000
 DEFAULT_BUSY_LAG_MS = 200
 DEFAULT_DRAIN_SECONDS = 20
+# How to reach help now, for a deployment that has not set its own region's numbers
+# (HEARTH_CRISIS_TEXT): emergency numbers, crisis lines, and where to find one elsewhere.
+DEFAULT_CRISIS_TEXT = (
+    "If you are in danger or thinking of ending your life, please reach out now. "
+    "Call your local emergency number: 112 in the European Union, 911 in the US and Canada, "
+    "999 in the UK, 000 in Australia. To talk to someone: call or text 988 in the US and "
+    "Canada; call 116 123 (Samaritans) in the UK and Ireland. Elsewhere, findahelpline.com "
+    "lists free, confidential crisis lines in your country."
+)
 
 Positive = Annotated[int, Field(ge=1)]
 Whole = Annotated[int, Field(ge=0)]
@@ -137,6 +146,9 @@ class Settings(BaseModel):
     metrics_host: str = "127.0.0.1"
     # "text" (the default) or "json": one JSON object per log line.
     log_format: Literal["text", "json"] = "text"
+    # The crisis-resources panel's text wherever a series sets none of its own (the series'
+    # moderation settings, crisis_text). Set it to the numbers of the region you serve.
+    crisis_text: Annotated[str, Field(min_length=1, max_length=4000)] = DEFAULT_CRISIS_TEXT
 
     @field_validator("media_ports", mode="before")
     @classmethod

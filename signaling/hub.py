@@ -438,6 +438,11 @@ class LiveCircle:
         for waiting in after.lobby:
             if waiting_json(after, waiting.id) != waiting_json(before, waiting.id):
                 self._send_waiting(waiting.id)
+        for seat_id, seat in after.seats.items():
+            was = before.seats.get(seat_id)
+            if was is not None and was.needs_support != seat.needs_support:
+                # The person's own confirmation: their page shows "sent" only after this.
+                self._send_to(seat_id, {"type": "support_updated", "active": seat.needs_support})
         for event in decision.events:
             if isinstance(event, UnmuteRequested):
                 self._send_to(event.seat_id, {"type": "unmute_requested", "by": event.by})
@@ -452,6 +457,9 @@ class LiveCircle:
             "participants": list(participants_json(self.state).values()),
             "room": room_json(self.state),
             "seat_token": self._tokens.get(seat_id, ""),
+            # Private to the person (and the moderators' view): a reload or a resume shows
+            # the "I need support" signal as it stands.
+            "needs_support": seat.needs_support,
             "ice_servers": ice_servers_for_page(),  # this deployment's TURN, fresh credentials
         }
         if sees_moderation(seat):

@@ -327,6 +327,16 @@ def participants_json(state: CircleState) -> dict[str, dict[str, Any]]:
     return {seat.id: participant_json(seat, state) for seat in state.seats.values()}
 
 
+# The deployment's crisis text (HEARTH_CRISIS_TEXT), shown where a series set none.
+_crisis_default = ""
+
+
+def use_crisis_default(text: str) -> None:
+    """Set once at start from the settings, like the TURN configuration."""
+    global _crisis_default
+    _crisis_default = text
+
+
 def room_json(state: CircleState) -> dict[str, Any]:
     turn = state.turn
     return {
@@ -346,7 +356,9 @@ def room_json(state: CircleState) -> dict[str, Any]:
         "no_host": state.no_host,
         "allow_rename": state.settings.allow_rename,
         "passcode_required": bool(state.settings.passcode),
-        "crisis_text": state.settings.crisis_text,
+        "crisis_text": state.settings.crisis_text
+        if state.settings.crisis_text.strip()
+        else _crisis_default,
     }
 
 

@@ -2,6 +2,10 @@
 // and the seams other modules use to add to the page in hooks.js (see web/README.md).
 
 import { say } from './announce.js';
+import { DOOR_WAIT, DoorPanel, isOnline, watchNetwork } from './connection_state.js';
+import { Care } from './crisis.js';
+import { DeviceControls } from './devices.js';
+import { FocusKeeper, measureStickyBar } from './focus.js';
 import * as hooks from './hooks.js';
 import { Moderation } from './moderation.js';
 import { CLOSE_NOT_OPEN, ServerConnection } from './protocol.js';
@@ -30,9 +34,10 @@ const FINAL_CLOSES = new Set([CLOSE_SENT_AWAY, CLOSE_REPLACED, CLOSE_ENDED]);
 const FINAL_ERRORS = { removed: CLOSE_SENT_AWAY, denied: CLOSE_SENT_AWAY, replaced: CLOSE_REPLACED };
 // Refusals at the door: back to the join form, with the server's words.
 // Refusals at the door: back to the join form with the server's words (Join knocks again).
+// Those where waiting helps (a full circle, a busy server...) go to the door panel instead
+// (connection_state.js): it offers to wait or to try again now.
 const DOOR_ERRORS = new Set([
-    'passcode_required', 'circle_locked', 'banned',
-    'too_many_attempts', 'lobby_full', 'lobby_timeout', 'too_many_connections',
+    'passcode_required', 'circle_locked', 'banned', 'too_many_attempts', 'lobby_timeout',
 ]);
 const MODERATORS = new Set(['host', 'cohost']);
 
@@ -40,13 +45,21 @@ const $ = (id) => document.getElementById(id);
 // The host panel, hands, lobby view, final view and the join fields of issue 4 (moderation.js):
 // app.js calls it at the places marked "moderation".
 let moderation = null;
+// Issue 14: the door panel, the microphone and speaker in the circle, and (crisis.js) the
+// support signal and the crisis panel.
+let door = null;
+let devices = null;
+let care = null;
+let focusKeeper = null;
+// A phone or tablet without a keyboard: no space-bar hints.
+let touchOnly = false;
 
 const state = {
     token: null,
     name: '',
     // What the person asked for; the server's word (state.you.muted) is what is shown.
     wantMuted: true,
-    phase: 'idle', // idle | joining | in | not-open | left | ended
+    phase: 'idle', // idle | joining | door (refused, may wait) | in | not-open | left | ended
     connection: 'idle', // idle | connecting | connected | reconnecting | left
     conn: null,
     peer: null,
@@ -151,15 +164,26 @@ const CONNECTION_TEXT = {
     connecting: 'Connecting…',
     connected: 'Connected',
     reconnecting: 'Reconnecting…',
+    offline: 'Offline',
     left: 'Left',
 };
+
+const OFFLINE_TEXT = 'Nobody hears you and you hear nobody until the network is back; then '
+    + 'this page reconnects by itself. Your place is kept for a minute.';
 
 function setConnection(connection) {
     if (state.connection === connection) return;
     state.connection = connection;
     $('connection-state').dataset.state = connection;
     $('connection-text').textContent = CONNECTION_TEXT[connection];
-    $('reconnect-banner').hidden = connection !== 'reconnecting';
+    $('reconnect-banner').hidden = connection !== 'reconnecting' && connection !== 'offline';
+    $('reconnect-now').hidden = connection === 'offline';
+    if (connection === 'offline') {
+        $('reconnect-text').replaceChildren(
+            Object.assign(document.createElement('strong'), { textContent: 'You are offline.' }),
+            ` ${OFFLINE_TEXT}`,
+        );
+    }
     // Said once per lost connection; the banner's countdown is not a live region, so each
     // retry does not read it out again.
     if (connection === 'reconnecting') {
@@ -238,7 +262,7 @@ async function checkMicrophone(deviceId = state.micDeviceId) {
     $('mic-status').textContent = 'Asking for your microphone…';
     const { stream, reason } = await openMicrophone(deviceId);
     button.disabled = false;
-    if (state.phase !== 'idle') {
+    if (state.phase !== 'idle' && state.phase !== 'door') {
         // Joined (or left) while the prompt was open: the join flow owns the microphone now.
         stopStream(stream);
         return;
@@ -455,7 +479,7 @@ function onSpeaking(ids) {
 
 function renderSelfMute() {
     const button = $('self-mute');
-    $('ptt-hint').hidden = !state.track || !state.you || !state.you.muted;
+    $('ptt-hint').hidden = touchOnly || !state.track || !state.you || !state.you.muted;
     if (!state.track) {
         button.disabled = true;
         button.textContent = 'Listening only';
@@ -476,6 +500,9 @@ function renderSelfMute() {
 // whether the sound connection is up. Text and icon say it, not colour alone.
 function selfState() {
     if (!state.you) return { heard: false, text: '' };
+    if (state.connection === 'offline') {
+        return { heard: false, text: 'Your device is offline. Nobody hears you.' };
+    }
     if (state.connection === 'reconnecting') {
         return { heard: false, text: 'Nobody hears you until the connection is back.' };
     }
@@ -551,11 +578,19 @@ function onSelfMuteClick() {
     renderSelfMute();
 }
 
-// Hold the space bar to talk while muted. Not while typing or on a button, where the space bar
-// already means something.
+// Hold the space bar to talk while muted: only when focus rests on the page itself or on a
+// heading, never on a control or anything focused in its place (a row whose button just went
+// away), where the space bar means "press this" (web/focus.js keeps focus off the body).
+const CONTROLS = 'input, textarea, select, button, a[href], [contenteditable], summary, details, '
+    + 'label, [role="button"], [role="checkbox"], [role="switch"], [role="menuitem"], '
+    + '[role="option"], [role="tab"], [role="slider"], [role="link"], [role="dialog"], '
+    + '[role="alertdialog"], .crisis';
+
 function isTypingTarget(target) {
-    if (!(target instanceof Element)) return false;
-    return Boolean(target.closest('input, textarea, select, button, a[href], [contenteditable], summary'));
+    if (!(target instanceof Element) || target === document.body) return false;
+    if (target.closest(CONTROLS)) return true;
+    // Focused on purpose (tabindex): only a heading leaves the space bar free.
+    return target.hasAttribute('tabindex') && !/^H[1-6]$/.test(target.tagName);
 }
 
 function onKeyDown(event) {
@@ -738,6 +773,7 @@ async function onJoinSubmit(event) {
         return;
     }
     showNameError('');
+    if (door) door.hide();
     state.name = name;
     state.wantMuted = $('join-muted').checked;
     // A click is the moment to ask for the microphone: the prompt makes sense to the person.
@@ -796,6 +832,10 @@ async function connectAndJoin() {
 }
 
 function connectionFailed() {
+    if (door && door.shown) {
+        refusedAtDoor(door.code, 'The circle could not be reached just now.');
+        return;
+    }
     if (state.waiting) {
         showNotOpen();
         return;
@@ -824,8 +864,15 @@ async function onJoined(conn, you, circle) {
     setJoinStatus('');
     showNameError('');
     setNotice('');
+    if (door) door.hide();
     setConnection('connected');
-    if (wasReconnecting) announce('Reconnected. You are back in the circle.', false, 'connection');
+    if (wasReconnecting) {
+        const back = you.muted
+            ? 'Reconnected. You are back in the circle, muted: nobody hears you until you press Unmute.'
+            : 'Reconnected. You are back in the circle.';
+        announce(back, true, 'connection');
+        setNotice(back, { quiet: true });
+    }
 
     $('circle-title').textContent = circle.title;
     document.title = `${circle.title} · Hearth`;
@@ -850,6 +897,7 @@ async function onJoined(conn, you, circle) {
     if (state.track && state.you.muted && !state.wantMuted) conn.mute(false);
 
     await startAudio(conn);
+    if (devices && state.conn === conn) devices.refresh();
 }
 
 async function startAudio(conn) {
@@ -929,6 +977,7 @@ function showWaiting() {
     const firstTime = state.phase !== 'waiting';
     state.phase = 'waiting';
     state.waiting = false;
+    if (door) door.hide();
     state.reconnectAttempts = 0;
     hideToken();
     setConnection('connected');
@@ -946,6 +995,10 @@ function onError(conn, code, message) {
     if (state.conn !== conn) return;
     if (FINAL_ERRORS[code] || (code === 'banned' && state.you)) {
         showEnded(FINAL_ERRORS[code] || CLOSE_SENT_AWAY);
+        return;
+    }
+    if (DOOR_WAIT.has(code) && !state.you && state.phase !== 'in') {
+        refusedAtDoor(code, message);
         return;
     }
     if (DOOR_ERRORS.has(code) && state.phase !== 'in') {
@@ -998,7 +1051,39 @@ function onError(conn, code, message) {
     }
 }
 
+// Refused at the door where waiting helps: say so at once in the server's words, release the
+// microphone, and offer to wait (the page keeps trying, with backoff) or to try again now.
+function refusedAtDoor(code, message) {
+    dropConnection();
+    closePeer();
+    stopMeter();
+    releaseMicrophone();
+    clearRetry();
+    state.phase = 'door';
+    // After a wait, the person comes in muted whatever they chose before.
+    state.wantMuted = true;
+    $('join-muted').checked = true;
+    setConnection('idle');
+    setJoining(false);
+    setJoinStatus('');
+    showView('view-join', { focus: false });
+    $('mic-meter-wrap').hidden = true;
+    $('mic-check').hidden = false;
+    $('mic-check').textContent = 'Check my microphone';
+    $('mic-status').textContent = 'Your microphone is off while you wait.';
+    document.title = 'Not in yet · Hearth';
+    door.show(code, message);
+}
+
+function retryFromDoor() {
+    if (state.phase !== 'door') return;
+    state.phase = 'joining';
+    setJoining(true);
+    connectAndJoin();
+}
+
 function backToJoinWith(then) {
+    if (door) door.hide();
     dropConnection();
     closePeer();
     releaseMicrophone();
@@ -1035,7 +1120,10 @@ function connectionLost() {
     endPushToTalk();
     closePeer();
     dropConnection();
-    if (state.you) state.wantMuted = state.you.muted;
+    // Back muted, whatever it was (the server resumes the seat muted too): nobody goes on air
+    // again without pressing Unmute.
+    state.wantMuted = true;
+    applyLocalMute(true);
     // Lost while in the lobby: knock again at once and quietly (the lobby view stays).
     if (state.phase !== 'waiting' && $('view-circle').hidden) {
         connectionFailed();
@@ -1050,6 +1138,11 @@ function connectionLost() {
 function scheduleReconnect() {
     clearRetry();
     state.phase = 'joining';
+    if (!isOnline()) {
+        // Nothing to try until the network is back: the `online` event reconnects.
+        setConnection('offline');
+        return;
+    }
     setConnection('reconnecting');
     const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** state.reconnectAttempts);
     const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
@@ -1067,13 +1160,14 @@ function scheduleReconnect() {
 }
 
 function reconnectNow() {
-    if (state.connection !== 'reconnecting') return;
+    if (state.connection !== 'reconnecting' && state.connection !== 'offline') return;
     state.reconnectAttempts = 0;
     clearRetry();
     connectAndJoin();
 }
 
 function showNotOpen() {
+    if (door) door.hide();
     dropConnection();
     closePeer();
     // Nobody should see a recording light while only waiting for a door to open.
@@ -1105,6 +1199,7 @@ function retryNotOpen() {
 // The honest end: the circle is over, a host removed or turned away this person, or another
 // tab took the seat. moderation.js shows the words (the server's reason); no knocking again.
 function showEnded(closeCode) {
+    if (door) door.hide();
     clearRetry();
     endPushToTalk();
     const conn = state.conn;
@@ -1149,6 +1244,7 @@ function onLeaveClick() {
 }
 
 function backToJoin() {
+    if (door) door.hide();
     clearRetry();
     dropConnection();
     state.phase = 'idle';
@@ -1163,6 +1259,40 @@ function backToJoin() {
     renderMicCheck();
 }
 
+// The device lost its network (the `offline` event): say so at once rather than after the
+// socket times out; nothing reaches the circle meanwhile.
+function wentOffline() {
+    endPushToTalk();
+    if (state.phase === 'in' || state.phase === 'waiting' || state.connection === 'reconnecting') {
+        setConnection('offline');
+        announce('You are offline. Nobody hears you until the network is back.', true, 'connection');
+    } else if (state.phase === 'idle' || state.phase === 'door' || state.phase === 'joining') {
+        setJoinStatus('Your device is offline. You can join once the network is back.');
+    }
+}
+
+function cameOnline() {
+    if (state.connection === 'offline') {
+        const peerBroken = !state.peer || ['failed', 'closed'].includes(state.peerState);
+        const socketUp = state.conn && state.conn.isOpen;
+        if (socketUp && (state.phase === 'waiting' || (state.phase === 'in' && !peerBroken))) {
+            setConnection('connected');
+            announce('You are back online.');
+            return;
+        }
+        state.reconnectAttempts = 0;
+        setConnection('reconnecting');
+        if (state.phase === 'in') {
+            connectionLost();
+        } else {
+            reconnectNow();
+        }
+        return;
+    }
+    if ($('join-status').textContent.startsWith('Your device is offline')) setJoinStatus('');
+    if (state.connection === 'reconnecting') reconnectNow();
+}
+
 function describeTime(circle) {
     const ends = new Date(circle.ends_at);
     if (Number.isNaN(ends.getTime())) return '';
@@ -1174,6 +1304,32 @@ function describeTime(circle) {
 
 function start() {
     moderation = new Moderation();
+    care = new Care();
+    door = new DoorPanel(retryFromDoor);
+    devices = new DeviceControls({
+        current: () => ({
+            track: state.track,
+            peer: state.peer,
+            muted: !state.you || state.you.muted || !state.track || !state.track.enabled,
+        }),
+        swap: (stream) => {
+            const old = state.mic;
+            takeMicrophone(stream, null);
+            renderSelfMute();
+            return old;
+        },
+        say: (text) => {
+            setNotice(text);
+        },
+    });
+    focusKeeper = new FocusKeeper(() => document.querySelector('main > .view:not([hidden]) h1'));
+    measureStickyBar($('controls'));
+    touchOnly = window.matchMedia('(pointer: coarse)').matches
+        && !window.matchMedia('(any-pointer: fine)').matches;
+    if (touchOnly) {
+        document.documentElement.classList.add('touch-only');
+        $('rule-speak').textContent = 'To speak, press Unmute. Press Mute again when you are done.';
+    }
     state.token = readToken();
     if (!state.token) {
         showView('view-no-link', { focus: false });
@@ -1233,7 +1389,7 @@ function start() {
     document.addEventListener('keyup', onKeyUp);
     window.addEventListener('blur', endPushToTalk);
     document.addEventListener('visibilitychange', onVisible);
-    window.addEventListener('online', reconnectNow);
+    watchNetwork({ onOffline: wentOffline, onOnline: cameOnline });
     window.addEventListener('pagehide', () => {
         dropConnection();
         closePeer();

@@ -1,5 +1,5 @@
 // Moderation and care on the page: the host panel, hands and the floor, the lobby's waiting
-// view, unmute requests, the support signal and the crisis panel. The server decides every
+// view and unmute requests (the support signal and the crisis panel: crisis.js). The server decides every
 // rule (docs/protocol.md); this file only shows its word and sends requests.
 //
 // app.js hooks in at four places, each marked "moderation hook": it passes every message in
@@ -39,9 +39,6 @@ const ERROR_TEXT = {
     no_change: null,
     in_lobby: 'Please wait until a host lets you in.',
 };
-const DEFAULT_CRISIS = 'If you are in danger or thinking of harming yourself, please call your '
-    + 'local emergency number now, or a crisis line in your country.';
-
 const $ = (id) => document.getElementById(id);
 
 function el(tag, props = {}, ...children) {
@@ -258,23 +255,9 @@ export class Moderation {
         this.raise = button('raise-hand', 'Raise hand', () => this._send({ type: 'raise_hand' }), '');
         this.lower = button('lower-hand', 'Lower hand', () => this._send({ type: 'lower_hand' }), '');
         this.endMine = button('end-my-turn', 'I am done', () => this._send({ type: 'end_turn' }), '');
-        this.support = el('button', { type: 'button', testid: 'need-support', ariaPressed: 'false', onclick: () => {
-            const on = this.support.getAttribute('aria-pressed') !== 'true';
-            this._send({ type: 'need_support', active: on });
-            this.support.setAttribute('aria-pressed', String(on));
-            this.support.textContent = on ? 'Support requested (tap to cancel)' : 'I need support';
-        } }, 'I need support');
-        this.support.title = 'Only the hosts see this.';
-        this.crisisText = el('p', { testid: 'crisis-text' });
-        this.crisis = el('div', { className: 'note crisis', testid: 'crisis-panel', hidden: true },
-            el('h2', {}, 'If you need help now'), this.crisisText,
-            button('close-crisis', 'Close', () => { this.crisis.hidden = true; }));
-        const crisisButton = button('crisis', 'Crisis resources', () => {
-            this.crisis.hidden = !this.crisis.hidden;
-        }, 'quiet');
-        controls.append(this.raise, this.lower, this.endMine, this.support, crisisButton);
+        // The support signal and the crisis panel: web/crisis.js.
+        controls.append(this.raise, this.lower, this.endMine);
         controls.before(this.turnText, this.unmutePrompt);
-        controls.after(this.crisis);
 
         this.statusNote = el('p', { className: 'notice', role: 'status', testid: 'moderation-notice' });
         controls.after(this.statusNote);
@@ -295,12 +278,10 @@ export class Moderation {
         this.raise.hidden = queued || hasFloor;
         this.lower.hidden = !queued;
         this.endMine.hidden = !hasFloor;
-        this.crisisText.textContent = room.crisis_text || DEFAULT_CRISIS;
         this._renderTurn();
         this.decorateRows();
 
         const moderator = this._moderator();
-        this.support.hidden = moderator;
         this.host.render({ you, room, view: this.view, people: this.people });
     }
 

@@ -138,6 +138,7 @@ export class AudioPeer {
     constructor(track) {
         this.track = track || null;
         this.remoteStream = null;
+        this.sender = null;
         this.onRemoteStream = null;
         this.onStateChange = null;
         // Only this deployment's TURN (for networks that block UDP); no third party.
@@ -152,7 +153,8 @@ export class AudioPeer {
     async createOffer() {
         if (this.track) {
             const stream = new MediaStream([this.track]);
-            this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [stream] });
+            const transceiver = this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [stream] });
+            this.sender = transceiver.sender;
         } else {
             this.pc.addTransceiver('audio', { direction: 'recvonly' });
         }
@@ -160,6 +162,22 @@ export class AudioPeer {
         await this.pc.setLocalDescription(offer);
         await waitForGathering(this.pc, GATHERING_TIMEOUT_MS);
         return this.pc.localDescription.sdp;
+    }
+
+    /**
+     * Sends another microphone track on the same sender: no new offer, no new connection, so
+     * the seat, the mute and the sound going out stay as they are. False when this connection
+     * only listens (it has no sender to give a track to).
+     */
+    async replaceTrack(track) {
+        if (!this.sender) return false;
+        try {
+            await this.sender.replaceTrack(track);
+        } catch {
+            return false;
+        }
+        this.track = track;
+        return true;
     }
 
     async acceptAnswer(sdp) {

@@ -323,11 +323,19 @@ async def test_dropped_connection_shows_the_banner_and_comes_back_to_the_same_pl
             "data-state", "connected", timeout=15_000
         )
         await expect(banner).to_be_hidden()
-        # Back in the same place: one seat, same name, still unmuted, heard again.
+        # Back in the same place: one seat, same name; muted now (Sam was unmuted before the
+        # drop): nobody goes on air again without pressing Unmute, and the page says so.
         for view in (page, host.page):
             await expect(view.get_by_test_id("participant")).to_have_count(2, timeout=10_000)
             await expect(row(view, "Sam")).to_have_count(1)
-            await expect(row(view, "Sam")).to_have_attribute("data-muted", "false")
+            await expect(row(view, "Sam")).to_have_attribute("data-muted", "true")
+        await expect(page.get_by_test_id("self-state")).to_have_text(
+            "You are muted. Nobody hears you.", timeout=10_000
+        )
+        await expect(page.locator("#notice")).to_contain_text("You are back in the circle, muted")
+        await expect(page.locator("#announcer-urgent")).to_contain_text("muted")
+        await page.get_by_test_id("self-mute").click()
+        await expect(row(host.page, "Sam")).to_have_attribute("data-muted", "false")
         await expect(page.get_by_test_id("self-state")).to_have_text(
             "You can be heard.", timeout=10_000
         )

@@ -41,11 +41,15 @@ async def test_a_restart_brings_everyone_back_to_their_seat_and_lets_the_knocker
             assert server.process is not None
             process = server.process
             process.send_signal(signal.SIGTERM)
-            # Knocking while the server drains: refused for now, the page keeps trying.
+            # Knocking while the server drains: refused for now in the server's words, and the
+            # page keeps trying by itself (saying when).
             await lee.page.get_by_test_id("display-name").fill("Lee")
             await lee.page.get_by_test_id("join").click()
-            await expect(lee.page.get_by_test_id("connection-state")).to_have_attribute(
-                "data-state", "reconnecting", timeout=10_000
+            await expect(lee.page.get_by_test_id("door-text")).to_contain_text(
+                "restart", timeout=10_000
+            )
+            await expect(lee.page.get_by_test_id("door-countdown")).to_contain_text(
+                "tries again in"
             )
             # Those inside lose the connection only when the drain time is over.
             for person in (host, sam):

@@ -217,9 +217,10 @@ class ScriptedParticipant:
             await self._http.close()
         self._ws = self._http = self._reader = None
 
-    async def reconnect(self, timeout: float = 30) -> dict[str, Any]:
+    async def reconnect(self, timeout: float = 30, unmute_again: bool = True) -> dict[str, Any]:
         """What the web client does after a lost connection: reconnect with the seat token
-        (retrying while the server is away), then set up audio again."""
+        (retrying while the server is away), then set up audio again. The seat comes back
+        muted; ``unmute_again`` presses Unmute as someone who was speaking would."""
         await self.drop()
         self.closed_code = None
         self.recorder = Recorder()
@@ -234,7 +235,14 @@ class ScriptedParticipant:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-        joined = await self.join(muted=bool(self.me and self.me["muted"]))
+        was_muted = bool(self.me and self.me["muted"])
+        joined = await self.join(muted=was_muted)
+        # The server resumes a seat muted, whatever it was (docs/protocol.md); like a person
+        # who was speaking, unmute again.
+        if joined["you"]["muted"] and not was_muted and unmute_again:
+            await self.send({"type": "mute", "muted": False})
+            me = joined["you"]["id"]
+            await self.wait_until(lambda: self.participants[me]["muted"] is False)
         await self.start_audio()
         return joined
 

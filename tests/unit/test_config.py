@@ -76,3 +76,15 @@ def test_hearth_stops_at_start_with_a_message_naming_the_variable(tmp_path: Path
     assert result.returncode == 2
     assert "HEARTH_PORT='eighty'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_crisis_text_tells_how_to_reach_help_unless_the_deployment_sets_its_own() -> None:
+    default = settings_from_env({}).crisis_text
+    # Never empty: emergency numbers and crisis lines, even where nobody set any.
+    assert "112" in default and "988" in default
+    assert settings_from_env({"HEARTH_CRISIS_TEXT": "   "}).crisis_text == default
+    own = "In Germany: 112, or the Telefonseelsorge on 0800 111 0 111."
+    assert settings_from_env({"HEARTH_CRISIS_TEXT": own}).crisis_text == own
+    with pytest.raises(ConfigError) as refused:
+        settings_from_env({"HEARTH_CRISIS_TEXT": "x" * 4001})
+    assert str(refused.value).startswith("HEARTH_CRISIS_TEXT=")

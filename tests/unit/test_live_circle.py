@@ -292,8 +292,12 @@ async def test_a_dropped_connection_shows_reconnecting_and_the_seat_token_takes_
     )
     assert held == "sam"
     assert back.messages[0]["type"] == "joined" and back.messages[0]["seat_token"] == "secret"
-    assert back.messages[0]["you"]["muted"] is False
+    # Sam was unmuted before the drop; the seat comes back muted (nobody on air unasked), and
+    # the others see it so.
+    assert back.messages[0]["you"]["muted"] is True
+    assert back.messages[0]["needs_support"] is False
     assert ana.messages[-1]["participant"]["connection"] == "connected"
+    assert ana.messages[-1]["participant"]["muted"] is True
 
 
 async def test_the_lobby_waits_is_admitted_and_the_removed_are_closed(live: LiveCircle) -> None:

@@ -298,6 +298,8 @@ def test_removed_person_cannot_return_under_another_name_until_unbanned() -> Non
 def test_a_dropped_seat_is_kept_for_a_minute_with_its_place_then_given_up() -> None:
     state = machine.raise_hand(basic(), seat_id="kim").state
     state = machine.raise_hand(state, seat_id="sam").state
+    state = machine.set_own_mute(state, seat_id="kim", muted=False).state
+    assert not state.seats["kim"].muted
     state = machine.disconnect(state, seat_id="kim", now=NOW).state
     assert state.seats["kim"].connection.value == "reconnecting"
     assert machine.expire(state, now=NOW + timedelta(seconds=59)).state == state
@@ -305,6 +307,8 @@ def test_a_dropped_seat_is_kept_for_a_minute_with_its_place_then_given_up() -> N
     assert back.subject == "kim"
     assert back.state.seats["kim"].disconnected_at is None
     assert back.state.hand_queue == ("kim", "sam")
+    # Back muted, even though Kim was unmuted before the drop.
+    assert back.state.seats["kim"].muted
     gone = machine.expire(state, now=NOW + timedelta(seconds=60))
     assert "kim" not in gone.state.seats and gone.state.hand_queue == ("sam",)
 
