@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -47,6 +48,10 @@ CRASH_LOOP_SECONDS = 10.0
 FIRST_RESTART_DELAY = 0.2
 MAX_RESTART_DELAY = 10.0
 STOP_TIMEOUT = 10.0
+# The client's address, as the front saw it, on the piped WebSocket to a worker: the
+# worker keys its per-address limits (wrong passcodes) on it. Workers listen on 127.0.0.1
+# only and take it only from there (server/pages.py); it is never logged or stored.
+CLIENT_ADDRESS_HEADER = "X-Hearth-Client-Address"
 # Close codes a WebSocket may send (RFC 6455 7.4): what a worker's close is passed on with.
 _SENDABLE = {*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)}
 
@@ -263,8 +268,19 @@ class FrontRouter:
             log.warning("worker %d did not take %s", index, path)
             return False
 
-    async def serve(self, ws: web.WebSocketResponse, *, join_timeout: float) -> None:
-        """Answer what comes before a join as one process does; pipe from the join on."""
+    async def serve(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        join_timeout: float,
+        address: str = "",
+        on_joined: Callable[[], None] | None = None,
+    ) -> None:
+        """Answer what comes before a join as one process does; pipe from the join on.
+
+        ``address`` (the client's) goes to the worker with the join; ``on_joined`` is called
+        once the worker has seated the socket or given it a lobby place (``joined`` or
+        ``waiting`` came back), so the front can count the sockets that have not joined."""
         try:
             async with asyncio.timeout(join_timeout):
                 found = await self._until_join(ws)
@@ -276,7 +292,7 @@ class FrontRouter:
             return
         if found is not None:
             index, first = found
-            await self._pipe(ws, index, first)
+            await self._pipe(ws, index, first, address, on_joined)
 
     async def _until_join(self, ws: web.WebSocketResponse) -> tuple[int, str] | None:
         """Reads up to the first usable ``join``: (its worker, the raw message), or None."""
@@ -317,10 +333,20 @@ class FrontRouter:
             return index, msg.data
         return None
 
-    async def _pipe(self, ws: web.WebSocketResponse, index: int, first: str) -> None:
+    async def _pipe(
+        self,
+        ws: web.WebSocketResponse,
+        index: int,
+        first: str,
+        address: str = "",
+        on_joined: Callable[[], None] | None = None,
+    ) -> None:
         try:
             upstream = await self.http.ws_connect(
-                self._url(index, "/ws", "ws"), max_msg_size=0, timeout=aiohttp.ClientWSTimeout()
+                self._url(index, "/ws", "ws"),
+                max_msg_size=0,
+                timeout=aiohttp.ClientWSTimeout(),
+                headers={CLIENT_ADDRESS_HEADER: address} if address else None,
             )
         except (aiohttp.ClientError, OSError) as err:
             # Being started again: the page reconnects, as after a server restart.
@@ -330,7 +356,7 @@ class FrontRouter:
         loop = asyncio.get_running_loop()
         async with upstream:
             await upstream.send_str(first)
-            to_client = loop.create_task(_worker_to_client(upstream, ws))
+            to_client = loop.create_task(_worker_to_client(upstream, ws, on_joined))
             to_worker = loop.create_task(_client_to_worker(ws, upstream))
             try:
                 done, _ = await asyncio.wait(
@@ -353,6 +379,17 @@ class FrontRouter:
                         await task
 
 
+def _is_seated(data: str) -> bool:
+    """Whether a worker's message seats the socket (``joined``) or holds it a lobby place
+    (``waiting``); read only until one does."""
+    if '"joined"' not in data and '"waiting"' not in data:
+        return False
+    with contextlib.suppress(ValueError):
+        message = json.loads(data)
+        return isinstance(message, dict) and message.get("type") in ("joined", "waiting")
+    return False
+
+
 def _storage_unavailable() -> tuple[str, str, str]:
     return protocol.STORAGE_UNAVAILABLE, protocol.STORAGE_UNAVAILABLE_MESSAGE, "join"
 
@@ -363,10 +400,15 @@ async def _tell(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
 
 
 async def _worker_to_client(
-    upstream: aiohttp.ClientWebSocketResponse, ws: web.WebSocketResponse
+    upstream: aiohttp.ClientWebSocketResponse,
+    ws: web.WebSocketResponse,
+    on_joined: Callable[[], None] | None = None,
 ) -> None:
     async for msg in upstream:
         if msg.type == WSMsgType.TEXT:
+            if on_joined is not None and _is_seated(msg.data):
+                on_joined()
+                on_joined = None
             try:
                 await ws.send_str(msg.data)
             except (ConnectionError, RuntimeError):
