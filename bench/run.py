@@ -96,6 +96,9 @@ class HearthTarget:
             "HEARTH_AUDIO_FORWARDING": forwarding,
             "HEARTH_AUDIO_DIRECT_RTP": direct,
             "HEARTH_BUSY_LAG_MS": str(busy),
+            # Every bot comes from 127.0.0.1: to the server, hundreds of people behind one
+            # address, all connecting at once. The per-address limit is not what is measured.
+            "HEARTH_UNJOINED_SOCKETS_PER_ADDRESS": "100000",
         }
         # A throwaway PostgreSQL database for this run, instead of SQLite in the data folder.
         self.postgres = ThrowawayPostgres(postgres_admin_url) if postgres_admin_url else None

@@ -89,7 +89,8 @@ class HearthSignaller:
         self, http: aiohttp.ClientSession, spec: dict[str, Any]
     ) -> AsyncIterator[Session]:
         """Join like the web page does: knock again with backoff after ``server_busy``
-        (closed 1013) and look again a little later at a door not open yet.
+        (closed 1013) or ``storage_unavailable`` (a write slower than the server's write
+        timeout on a starved machine), and look again a little later at a door not open yet.
 
         A guest may find its circle not open because its host is not in yet: bot processes
         start slowly on a loaded machine, and past capacity the host is a newcomer refused
@@ -108,10 +109,10 @@ class HearthSignaller:
                 except Refused as refused:
                     session._reader.cancel()
                     code = refused.code
-                    if code not in ("server_busy", "circle_not_open"):
+                    if code not in ("server_busy", "storage_unavailable", "circle_not_open"):
                         raise
                     refusals.append(code)
-                    if code == "server_busy":
+                    if code != "circle_not_open":
                         base = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2**busy_knocks)
                         delay = base * random.uniform(0.8, 1.2)
                         busy_knocks += 1
