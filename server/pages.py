@@ -20,6 +20,7 @@ from signaling import protocol
 from signaling.guard import AddressGate, Guards, PasscodeGuard, RateByKey, SessionLimits
 from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS
 from signaling.session import ClientSession
+from signaling.store import StorageUnavailable
 
 # The page talks only to this server: no third-party scripts, fonts or connections.
 CONTENT_SECURITY_POLICY = (
@@ -96,13 +97,30 @@ async def circle_info(request: web.Request) -> web.Response:
     if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS:
         router = request.app.get(ROUTER)
         async with request.app[PAGE_GUARDS].circle_info_slots:
-            if router is not None:
-                info = await router.describe_link(token)  # from the circle's worker
-            else:
-                info = await request.app[HUB].describe_link(token)
+            try:
+                if router is not None:
+                    info = await router.describe_link(token)  # from the circle's worker
+                else:
+                    info = await request.app[HUB].describe_link(token)
+            except StorageUnavailable:
+                return _storage_unavailable()
     response = web.json_response({"open": False} if info is None else {"open": True, **info})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _storage_unavailable() -> web.Response:
+    """The database is away (an outage): a stable answer the page can ignore (it shows its
+    plain join form; ``join`` says the same and may be tried again), never a 500."""
+    body = {
+        "open": False,
+        "error": {
+            "code": protocol.STORAGE_UNAVAILABLE,
+            "message": protocol.STORAGE_UNAVAILABLE_MESSAGE,
+        },
+    }
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    return web.json_response(body, status=503, headers=headers)
 
 
 async def _too_many(guards: PageGuards) -> web.Response:

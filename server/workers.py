@@ -24,6 +24,7 @@ import os
 import socket
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +49,8 @@ CRASH_LOOP_SECONDS = 10.0
 FIRST_RESTART_DELAY = 0.2
 MAX_RESTART_DELAY = 10.0
 STOP_TIMEOUT = 10.0
+# Links whose worker the front remembers for an outage (a few dozen bytes each).
+REMEMBERED_ROUTES = 10_000
 # The client's address, as the front saw it, on the piped WebSocket to a worker: the
 # worker keys its per-address limits (wrong passcodes) on it. Workers listen on 127.0.0.1
 # only and take it only from there (server/pages.py); it is never logged or stored.
@@ -204,6 +207,10 @@ class FrontRouter:
         # A hub that never opens a circle here; it describes one whose worker is away.
         self._describer = describer
         self._http: aiohttp.ClientSession | None = None
+        # Where links that resolved to a circle were sent (by the token's digest, newest
+        # last, at most REMEMBERED_ROUTES): during a database outage, someone coming back
+        # with a seat token is still sent to the worker holding their seat.
+        self._routes: OrderedDict[str, int] = OrderedDict()
 
     async def start(self) -> None:
         # No limit on connections: each piped WebSocket holds one for its whole life (the
@@ -229,7 +236,14 @@ class FrontRouter:
         one, chosen by the token, which then refuses it exactly as one process does."""
         match = await self._store.find_by_link(token)
         key = match.circle.id if match is not None and match.circle is not None else token
-        return pick_worker(key, len(self._ports))
+        index = pick_worker(key, len(self._ports))
+        if key is not token:
+            route = _route_key(token)
+            self._routes[route] = index
+            self._routes.move_to_end(route)
+            if len(self._routes) > REMEMBERED_ROUTES:
+                self._routes.popitem(last=False)
+        return index
 
     async def describe_link(self, token: str) -> dict[str, Any] | None:
         """POST /circle-info, answered by the worker that hosts the circle (hosts present
@@ -321,6 +335,10 @@ class FrontRouter:
             try:
                 index = await self.worker_for(message.token)
             except StorageUnavailable:
+                remembered = self._routes.get(_route_key(message.token))
+                if message.seat_token and remembered is not None:
+                    # Coming back to a seat: its worker may hold it in memory.
+                    return remembered, msg.data
                 # As a worker says it: refused at once, the page may try again.
                 await _tell(ws, error_message(*_storage_unavailable()))
                 continue
@@ -377,6 +395,10 @@ class FrontRouter:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+
+
+def _route_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _is_seated(data: str) -> bool:
