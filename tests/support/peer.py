@@ -127,9 +127,7 @@ class ScriptedParticipant:
 
     async def connect(self) -> None:
         connector = (
-            aiohttp.TCPConnector(local_addr=(self.local_address, 0))
-            if self.local_address
-            else None
+            aiohttp.TCPConnector(local_addr=(self.local_address, 0)) if self.local_address else None
         )
         self._http = aiohttp.ClientSession(connector=connector)
         self._ws = await self._http.ws_connect(self.ws_url)
