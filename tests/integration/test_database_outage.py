@@ -3,17 +3,23 @@
 A real server on a PostgreSQL cluster of the test's own (its own folder and port), which
 the test stops for OUTAGE_SECONDS while real aiortc peers are in the circle: their audio
 keeps flowing, the host's mute and removal take effect at once, a newcomer is refused at
-once with storage_unavailable, and when the database is back what the host did is stored
-(in order, nothing lost) and joins work again without anyone doing anything.
+once with storage_unavailable (and /circle-info says so with a 503), someone whose
+connection dropped takes their seat back by seat token, and when the database is back
+what the host did is stored (in order, nothing lost) and joins work again without anyone
+doing anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +84,20 @@ async def _join_until_in(
         await asyncio.sleep(0.2)
 
 
+def _circle_info(server: ServerProcess, token: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{server.base_url}/circle-info",
+        data=json.dumps({"token": token}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 async def test_a_database_outage_keeps_the_circle_going_and_loses_nothing(
     own_postgres: OwnPostgres, tmp_path: Path
 ) -> None:
@@ -93,10 +113,11 @@ async def test_a_database_outage_keeps_the_circle_going_and_loses_nothing(
         sam = ScriptedParticipant(server.ws_url, join_token, "Sam", SAM_HZ)
         kim = ScriptedParticipant(server.ws_url, join_token, "Kim", KIM_HZ)
         lee = ScriptedParticipant(server.ws_url, join_token, "Lee", None)
-        people = [ana, sam, kim, lee]
+        ned = ScriptedParticipant(server.ws_url, join_token, "Ned", None)
+        people = [ana, sam, kim, lee, ned]
         for person in people:
             await person.connect()
-            await person.join(muted=person is lee)
+            await person.join(muted=person in (lee, ned))
         for person in (ana, sam, kim):
             await person.start_audio()
         for person in (ana, sam, kim):
@@ -118,6 +139,22 @@ async def test_a_database_outage_keeps_the_circle_going_and_loses_nothing(
         assert refusal["code"] == "storage_unavailable", refusal
         assert max_.closed_code is None
         await max_.close()
+
+        # The join page's look-up says the same, with a stable code (never a 500).
+        status, info = await asyncio.to_thread(_circle_info, server, join_token)
+        assert status == 503 and info["error"]["code"] == "storage_unavailable", info
+        assert info["open"] is False
+
+        # Ned's connection drops; his page comes back with its seat token and gets the
+        # same seat back from the live circle's memory, and everyone sees him back.
+        assert ned.me is not None
+        ned_id = ned.me["id"]
+        await ned.drop()
+        await ana.wait_until(lambda: ana.participants[ned_id]["connection"] == "reconnecting")
+        await ned.connect()
+        back = await ned.join(muted=True)
+        assert back["you"]["id"] == ned_id
+        await ana.wait_until(lambda: ana.participants[ned_id]["connection"] == "connected")
 
         # Safety first: the host mutes Kim and removes Lee, and it holds at once.
         assert kim.me is not None and lee.me is not None and ana.me is not None
@@ -167,7 +204,8 @@ async def test_a_database_outage_keeps_the_circle_going_and_loses_nothing(
         assert saved.seats[kim_id].muted
         assert lee_id not in saved.seats and [b.display_name for b in saved.bans] == ["Lee"]
         assert saved.hand_queue == (sam.me["id"],)
-        assert lee_id not in present and kim_id in present
+        assert lee_id not in present and kim_id in present and ned_id in present
+        assert saved.seats[ned_id].disconnected_at is None
         flushed = [
             int(n) for n in re.findall(r"storage is back: (\d+) decisions", server.log_text())
         ]
