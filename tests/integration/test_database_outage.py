@@ -222,3 +222,52 @@ async def test_a_database_outage_keeps_the_circle_going_and_loses_nothing(
         for person in people:
             await person.close()
         server.stop()
+
+
+async def test_behind_the_front_a_seat_comes_back_during_an_outage(
+    own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    """With --workers 2 the front finds a join's worker through the database; while it is
+    away, someone coming back with a seat token is still sent to the worker holding it."""
+    server = ServerProcess(
+        data_dir=tmp_path / "hearth",
+        extra_env={"HEARTH_DATABASE_URL": own_postgres.url},
+        workers=2,
+    )
+    server.start(timeout=120)
+    people: list[ScriptedParticipant] = []
+    try:
+        circle = server.create_circle("Outage behind the front")
+        host_token, join_token = link_token(circle["host_url"]), link_token(circle["join_url"])
+        ana = ScriptedParticipant(server.ws_url, host_token, "Ana", None)
+        ned = ScriptedParticipant(server.ws_url, join_token, "Ned", None)
+        people = [ana, ned]
+        for person in people:
+            await person.connect()
+            await person.join(muted=True)
+        assert ned.me is not None
+        ned_id = ned.me["id"]
+
+        await asyncio.to_thread(own_postgres.stop, "fast")
+        status, info = await asyncio.to_thread(_circle_info, server, join_token)
+        assert status == 503 and info["error"]["code"] == "storage_unavailable", info
+        await ned.drop()
+        await ana.wait_until(lambda: ana.participants[ned_id]["connection"] == "reconnecting")
+        await ned.connect()
+        back = await ned.join(muted=True)
+        assert back["you"]["id"] == ned_id
+        await ana.wait_until(lambda: ana.participants[ned_id]["connection"] == "connected")
+        # A newcomer on the same link needs the database: refused at once, may retry.
+        max_ = ScriptedParticipant(server.ws_url, join_token, "Max", None)
+        people.append(max_)
+        await max_.connect()
+        assert (await max_.join(expect="error"))["code"] == "storage_unavailable"
+
+        await asyncio.to_thread(own_postgres.start)
+        _, max_again = await _join_until_in(server.ws_url, join_token, timeout=30)
+        people.append(max_again)
+        assert "Traceback" not in server.log_text()
+    finally:
+        for person in people:
+            await person.close()
+        server.stop()
