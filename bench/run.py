@@ -12,7 +12,9 @@ With ``--newcomer-circles K``, K more circles of the same size arrive during the
 (``--newcomer-rate`` joins a second), pushing the server past capacity: delivery, loss and
 latency are then those of the circles that were there first, and the newcomers are counted
 as joined or refused (``server_busy``). ``hearth_unprotected`` is Hearth with the busy
-refusal off (``HEARTH_BUSY_LAG_MS=0``), to show what the refusal buys.
+refusal off (``HEARTH_BUSY_LAG_MS=0``), to show what the refusal buys. Refused bots knock
+again with the page's backoff (bench/targets.py), hosts included: a newcomer circle opens
+once its host gets in. The server's loop lag over the window is read from its /metrics.
 
 Bots run in separate processes (bench/bots.py). The server's CPU is read from /proc for the
 server process alone, over a window that starts once every bot has joined. Numbers are per
