@@ -81,10 +81,11 @@ MAX_WRITE_RETRY = 1.0
 # A write that takes longer than this counts as storage being away (a hung connection):
 # the circle publishes what it decided instead of leaving everyone waiting.
 WRITE_TIMEOUT = 5.0
-# While storage is away, how many unstored writes a circle keeps in memory before it
-# refuses its participants' commands (twice that for hosts' and co-hosts'). Commands that
-# only change the last state (no audit entry, the same seats) merge into one write, so
-# only moderation, renames and seats coming and going count. Each write holds one state.
+# While storage is away, how many unstored writes a circle keeps in memory (by default;
+# HEARTH_OUTAGE_KEEP_LIMIT) before it refuses its participants' commands (twice that for
+# hosts' and co-hosts'). Commands that only change the last state (no audit entry, the
+# same seats) merge into one write, so only moderation, renames and seats coming and going
+# count. Each write holds one state.
 UNSTORED_LIMIT = 1000
 KEEPING_FULL_MESSAGE = (
     "The server cannot reach its records and has kept as many changes as it can. "
@@ -138,7 +139,13 @@ class WriteStats:
 
 class LiveCircle:
     def __init__(
-        self, state: CircleState, store: CircleStore, audio: AudioPath, clock: Clock
+        self,
+        state: CircleState,
+        store: CircleStore,
+        audio: AudioPath,
+        clock: Clock,
+        *,
+        unstored_limit: int = UNSTORED_LIMIT,
     ) -> None:
         # What everyone was told (published); decisions are taken on ``_decided``.
         self.state = state
@@ -163,6 +170,7 @@ class LiveCircle:
         self._unstored_decisions: list[int] = []
         self._in_flight = 0
         self._full_logged = False
+        self._unstored_limit = unstored_limit
         self._write_seq = 0  # writes queued so far
         self._stored_seq = 0  # of which stored
         self._writer: asyncio.Task[None] | None = None
@@ -244,7 +252,8 @@ class LiveCircle:
         co-hosts at twice that, so that they can still mute and remove for a while
         longer. Nothing is lost and nobody is left unaware: the one refused is told."""
         seat = self._decided.seats.get(actor)
-        limit = UNSTORED_LIMIT * (2 if seat is not None and is_moderator(seat.role) else 1)
+        moderator = seat is not None and is_moderator(seat.role)
+        limit = self._unstored_limit * (2 if moderator else 1)
         if len(self._unstored) < limit:
             return
         if not self._full_logged:
@@ -621,8 +630,10 @@ class CircleHub:
         clock: Clock,
         *,
         hosts: Callable[[str], bool] | None = None,
+        unstored_limit: int = UNSTORED_LIMIT,
     ) -> None:
         self._store = store
+        self._unstored_limit = unstored_limit
         self._audio_factory = audio_factory
         self._clock = clock
         self._hosts = hosts
@@ -805,7 +816,13 @@ class CircleHub:
                 state = CircleState.starting(match.circle, match.settings)
             else:
                 state = machine.restore(saved, now=self._clock()).state
-            live = LiveCircle(state, self._store, self._audio_factory(), self._clock)
+            live = LiveCircle(
+                state,
+                self._store,
+                self._audio_factory(),
+                self._clock,
+                unstored_limit=self._unstored_limit,
+            )
             live.on_empty = self._release_soon
             self._live[live.id] = live
             live.start()

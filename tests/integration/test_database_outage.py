@@ -25,6 +25,7 @@ import pytest
 
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
+from tests.integration.test_limits import settings_with
 from tests.support.hearing import HEARD, HOST_HZ, KIM_HZ, SAM_HZ, assert_hears, listen
 from tests.support.own_postgres import OwnPostgres, available
 from tests.support.peer import ScriptedParticipant, silent_fraction
@@ -266,6 +267,96 @@ async def test_behind_the_front_a_seat_comes_back_during_an_outage(
         await asyncio.to_thread(own_postgres.start)
         _, max_again = await _join_until_in(server.ws_url, join_token, timeout=30)
         people.append(max_again)
+        assert "Traceback" not in server.log_text()
+    finally:
+        for person in people:
+            await person.close()
+        server.stop()
+
+
+async def _rename(person: ScriptedParticipant, name: str) -> dict[str, Any]:
+    """Send a rename; the answer: the update telling it, or the refusal."""
+    assert person.me is not None
+    me, mark = person.me["id"], len(person.messages)
+    await person.send({"type": "rename", "display_name": name})
+
+    def answer() -> dict[str, Any] | None:
+        for m in person.messages[mark:]:
+            if m["type"] == "error":
+                return m
+            if m["type"] == "participant_updated" and m["participant"]["id"] == me:
+                return m
+        return None
+
+    await person.wait_until(lambda: answer() is not None)
+    found = answer()
+    assert found is not None
+    return found
+
+
+async def test_a_long_outage_keeps_a_bounded_number_of_changes_and_says_so(
+    own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    """Memory stays bounded however long the database is away: past the limit a
+    participant's change is refused, in words, and changes nothing; the host can still
+    remove someone; everything that was kept is stored when the database is back."""
+    keep = 4
+    server = ServerProcess(
+        data_dir=tmp_path / "hearth",
+        extra_env={
+            "HEARTH_DATABASE_URL": own_postgres.url,
+            "HEARTH_OUTAGE_KEEP_LIMIT": str(keep),
+            "HEARTH_RENAME_BURST": "50",
+        },
+    )
+    server.start()
+    people: list[ScriptedParticipant] = []
+    try:
+        circle = server.create_circle("A long outage")
+        settings_with(server, circle["id"], allow_rename=True)
+        host_token, join_token = link_token(circle["host_url"]), link_token(circle["join_url"])
+        ana = ScriptedParticipant(server.ws_url, host_token, "Ana", None)
+        sam = ScriptedParticipant(server.ws_url, join_token, "Sam", None)
+        kim = ScriptedParticipant(server.ws_url, join_token, "Kim", None)
+        people = [ana, sam, kim]
+        for person in people:
+            await person.connect()
+            await person.join(muted=True)
+        assert kim.me is not None
+
+        await asyncio.to_thread(own_postgres.stop, "fast")
+        renamed: list[str] = []
+        refusal = None
+        for i in range(3 * keep):
+            answer = await _rename(sam, f"Sam {i}")
+            if answer["type"] == "error":
+                refusal = answer
+                break
+            renamed.append(answer["participant"]["display_name"])
+        assert refusal is not None, "changes were kept without a bound"
+        assert refusal["code"] == "storage_unavailable" and refusal["ref"] == "rename"
+        assert 0 < len(renamed) <= keep and sam.closed_code is None
+        # The refused rename changed nothing anyone sees.
+        await asyncio.sleep(0.3)
+        assert sam.me is not None
+        assert ana.participants[sam.me["id"]]["display_name"] == renamed[-1]
+        # The host still removes someone (hosts keep acting up to twice the limit).
+        await ana.send({"type": "remove", "participant_id": kim.me["id"]})
+        await kim.wait_until(lambda: kim.closed_code is not None)
+        assert kim.closed_code == 4403
+
+        await asyncio.to_thread(own_postgres.start)
+        async with asyncio.timeout(30):
+            while "storage is back" not in server.log_text():
+                await asyncio.sleep(0.2)
+        database = Database(own_postgres.url)
+        await database.connect()
+        try:
+            actions = [r.action for r in await SqlCircleStore(database).audit_log(circle["id"])]
+        finally:
+            await database.close()
+        # Everything kept reached the database; the refused rename never existed.
+        assert actions.count("rename") == len(renamed) and "remove" in actions, actions
         assert "Traceback" not in server.log_text()
     finally:
         for person in people:

@@ -487,13 +487,13 @@ async def test_during_an_outage_a_dropped_person_takes_their_seat_back_and_a_new
 
 
 async def test_an_outage_keeps_a_bounded_number_of_changes_and_tells_who_is_refused(
-    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore,
 ) -> None:
-    from signaling import hub as hub_module
-
-    monkeypatch.setattr(hub_module, "UNSTORED_LIMIT", 5)
+    limit = 5
     state = CircleState(CIRCLE, settings=CircleSettings(allow_rename=True))
-    live = LiveCircle(state, store, SharedMixAudioPath(run_clock=False), lambda: NOW)
+    live = LiveCircle(
+        state, store, SharedMixAudioPath(run_clock=False), lambda: NOW, unstored_limit=limit
+    )
     ana, sam = Inbox(), Inbox()
     await live.join("ana", ana, join_command("ana", Role.HOST))
     await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
@@ -533,7 +533,7 @@ async def test_an_outage_keeps_a_bounded_number_of_changes_and_tells_who_is_refu
             )
             removed.append(name)
     assert host_refused.value.code == "storage_unavailable"
-    assert removed and len(live._unstored) == 2 * hub_module.UNSTORED_LIMIT
+    assert removed and len(live._unstored) == 2 * limit
     # Nothing kept was lost: when the database is back, every change is stored, in order.
     store.away = False
     async with asyncio.timeout(5):
