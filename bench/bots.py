@@ -124,6 +124,7 @@ class Bot:
     loud_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
     frames: int = 0
     join_seconds: float | None = None
+    joined_at: float | None = None
     error: str | None = None
     pc: RTCPeerConnection | None = None
     _decoder: Any = None
@@ -219,6 +220,9 @@ class Bot:
             "tone": self.spec.get("tone"),
             "sampled": self.sampled,
             "join_seconds": self.join_seconds,
+            "joined_at": self.joined_at,
+            # Each refusal met on the way in (server_busy, circle_not_open), in order.
+            "refusals": self.spec.get("refusals", []),
             "error": self.error,
             "received": len(set(self.seqs)),
             "expected": _expected(self.seqs),
@@ -245,6 +249,8 @@ def _expected(seqs: list[int]) -> int:
 
 async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None:
     started = time.monotonic()
+    # Like a page, a refused bot knocks again (bench.targets), until the window is nearly over.
+    bot.spec.setdefault("give_up_at", bot.window[1] - 1.0)
     try:
         async with signaller.session(http, bot.spec) as session:
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -260,7 +266,8 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
                     if pc.connectionState in ("failed", "closed"):
                         raise ConnectionError(pc.connectionState)
                     await asyncio.sleep(0.01)
-            bot.join_seconds = time.monotonic() - started
+            bot.joined_at = time.monotonic()
+            bot.join_seconds = bot.joined_at - started
             dtls = pc.getTransceivers()[0].receiver.transport
             if not bot.sampled:
                 dtls._rx_srtp = _HeaderOnly(dtls._rx_srtp)

@@ -12,7 +12,9 @@ With ``--newcomer-circles K``, K more circles of the same size arrive during the
 (``--newcomer-rate`` joins a second), pushing the server past capacity: delivery, loss and
 latency are then those of the circles that were there first, and the newcomers are counted
 as joined or refused (``server_busy``). ``hearth_unprotected`` is Hearth with the busy
-refusal off (``HEARTH_BUSY_LAG_MS=0``), to show what the refusal buys.
+refusal off (``HEARTH_BUSY_LAG_MS=0``), to show what the refusal buys. Refused bots knock
+again with the page's backoff (bench/targets.py), hosts included: a newcomer circle opens
+once its host gets in. The server's loop lag over the window is read from its /metrics.
 
 Bots run in separate processes (bench/bots.py). The server's CPU is read from /proc for the
 server process alone, over a window that starts once every bot has joined. Numbers are per
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +91,16 @@ class HearthTarget:
         self.name = name
         forwarding, direct = self.VARIANTS[name]
         busy = 0 if name in self.UNPROTECTED else busy_lag_ms
+        # Prometheus metrics on a port of their own: the loop's lag and the refusals.
+        self.metrics_port = free_port()
         env = {
+            "HEARTH_METRICS_PORT": str(self.metrics_port),
             "HEARTH_AUDIO_FORWARDING": forwarding,
             "HEARTH_AUDIO_DIRECT_RTP": direct,
             "HEARTH_BUSY_LAG_MS": str(busy),
+            # Every bot comes from 127.0.0.1: to the server, hundreds of people behind one
+            # address, all connecting at once. The per-address limit is not what is measured.
+            "HEARTH_UNJOINED_SOCKETS_PER_ADDRESS": "100000",
         }
         # A throwaway PostgreSQL database for this run, instead of SQLite in the data folder.
         self.postgres = ThrowawayPostgres(postgres_admin_url) if postgres_admin_url else None
@@ -109,6 +118,21 @@ class HearthTarget:
         assert self.server.process is not None
         workers = [pid for pid, _ in self.server.worker_processes().values()]
         return [self.server.process.pid, *workers]
+
+    def scrape(self) -> dict[str, float]:
+        """The server's loop-lag and refusal counters now (one process: the overload runs)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        found: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(("hearth_event_loop_lag_seconds", "hearth_join_refusals_total")):
+                name, value = line.rsplit(" ", 1)
+                found[name] = float(value)
+        return found
 
     def circles(self, count: int) -> list[dict[str, Any]]:
         made = []
@@ -157,6 +181,29 @@ class ThrowawayPostgres:
                 await engine.dispose()
 
         asyncio.run(run())
+
+
+def lag_between(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """The event loop's lag over a window, from two scrapes of its histogram: how late a
+    0.5 s timer fired on average, and the share of those timers late by over 100/250 ms."""
+
+    def grew(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    count = grew("hearth_event_loop_lag_seconds_count")
+    if not after or count <= 0:
+        return {}
+    late = {
+        f"loop_lag_share_over_{ms}ms": round(
+            1 - grew(f'hearth_event_loop_lag_seconds_bucket{{le="{le}"}}') / count, 3
+        )
+        for ms, le in ((100, "0.1"), (250, "0.25"))
+    }
+    return {
+        "loop_lag_ms_mean": round(grew("hearth_event_loop_lag_seconds_sum") / count * 1000, 1),
+        **late,
+        "joins_refused_busy_in_window": int(grew('hearth_join_refusals_total{code="server_busy"}')),
+    }
 
 
 class JanusTarget:
@@ -287,6 +334,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             proc.stdin.close()
             procs.append(proc)
         time.sleep(max(0.0, window[0] - time.monotonic()))
+        metrics0 = target.scrape() if isinstance(target, HearthTarget) else {}
         cpu0, load0 = sum(cpu_seconds(p) for p in server), os.getloadavg()[0]
         bots0 = sum(cpu_seconds(proc.pid) for proc in procs)
         spy = None
@@ -301,6 +349,8 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             )
         time.sleep(max(0.0, window[1] - time.monotonic()))
         cpu1 = sum(cpu_seconds(p) for p in server)
+        load1 = os.getloadavg()[0]
+        lag = lag_between(metrics0, target.scrape() if isinstance(target, HearthTarget) else {})
         rss_busy = sum(rss_mb(p) for p in server)
         bot_cpu = sum(cpu_seconds(proc.pid) for proc in procs) - bots0
         if spy is not None:
@@ -311,9 +361,10 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             out = proc.stdout.read()
             proc.wait(timeout=60)
             reports += json.loads(out)
-        return summarise(
+        summary = summarise(
             target.name, reports, args, cpu1 - cpu0, rss_idle, rss_busy, load0, bot_cpu
         )
+        return {**summary, "loadavg_1m_at_window_end": round(load1, 2), **lag}
     finally:
         target.stop()
 
@@ -363,18 +414,32 @@ def summarise(
                 if t == tone and sent and played_at - sent[-1] < 0.5:
                     mouth_to_ear.append((played_at - sent[-1]) * 1000)
     joins = [r["join_seconds"] for r in joined]
-    newcomers = {}
+    newcomers: dict[str, Any] = {}
     if arrivals:
         # Figures above are the first circles'; these are the people who came past capacity.
-        refused = [r for r in arrivals if r["error"] and "server_busy" in r["error"]]
+        # Each knocks again with backoff after a refusal, as the page does (bench.targets).
+        def busy(r: dict[str, Any]) -> bool:
+            return "server_busy" in r.get("refusals", [])
+
         newcomers = {
             "newcomers": len(arrivals),
+            "newcomers_refused_busy": sum(1 for r in arrivals if busy(r)),
+            "newcomers_refused_busy_never_joined": sum(
+                1 for r in arrivals if busy(r) and r["join_seconds"] is None
+            ),
             "newcomers_joined": sum(1 for r in arrivals if r["join_seconds"] is not None),
-            "newcomers_refused_busy": len(refused),
+            "newcomers_joined_first_knock": sum(
+                1 for r in arrivals if r["join_seconds"] is not None and not r.get("refusals")
+            ),
+            "newcomer_busy_refusals": sum(
+                r.get("refusals", []).count("server_busy") for r in arrivals
+            ),
             "newcomer_other_errors": sorted(
-                {r["error"][:120] for r in arrivals if r["error"] and r not in refused}
+                {r["error"][:120] for r in arrivals if r["error"] and not busy(r)}
             )[:5],
         }
+    # The first circles' own knocks: refused while they were arriving (before the window).
+    first_refused_busy = sum(1 for r in reports if "server_busy" in r.get("refusals", []))
     return {
         "target": name,
         "participants": len(reports),
@@ -404,6 +469,7 @@ def summarise(
         # about the bots than about the server.
         "bot_cpu_cores": round(bot_cpu / args.seconds, 3),
         "loadavg_1m_at_window_start": round(load, 2),
+        "first_circles_refused_busy_on_arrival": first_refused_busy,
         **newcomers,
     }
 

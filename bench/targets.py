@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -18,6 +20,14 @@ import aiohttp
 class Session(Protocol):
     async def exchange(self, offer_sdp: str) -> str: ...
     async def leave(self) -> None: ...
+
+
+class Refused(ConnectionError):
+    """The server answered ``error``; ``code`` is its stable code."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"refused: {error}")
+        self.code = str(error.get("code"))
 
 
 class HearthSession:
@@ -37,6 +47,8 @@ class HearthSession:
     async def _expect(self, kind: str) -> dict[str, Any]:
         async with asyncio.timeout(30):
             data = await self._answers.get()
+        if data["type"] == "error" and kind != "error":
+            raise Refused(data)
         if data["type"] != kind:
             raise ConnectionError(f"expected {kind}, got {data}")
         return data
@@ -62,26 +74,56 @@ class HearthSession:
         self._reader.cancel()
 
 
+# The page's reconnect schedule (web/app.js, scheduleReconnect): the first retry after
+# 0.5 s, doubling up to 15 s, each with +-20% jitter so refused pages do not return together.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 15.0
+# A guest at a door not open yet looks again this often (the page waits 15 s; the bench
+# is in a hurry, and its hosts are only a little ahead of their guests).
+NOT_OPEN_RETRY_SECONDS = 0.5
+
+
 class HearthSignaller:
     @contextlib.asynccontextmanager
     async def session(
         self, http: aiohttp.ClientSession, spec: dict[str, Any]
     ) -> AsyncIterator[Session]:
-        # A guest may arrive before their circle's host (bot processes start slowly on a
-        # loaded machine): like the web page at a closed door, try again a little later.
-        for attempt in range(40):
+        """Join like the web page does: knock again with backoff after ``server_busy``
+        (closed 1013) or ``storage_unavailable`` (a write slower than the server's write
+        timeout on a starved machine), and look again a little later at a door not open yet.
+
+        A guest may find its circle not open because its host is not in yet: bot processes
+        start slowly on a loaded machine, and past capacity the host is a newcomer refused
+        with ``server_busy`` like anyone else, knocking again with backoff. Every refusal's
+        code is appended to ``spec["refusals"]`` (the report counts them); the bot gives up
+        at ``spec["give_up_at"]`` (monotonic; default 20 s from now) with the last error.
+        """
+        refusals: list[str] = spec.setdefault("refusals", [])
+        give_up_at = spec.get("give_up_at") or time.monotonic() + 20.0
+        busy_knocks = 0
+        while True:
             async with http.ws_connect(spec["ws_url"]) as ws:
                 session = HearthSession(ws, spec)
                 try:
                     await session.join()
-                except ConnectionError as exc:
-                    if "circle_not_open" not in str(exc) or attempt == 39:
-                        raise
+                except Refused as refused:
                     session._reader.cancel()
-                    await asyncio.sleep(0.5)
-                    continue
-                yield session
-                return
+                    code = refused.code
+                    if code not in ("server_busy", "storage_unavailable", "circle_not_open"):
+                        raise
+                    refusals.append(code)
+                    if code != "circle_not_open":
+                        base = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2**busy_knocks)
+                        delay = base * random.uniform(0.8, 1.2)
+                        busy_knocks += 1
+                    else:
+                        delay = NOT_OPEN_RETRY_SECONDS
+                    if time.monotonic() + delay >= give_up_at:
+                        raise
+                else:
+                    yield session
+                    return
+            await asyncio.sleep(delay)
 
 
 class JanusSession:

@@ -122,7 +122,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
                 await database.close()
                 raise
         else:
-            app[HUB] = CircleHub(store, _audio_factory(settings), clock)
+            app[HUB] = CircleHub(
+                store,
+                _audio_factory(settings),
+                clock,
+                unstored_limit=settings.outage_keep_limit,
+            )
         yield
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -179,6 +184,7 @@ def create_worker_app(
             _audio_factory(settings),
             clock,
             hosts=lambda circle_id: pick_worker(circle_id, workers) == index,
+            unstored_limit=settings.outage_keep_limit,
         )
         orphaned = asyncio.get_running_loop().create_task(_stop_when_orphaned())
         yield

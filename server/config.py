@@ -99,6 +99,9 @@ class Settings(BaseModel):
     # On SIGTERM: seconds live circles may go on (no new arrivals) before everyone is told
     # to reconnect (1012) and the process exits; it exits sooner once nobody is connected.
     drain_seconds: Whole = DEFAULT_DRAIN_SECONDS
+    # While the database is away, unstored writes a live circle keeps before it refuses
+    # participants' commands (hosts' and co-hosts' at twice this): memory stays bounded.
+    outage_keep_limit: Positive = 1000
     # Limits on what a stranger controls (docs/protocol.md, "Limits"; README table).
     # Messages per socket: a burst, then a sustained rate; a long flood closes it (4429).
     message_rate: PositiveRate = 10.0

@@ -15,10 +15,12 @@ from aiohttp import hdrs, web
 from rooms.limits import BackoffPolicy
 from server.appkeys import ADMISSION, HUB, ROUTER, SETTINGS
 from server.config import Settings
+from server.workers import CLIENT_ADDRESS_HEADER
 from signaling import protocol
 from signaling.guard import AddressGate, Guards, PasscodeGuard, RateByKey, SessionLimits
 from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS
 from signaling.session import ClientSession
+from signaling.store import StorageUnavailable
 
 # The page talks only to this server: no third-party scripts, fonts or connections.
 CONTENT_SECURITY_POLICY = (
@@ -95,13 +97,30 @@ async def circle_info(request: web.Request) -> web.Response:
     if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS:
         router = request.app.get(ROUTER)
         async with request.app[PAGE_GUARDS].circle_info_slots:
-            if router is not None:
-                info = await router.describe_link(token)  # from the circle's worker
-            else:
-                info = await request.app[HUB].describe_link(token)
+            try:
+                if router is not None:
+                    info = await router.describe_link(token)  # from the circle's worker
+                else:
+                    info = await request.app[HUB].describe_link(token)
+            except StorageUnavailable:
+                return _storage_unavailable()
     response = web.json_response({"open": False} if info is None else {"open": True, **info})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _storage_unavailable() -> web.Response:
+    """The database is away (an outage): a stable answer the page can ignore (it shows its
+    plain join form; ``join`` says the same and may be tried again), never a 500."""
+    body = {
+        "open": False,
+        "error": {
+            "code": protocol.STORAGE_UNAVAILABLE,
+            "message": protocol.STORAGE_UNAVAILABLE_MESSAGE,
+        },
+    }
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    return web.json_response(body, status=503, headers=headers)
 
 
 async def _too_many(guards: PageGuards) -> web.Response:
@@ -144,13 +163,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             status=403,
         )
     guards = request.app[PAGE_GUARDS]
-    # A worker behind the front sees only the front's address: per-address keys would
-    # lump everyone together, so there the front's own checks are the ones that count.
-    address = "" if guards.behind_front else _address(request)
     router = request.app.get(ROUTER)
-    # The workers' front cannot tell when a piped socket has joined, so it does not count
-    # them: with --workers, the join timeout alone bounds sockets that never join.
-    counted = bool(address) and router is None
+    # The client's address keys the per-address limits. A worker behind the front sees only
+    # the front's connection; the front passes the client's address with the join. The
+    # unjoined sockets are counted where they are accepted: here, or at the front.
+    address = _client_address(request, guards)
+    counted = bool(address) and not guards.behind_front
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     if counted and not guards.sessions.unjoined.enter(address):
@@ -174,7 +192,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         join_timeout = settings.join_timeout_seconds
         if router is not None:
             # Piped to the worker that hosts the circle; it keeps the per-socket limits.
-            await router.serve(ws, join_timeout=join_timeout)
+            await router.serve(ws, join_timeout=join_timeout, address=address, on_joined=joined)
         else:
             session = ClientSession(
                 ws,
@@ -214,6 +232,14 @@ def own_origin(request: web.Request, settings: Settings) -> str:
 def _address(request: web.Request) -> str:
     # A dictionary key for the limits, in memory only: never logged, never stored.
     return request.remote or ""
+
+
+def _client_address(request: web.Request, guards: PageGuards) -> str:
+    """The address of the person on this socket: the peer's, or behind the front (a
+    worker, listening on 127.0.0.1 only) the one the front saw and passed on."""
+    if guards.behind_front:
+        return request.headers.get(CLIENT_ADDRESS_HEADER, "")
+    return _address(request)
 
 
 def _is_text(value: str) -> bool:

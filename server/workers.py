@@ -18,25 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from rooms.model import CircleStatus, Role
 from rooms.overload import SERVER_DRAINING
 from server.config import REPO_ROOT, Settings
 from signaling import protocol
 from signaling.admission import CLOSE_SERVICE_RESTART, REFUSAL_MESSAGES, Admission
-from signaling.hub import CircleHub
+from signaling.hub import HOST_ARRIVAL_WAIT, CircleHub
 from signaling.protocol import Join, ProtocolError, error_message
 from signaling.session import type_of
-from signaling.store import CircleStore, StorageUnavailable
+from signaling.store import CircleStore, LinkMatch, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,12 @@ CRASH_LOOP_SECONDS = 10.0
 FIRST_RESTART_DELAY = 0.2
 MAX_RESTART_DELAY = 10.0
 STOP_TIMEOUT = 10.0
+# Links whose worker the front remembers for an outage (a few dozen bytes each).
+REMEMBERED_ROUTES = 10_000
+# The client's address, as the front saw it, on the piped WebSocket to a worker: the
+# worker keys its per-address limits (wrong passcodes) on it. Workers listen on 127.0.0.1
+# only and take it only from there (server/pages.py); it is never logged or stored.
+CLIENT_ADDRESS_HEADER = "X-Hearth-Client-Address"
 # Close codes a WebSocket may send (RFC 6455 7.4): what a worker's close is passed on with.
 _SENDABLE = {*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)}
 
@@ -199,6 +208,19 @@ class FrontRouter:
         # A hub that never opens a circle here; it describes one whose worker is away.
         self._describer = describer
         self._http: aiohttp.ClientSession | None = None
+        # Where links that resolved to a circle were sent (by the token's digest, newest
+        # last, at most REMEMBERED_ROUTES): during a database outage, someone coming back
+        # with a seat token is still sent to the worker holding their seat.
+        self._routes: OrderedDict[str, int] = OrderedDict()
+        # As the hub does in one process (signaling/hub.py, arrive): link look-ups in flight
+        # by ticket, and host joins piped to a worker not answered yet, per circle id. A
+        # participant whose circle has not been opened waits for them before its join is
+        # piped, so it reaches the worker after the host's arrival that opens the circle.
+        self._lookups: set[int] = set()
+        self._tickets = 0
+        self._hosts_arriving: dict[str, int] = {}
+        self._arrivals_changed = asyncio.Condition()
+        self._telling: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         # No limit on connections: each piped WebSocket holds one for its whole life (the
@@ -222,9 +244,18 @@ class FrontRouter:
     async def worker_for(self, token: str) -> int:
         """The worker for a link: its circle's, or (unknown or between occurrences) any
         one, chosen by the token, which then refuses it exactly as one process does."""
-        match = await self._store.find_by_link(token)
+        return self._worker_of(token, await self._store.find_by_link(token))
+
+    def _worker_of(self, token: str, match: LinkMatch | None) -> int:
         key = match.circle.id if match is not None and match.circle is not None else token
-        return pick_worker(key, len(self._ports))
+        index = pick_worker(key, len(self._ports))
+        if key is not token:
+            route = _route_key(token)
+            self._routes[route] = index
+            self._routes.move_to_end(route)
+            if len(self._routes) > REMEMBERED_ROUTES:
+                self._routes.popitem(last=False)
+        return index
 
     async def describe_link(self, token: str) -> dict[str, Any] | None:
         """POST /circle-info, answered by the worker that hosts the circle (hosts present
@@ -263,8 +294,19 @@ class FrontRouter:
             log.warning("worker %d did not take %s", index, path)
             return False
 
-    async def serve(self, ws: web.WebSocketResponse, *, join_timeout: float) -> None:
-        """Answer what comes before a join as one process does; pipe from the join on."""
+    async def serve(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        join_timeout: float,
+        address: str = "",
+        on_joined: Callable[[], None] | None = None,
+    ) -> None:
+        """Answer what comes before a join as one process does; pipe from the join on.
+
+        ``address`` (the client's) goes to the worker with the join; ``on_joined`` is called
+        once the worker has seated the socket or given it a lobby place (``joined`` or
+        ``waiting`` came back), so the front can count the sockets that have not joined."""
         try:
             async with asyncio.timeout(join_timeout):
                 found = await self._until_join(ws)
@@ -274,12 +316,26 @@ class FrontRouter:
             await _tell(ws, message)
             await ws.close(code=protocol.CLOSE_JOIN_TIMEOUT)
             return
-        if found is not None:
-            index, first = found
-            await self._pipe(ws, index, first)
+        if found is None:
+            return
+        index, first, opener = found
+        answered = None
+        if opener is not None:
+            waiting = [opener]
 
-    async def _until_join(self, ws: web.WebSocketResponse) -> tuple[int, str] | None:
-        """Reads up to the first usable ``join``: (its worker, the raw message), or None."""
+            def answered() -> None:
+                if waiting:  # once: at the worker's first answer, or when the pipe ends
+                    self._host_answered(waiting.pop())
+
+        try:
+            await self._pipe(ws, index, first, address, on_joined, answered)
+        finally:
+            if answered is not None:
+                answered()  # also when the pipe ends before any answer
+
+    async def _until_join(self, ws: web.WebSocketResponse) -> tuple[int, str, str | None] | None:
+        """Reads up to the first usable ``join``: (its worker, the raw message, the circle
+        it may open as a host's arrival), or None."""
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 await _tell(ws, error_message(protocol.INVALID_JSON, protocol.BINARY_MESSAGE, None))
@@ -303,8 +359,12 @@ class FrontRouter:
                 await ws.close(code=CLOSE_SERVICE_RESTART)
                 return None
             try:
-                index = await self.worker_for(message.token)
+                index, opener = await self._route(message.token)
             except StorageUnavailable:
+                remembered = self._routes.get(_route_key(message.token))
+                if message.seat_token and remembered is not None:
+                    # Coming back to a seat: its worker may hold it in memory.
+                    return remembered, msg.data, None
                 # As a worker says it: refused at once, the page may try again.
                 await _tell(ws, error_message(*_storage_unavailable()))
                 continue
@@ -314,13 +374,72 @@ class FrontRouter:
                     ws, error_message(protocol.INTERNAL_ERROR, protocol.INTERNAL_MESSAGE, "join")
                 )
                 continue
-            return index, msg.data
+            return index, msg.data, opener
         return None
 
-    async def _pipe(self, ws: web.WebSocketResponse, index: int, first: str) -> None:
+    async def _route(self, token: str) -> tuple[int, str | None]:
+        """The worker for a join's link, once the arrivals before it that may open its
+        circle have reached that worker; and the circle id when this join is a host's
+        that may open it (counted until the worker answers: see ``answered``)."""
+        ticket = self._tickets
+        self._tickets += 1
+        self._lookups.add(ticket)
+        try:
+            match = await self._store.find_by_link(token)
+        finally:
+            await self._arrivals_changed_by(lambda: self._lookups.discard(ticket))
+        index = self._worker_of(token, match)
+        if match is None or match.circle is None:
+            return index, None
+        circle = match.circle
+        if circle.status is not CircleStatus.SCHEDULED:
+            return index, None
+        if match.role is Role.HOST:
+            self._hosts_arriving[circle.id] = self._hosts_arriving.get(circle.id, 0) + 1
+            return index, circle.id
+
+        def settled() -> bool:
+            return not self._hosts_arriving.get(circle.id) and not any(
+                t < ticket for t in self._lookups
+            )
+
+        async with self._arrivals_changed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HOST_ARRIVAL_WAIT):
+                    await self._arrivals_changed.wait_for(settled)
+        return index, None
+
+    def _host_answered(self, circle_id: str) -> None:
+        """A host's join to that circle was answered by its worker (or its pipe ended)."""
+        left = self._hosts_arriving.get(circle_id, 0) - 1
+        if left > 0:
+            self._hosts_arriving[circle_id] = left
+        else:
+            self._hosts_arriving.pop(circle_id, None)
+        told = asyncio.get_running_loop().create_task(self._arrivals_changed_by(lambda: None))
+        self._telling.add(told)
+        told.add_done_callback(self._telling.discard)
+
+    async def _arrivals_changed_by(self, change: Callable[[], None]) -> None:
+        async with self._arrivals_changed:
+            change()
+            self._arrivals_changed.notify_all()
+
+    async def _pipe(
+        self,
+        ws: web.WebSocketResponse,
+        index: int,
+        first: str,
+        address: str = "",
+        on_joined: Callable[[], None] | None = None,
+        on_answer: Callable[[], None] | None = None,
+    ) -> None:
         try:
             upstream = await self.http.ws_connect(
-                self._url(index, "/ws", "ws"), max_msg_size=0, timeout=aiohttp.ClientWSTimeout()
+                self._url(index, "/ws", "ws"),
+                max_msg_size=0,
+                timeout=aiohttp.ClientWSTimeout(),
+                headers={CLIENT_ADDRESS_HEADER: address} if address else None,
             )
         except (aiohttp.ClientError, OSError) as err:
             # Being started again: the page reconnects, as after a server restart.
@@ -330,7 +449,7 @@ class FrontRouter:
         loop = asyncio.get_running_loop()
         async with upstream:
             await upstream.send_str(first)
-            to_client = loop.create_task(_worker_to_client(upstream, ws))
+            to_client = loop.create_task(_worker_to_client(upstream, ws, on_joined, on_answer))
             to_worker = loop.create_task(_client_to_worker(ws, upstream))
             try:
                 done, _ = await asyncio.wait(
@@ -353,6 +472,21 @@ class FrontRouter:
                         await task
 
 
+def _route_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_seated(data: str) -> bool:
+    """Whether a worker's message seats the socket (``joined``) or holds it a lobby place
+    (``waiting``); read only until one does."""
+    if '"joined"' not in data and '"waiting"' not in data:
+        return False
+    with contextlib.suppress(ValueError):
+        message = json.loads(data)
+        return isinstance(message, dict) and message.get("type") in ("joined", "waiting")
+    return False
+
+
 def _storage_unavailable() -> tuple[str, str, str]:
     return protocol.STORAGE_UNAVAILABLE, protocol.STORAGE_UNAVAILABLE_MESSAGE, "join"
 
@@ -363,10 +497,19 @@ async def _tell(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
 
 
 async def _worker_to_client(
-    upstream: aiohttp.ClientWebSocketResponse, ws: web.WebSocketResponse
+    upstream: aiohttp.ClientWebSocketResponse,
+    ws: web.WebSocketResponse,
+    on_joined: Callable[[], None] | None = None,
+    on_answer: Callable[[], None] | None = None,
 ) -> None:
     async for msg in upstream:
         if msg.type == WSMsgType.TEXT:
+            if on_answer is not None:
+                on_answer()  # the worker's first word on the join: seated or refused
+                on_answer = None
+            if on_joined is not None and _is_seated(msg.data):
+                on_joined()
+                on_joined = None
             try:
                 await ws.send_str(msg.data)
             except (ConnectionError, RuntimeError):

@@ -79,7 +79,7 @@ class AddressGate:
     """Sockets per client address that have not joined yet (joined ones are the circle's
     business: its capacity and lobby bound them)."""
 
-    limit: int = 20
+    limit: int = 50
     _open: dict[str, int] = field(default_factory=dict)
 
     def enter(self, address: str) -> bool:

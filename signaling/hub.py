@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,7 @@ from rooms.machine import (
     UnmuteRequested,
 )
 from rooms.model import CircleSettings, CircleState, CircleStatus, Role
+from rooms.roles import is_moderator
 from rooms.schedule import NOT_OPEN_MESSAGE
 from rooms.voice_activity import MIN_INTERVAL, Speaking, VoiceActivity, observe
 from signaling.audio import AudioPath
@@ -79,6 +81,16 @@ MAX_WRITE_RETRY = 1.0
 # A write that takes longer than this counts as storage being away (a hung connection):
 # the circle publishes what it decided instead of leaving everyone waiting.
 WRITE_TIMEOUT = 5.0
+# While storage is away, how many unstored writes a circle keeps in memory (by default;
+# HEARTH_OUTAGE_KEEP_LIMIT) before it refuses its participants' commands (twice that for
+# hosts' and co-hosts'). Commands that only change the last state (no audit entry, the
+# same seats) merge into one write, so only moderation, renames and seats coming and going
+# count. Each write holds one state.
+UNSTORED_LIMIT = 1000
+KEEPING_FULL_MESSAGE = (
+    "The server cannot reach its records and has kept as many changes as it can. "
+    "This one was not made; please try again in a little while."
+)
 # How long someone arriving on the join link waits for a host's arrival that is in flight
 # (the host's join opens the circle) before being told it is not open.
 HOST_ARRIVAL_WAIT = 10.0
@@ -127,7 +139,13 @@ class WriteStats:
 
 class LiveCircle:
     def __init__(
-        self, state: CircleState, store: CircleStore, audio: AudioPath, clock: Clock
+        self,
+        state: CircleState,
+        store: CircleStore,
+        audio: AudioPath,
+        clock: Clock,
+        *,
+        unstored_limit: int = UNSTORED_LIMIT,
     ) -> None:
         # What everyone was told (published); decisions are taken on ``_decided``.
         self.state = state
@@ -147,11 +165,20 @@ class LiveCircle:
         # Group commit: decisions waiting to be published, writes waiting to be stored.
         self._unpublished: deque[_Pending] = deque()
         self._unstored: list[StateWrite] = []
+        # How many decisions each unstored write holds (a merged one, more than one), and
+        # how many of the first unstored writes the writer is storing now.
+        self._unstored_decisions: list[int] = []
+        self._in_flight = 0
+        self._full_logged = False
+        self._unstored_limit = unstored_limit
         self._write_seq = 0  # writes queued so far
         self._stored_seq = 0  # of which stored
         self._writer: asyncio.Task[None] | None = None
         self.storage_away = False
         self.stats = WriteStats()
+        # The links (by SHA-256 of the token) that opened this circle here, and what they
+        # resolved to: during an outage, someone holding a seat here gets back in by them.
+        self.links: dict[str, LinkMatch] = {}
 
     @property
     def id(self) -> str:
@@ -163,18 +190,38 @@ class LiveCircle:
         return self._decided
 
     def submit(
-        self, command: Command, then: Callable[[Decision], None] | None = None
+        self,
+        command: Command,
+        then: Callable[[Decision], None] | None = None,
+        *,
+        actor: str | None = None,
     ) -> tuple[Decision, asyncio.Future[Decision]]:
         """Decide now; store and publish in the background. Returns the decision and a
-        future done once it is published. RoomError leaves everything as it was."""
+        future done once it is published. RoomError leaves everything as it was.
+
+        ``actor`` is the seat whose own command this is (from its socket): such a command
+        is refused with ``storage_unavailable`` when the circle already keeps as many
+        unstored changes as it may (UNSTORED_LIMIT; see _room_to_keep)."""
         before = self._decided
         decision = command(before)
+        write: StateWrite | None = None
+        merge = False
+        if decision.state != before or decision.audit:
+            write = StateWrite(decision.state, self._clock(), decision.audit)
+            merge = self._mergeable(write)
+            if actor is not None and not merge:
+                self._room_to_keep(actor)
         self._decided = decision.state
         # The audio path follows decisions at once: a mute silences before it is stored.
         self.audio.set_audible(audible_seats(self._decided))
         seq: int | None = None
-        if decision.state != before or decision.audit:
-            self._unstored.append(StateWrite(decision.state, self._clock(), decision.audit))
+        if write is not None:
+            if merge:
+                self._unstored[-1] = write
+                self._unstored_decisions[-1] += 1
+            else:
+                self._unstored.append(write)
+                self._unstored_decisions.append(1)
             self._write_seq += 1
             seq = self._write_seq
             self.stats.decisions += 1
@@ -185,10 +232,51 @@ class LiveCircle:
             self._writer = asyncio.get_running_loop().create_task(self._write_until_stored())
         return decision, done
 
+    def _mergeable(self, write: StateWrite) -> bool:
+        """Whether ``write`` may replace the last unstored write instead of following it,
+        losing nothing: the last one is not being written now, is not the first one kept
+        (whose time dates the seats gone before it), has no audit entry of its own (its
+        entries keep their own time), and has the same seats (the seats' rows and left
+        times come out the same). A batch stores the last state only, so the state in
+        between (a mute toggled, a hand raised and lowered) is not needed. While storage is
+        away, this keeps a burst of such commands at one write kept in memory."""
+        last = len(self._unstored) - 1
+        if last < max(1, self._in_flight):
+            return False
+        previous = self._unstored[last]
+        return not previous.audit and previous.state.seats.keys() == write.state.seats.keys()
+
+    def _room_to_keep(self, actor: str) -> None:
+        """Refuse a person's command when the unstored changes kept reach the limit (only
+        while storage is away can they pile up): participants at UNSTORED_LIMIT, hosts and
+        co-hosts at twice that, so that they can still mute and remove for a while
+        longer. Nothing is lost and nobody is left unaware: the one refused is told."""
+        seat = self._decided.seats.get(actor)
+        moderator = seat is not None and is_moderator(seat.role)
+        limit = self._unstored_limit * (2 if moderator else 1)
+        if len(self._unstored) < limit:
+            return
+        if not self._full_logged:
+            self._full_logged = True
+            log.warning(
+                "storage away: the circle keeps %d unstored changes and refuses more",
+                len(self._unstored),
+            )
+        raise RoomError(STORAGE_UNAVAILABLE, KEEPING_FULL_MESSAGE)
+
     async def apply(self, command: Command) -> Decision:
         """Decide, store, then publish; returns once published. RoomError changes nothing."""
         _, done = self.submit(command)
         return await done
+
+    def holds(self, token_hash: str) -> bool:
+        """Whether a seat or lobby place of this circle is held by that seat token."""
+        if not token_hash:
+            return False
+        decided = self._decided
+        return any(seat.token_hash == token_hash for seat in decided.seats.values()) or any(
+            waiting.token_hash == token_hash for waiting in decided.lobby
+        )
 
     async def join(
         self,
@@ -198,14 +286,18 @@ class LiveCircle:
         *,
         seat_token: str = "",
         resume_token: str | None = None,
+        resume_hash: str = "",
     ) -> str:
         """Seat someone (or put them in the lobby, or give them their seat back) and send
         them where they are, before any later update. Returns the id they now hold.
 
-        A join is stored before anyone hears of it; while storage is away it is refused
-        (StorageUnavailable), since nothing about the newcomer could be kept.
+        A join is stored before anyone hears of it; while storage is away a newcomer is
+        refused (StorageUnavailable), since nothing about them could be kept. Someone
+        taking back a seat (or lobby place) this circle holds (``resume_hash``, the digest
+        of their seat token) gets it back from memory: it is stored with the rest when the
+        database is back.
         """
-        if self.storage_away:
+        if self.storage_away and not self.holds(resume_hash):
             raise StorageUnavailable("the circle's storage is away")
 
         def seat(decision: Decision) -> None:
@@ -369,21 +461,27 @@ class LiveCircle:
         try:
             while self._unstored:
                 batch = list(self._unstored)
+                self._in_flight = len(batch)
                 try:
                     async with asyncio.timeout(WRITE_TIMEOUT):
                         await self._store.save_batch(batch)
                 except Exception as error:
+                    self._in_flight = 0
                     self._storage_lost(error)
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, MAX_WRITE_RETRY)
                     continue
+                self._in_flight = 0
+                decisions = sum(self._unstored_decisions[: len(batch)])
                 del self._unstored[: len(batch)]
-                self._stored_seq += len(batch)
+                del self._unstored_decisions[: len(batch)]
+                self._stored_seq += decisions
                 self.stats.transactions += 1
                 pause = FIRST_WRITE_RETRY
                 if self.storage_away:
                     self.storage_away = False
-                    log.warning("storage is back: %d decisions written", len(batch))
+                    self._full_logged = False
+                    log.warning("storage is back: %d decisions written", decisions)
                 self._publish_ready()
         finally:
             self._writer = None
@@ -498,6 +596,11 @@ class LiveCircle:
                 connection.send(message)
 
 
+def _link_key(token: str) -> str:
+    # Links are remembered by digest: a token is a secret, even in memory.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class MisroutedCircle(RuntimeError):
     """A link opens a circle that another process hosts: a circle lives in one process."""
 
@@ -535,8 +638,10 @@ class CircleHub:
         clock: Clock,
         *,
         hosts: Callable[[str], bool] | None = None,
+        unstored_limit: int = UNSTORED_LIMIT,
     ) -> None:
         self._store = store
+        self._unstored_limit = unstored_limit
         self._audio_factory = audio_factory
         self._clock = clock
         self._hosts = hosts
@@ -574,18 +679,21 @@ class CircleHub:
         assert match.circle is not None
         return await self._live_circle(match), match.role, details
 
-    async def arrive(self, token: str) -> Arrival:
+    async def arrive(self, token: str, resume_hash: str = "") -> Arrival:
         """A join begins: its link resolved and its circle loaded (single-flight).
 
         Until ``arrived`` is called, its circle is not released. Someone on a join link who
         arrives while a host's arrival is in flight waits for it (the host's join opens the
         circle) instead of being told the circle is not open.
+
+        While the database is away, a link that opened a circle live here still opens it
+        for someone holding a seat in it (``resume_hash``: their seat token's digest).
         """
         ticket = self._tickets
         self._tickets += 1
         self._resolving.add(ticket)
         try:
-            match, details = await self._resolve(token)
+            match, details = await self._resolve(token, resume_hash)
         finally:
             await self._arrivals_changed_by(lambda: self._resolving.discard(ticket))
         horizon = self._tickets
@@ -597,6 +705,7 @@ class CircleHub:
             self._count(self._host_arrivals, circle_id, 1)
         try:
             live = await self._live_circle(match)
+            live.links[_link_key(token)] = match
             if not host:
                 await self._wait_for_hosts_arriving(live, horizon)
         except BaseException:
@@ -650,12 +759,15 @@ class CircleHub:
                 async with asyncio.timeout(HOST_ARRIVAL_WAIT):
                     await self._arrivals_changed.wait_for(settled)
 
-    async def _resolve(self, token: str) -> tuple[LinkMatch, dict[str, str]]:
+    async def _resolve(self, token: str, resume_hash: str = "") -> tuple[LinkMatch, dict[str, str]]:
         """The link's match, with a circle; refusals as RoomError / MisroutedCircle."""
         try:
             match = await self._store.find_by_link(token)
         except StorageUnavailable:
-            raise storage_unavailable() from None
+            remembered = self._remembered(token, resume_hash)
+            if remembered is None:
+                raise storage_unavailable() from None
+            return remembered, {}
         if match is None:
             # The same refusal as a closed circle: a guessed link learns nothing.
             raise RoomError(errors.CIRCLE_NOT_OPEN, NOT_OPEN_MESSAGE)
@@ -670,6 +782,16 @@ class CircleHub:
         if circle_id not in self._live and self._hosts is not None and not self._hosts(circle_id):
             raise MisroutedCircle(f"circle {circle_id} is hosted by another process")
         return match, details
+
+    def _remembered(self, token: str, resume_hash: str) -> LinkMatch | None:
+        """During an outage: what ``token`` opened, if it opened a circle live here in which
+        ``resume_hash`` holds a seat (only people coming back; newcomers need the database)."""
+        key = _link_key(token)
+        for live in self._live.values():
+            match = live.links.get(key)
+            if match is not None and live.holds(resume_hash):
+                return match
+        return None
 
     async def _live_circle(self, match: LinkMatch) -> LiveCircle:
         """The live circle of ``match``: running, or loaded once for all who ask at once."""
@@ -702,7 +824,13 @@ class CircleHub:
                 state = CircleState.starting(match.circle, match.settings)
             else:
                 state = machine.restore(saved, now=self._clock()).state
-            live = LiveCircle(state, self._store, self._audio_factory(), self._clock)
+            live = LiveCircle(
+                state,
+                self._store,
+                self._audio_factory(),
+                self._clock,
+                unstored_limit=self._unstored_limit,
+            )
             live.on_empty = self._release_soon
             self._live[live.id] = live
             live.start()

@@ -257,17 +257,24 @@ class ClientSession:
             # Decided now, stored with whatever else comes meanwhile (group commit) and
             # published once stored: a burst of commands is a few transactions.
             muted = message.muted
-            live.submit(lambda s: machine.set_own_mute(s, seat_id=seat_id, muted=muted))
+            live.submit(
+                lambda s: machine.set_own_mute(s, seat_id=seat_id, muted=muted), actor=seat_id
+            )
         elif isinstance(message, MuteParticipant):
             target = message.participant_id
-            live.submit(lambda s: machine.mute_other(s, actor_id=seat_id, target_id=target))
+            live.submit(
+                lambda s: machine.mute_other(s, actor_id=seat_id, target_id=target), actor=seat_id
+            )
         elif isinstance(message, Extend):
             minutes, now = message.minutes, self._hub.now()
-            live.submit(lambda s: machine.extend(s, actor_id=seat_id, minutes=minutes, now=now))
+            live.submit(
+                lambda s: machine.extend(s, actor_id=seat_id, minutes=minutes, now=now),
+                actor=seat_id,
+            )
         elif isinstance(message, Command):
             if message.kind == "rename":
                 self._check_rename_rate()
-            live.submit(_command(message, seat_id, self._hub.now))
+            live.submit(_command(message, seat_id, self._hub.now), actor=seat_id)
         elif isinstance(message, Leave):
             self._leaving = True
             await self._depart()
@@ -281,7 +288,8 @@ class ClientSession:
         if refusal is not None:
             raise RoomError(refusal, REFUSAL_MESSAGES[refusal])
         # Until it is seated or refused, the arrival keeps its circle from being released.
-        arrival = await self._hub.arrive(message.token)
+        resume_hash = digest(message.seat_token) if message.seat_token else ""
+        arrival = await self._hub.arrive(message.token, resume_hash)
         live, role, details = arrival.live, arrival.role, arrival.details
         seat_id = secrets.token_urlsafe(9)
         seat_token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
@@ -300,13 +308,14 @@ class ClientSession:
                     muted=message.muted,
                     now=now,
                     token_hash=digest(seat_token),
-                    resume_hash=digest(message.seat_token) if message.seat_token else "",
+                    resume_hash=resume_hash,
                     device_hash=digest(message.device_key, live.id) if message.device_key else "",
                     passcode_ok=passcode_ok,
                     max_lobby=self._limits.lobby_size,
                 ),
                 seat_token=seat_token,
                 resume_token=message.seat_token,
+                resume_hash=resume_hash,
             )
         except StorageUnavailable:
             await self._hub.arrived(arrival)
@@ -353,11 +362,7 @@ class ClientSession:
         if not seat_token:
             return False
         held = digest(seat_token)
-        return any(
-            any(seat.token_hash == held for seat in live.state.seats.values())
-            or any(waiting.token_hash == held for waiting in live.state.lobby)
-            for live in self._hub.live_circles()
-        )
+        return any(live.holds(held) for live in self._hub.live_circles())
 
     def _passcode_keys(self, live: LiveCircle, message: Join) -> list[str]:
         keys = [f"circle:{live.id}"]

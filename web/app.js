@@ -1038,6 +1038,18 @@ function onError(conn, code, message) {
     case 'internal_error':
         setNotice('Something went wrong on the server. Please try again in a moment.');
         break;
+    case 'storage_unavailable':
+        // The server cannot reach its records: inside, a command was not made (say so);
+        // at the door, nobody new can come in for now (say so; Join knocks again); coming
+        // back to a seat the server did not hold, keep knocking with backoff.
+        if (state.phase === 'in') {
+            setNotice(message || 'That did not work just now. Please try again in a little while.');
+        } else if (state.connection === 'reconnecting' && state.you) {
+            scheduleReconnect();
+        } else {
+            backToJoinWith(() => setJoinStatus(message || 'We cannot let anyone in right now. Please try again in a moment.'));
+        }
+        break;
     case 'server_busy':
     case 'server_draining':
         // The server closes next (1013, 1012); marked reconnecting, the page knocks again with backoff.

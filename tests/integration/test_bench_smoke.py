@@ -31,6 +31,13 @@ SUMMARY_KEYS = {
     "join_s_p95",
     "bot_cpu_cores",
     "loadavg_1m_at_window_start",
+    "loadavg_1m_at_window_end",
+    "first_circles_refused_busy_on_arrival",
+    # From the server's /metrics over the window (Hearth only).
+    "loop_lag_ms_mean",
+    "loop_lag_share_over_100ms",
+    "loop_lag_share_over_250ms",
+    "joins_refused_busy_in_window",
 }
 
 

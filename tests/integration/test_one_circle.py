@@ -13,12 +13,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.server import ServerProcess, link_token
 
@@ -169,23 +172,51 @@ def summary(results: list[RoundResult]) -> dict[str, int]:
     }
 
 
-@pytest.fixture(scope="module", params=["one process", "two workers"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "one process",
+        "two workers",
+        pytest.param("two workers on PostgreSQL", marks=pytest.mark.postgres),
+    ],
+)
 def arrivals_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    workers = 2 if request.param == "two workers" else None
+    workers = None if request.param == "one process" else 2
     # Every arrival comes from 127.0.0.1: the per-address passcode backoff (issue 9's limits,
     # tested in test_limits.py) would hold back the right passcodes after a few wrong ones.
+    env = {"HEARTH_PASSCODE_FREE_FAILURES": "1000"}
+    postgres_url = None
+    if "PostgreSQL" in request.param:
+        postgres_url = request.getfixturevalue("postgres_server_url")
+        env["HEARTH_DATABASE_URL"] = postgres_url
     process = ServerProcess(
-        data_dir=Path(tmp_path_factory.mktemp("arrivals")),
-        workers=workers,
-        extra_env={"HEARTH_PASSCODE_FREE_FAILURES": "1000"},
+        data_dir=Path(tmp_path_factory.mktemp("arrivals")), workers=workers, extra_env=env
     )
-    process.start()
+    process.start(timeout=120)
     try:
         yield process
     finally:
         process.stop()
+        if postgres_url is not None:
+            # The session's database, left empty for the next test that uses it.
+            _empty(postgres_url)
+
+
+def _empty(url: str) -> None:
+    async def run() -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("DROP SCHEMA public CASCADE"))
+                await connection.execute(text("CREATE SCHEMA public"))
+        finally:
+            await engine.dispose()
+
+    # On a thread of its own: no event loop of the tests' is touched.
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        executor.submit(asyncio.run, run()).result()
 
 
 ROUNDS = 12

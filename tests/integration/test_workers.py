@@ -29,8 +29,14 @@ LEE_HZ = 1730.0
 
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(data_dir=Path(tmp_path_factory.mktemp("hearth-workers")), workers=2)
-    process.start()
+    process = ServerProcess(
+        data_dir=Path(tmp_path_factory.mktemp("hearth-workers")),
+        workers=2,
+        # A hundred people from 127.0.0.1 open their sockets before joining: the front's
+        # per-address bound (test_limits_behind_front.py) is not what these tests are about.
+        extra_env={"HEARTH_UNJOINED_SOCKETS_PER_ADDRESS": "1000"},
+    )
+    process.start(timeout=120)
     try:
         yield process
     finally:
@@ -178,7 +184,7 @@ async def test_circles_on_two_workers_run_at_once_and_survive_a_worker_crash(
 
 def test_workers_stop_by_themselves_when_the_front_is_killed(tmp_path: Path) -> None:
     server = ServerProcess(data_dir=tmp_path / "data", workers=2)
-    server.start()
+    server.start(timeout=120)  # two workers start slowly on a busy machine
     pids = [pid for pid, _ in server.worker_processes().values()]
     assert len(pids) == 2
     server.kill()  # SIGKILL: the front gets no chance to stop them

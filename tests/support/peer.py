@@ -121,9 +121,15 @@ class ScriptedParticipant:
         self.seat_token: str | None = None
         self.room: dict[str, Any] | None = None
         self.moderation: dict[str, Any] | None = None
+        # The loopback address this person connects from (127.0.0.2 ... are another
+        # "network" to a server on 127.0.0.1); None: the system's choice.
+        self.local_address: str | None = None
 
     async def connect(self) -> None:
-        self._http = aiohttp.ClientSession()
+        connector = (
+            aiohttp.TCPConnector(local_addr=(self.local_address, 0)) if self.local_address else None
+        )
+        self._http = aiohttp.ClientSession(connector=connector)
         self._ws = await self._http.ws_connect(self.ws_url)
         self._arrivals = asyncio.Condition()
         self._reader = asyncio.get_running_loop().create_task(self._read())

@@ -13,7 +13,7 @@ import pytest
 from rooms import machine, snapshot
 from rooms.errors import RoomError
 from rooms.machine import AuditEntry
-from rooms.model import Circle, CircleState, Role
+from rooms.model import Circle, CircleSettings, CircleState, Role
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub, Command, LiveCircle, MisroutedCircle
 from signaling.store import LinkMatch, StateWrite, StorageUnavailable
@@ -165,14 +165,16 @@ async def test_commands_that_come_while_a_write_is_in_flight_share_the_next_tran
         if i == 0:
             await asyncio.sleep(0.002)  # the first one's write is in flight
     await asyncio.gather(*futures)
-    # 200 toggles, 2 transactions: the first alone, the other 199 together.
+    # 200 toggles, 2 transactions: the first alone, the other 199 together, as one write
+    # of their last state (nothing else of them is stored: no audit entry, the same seats).
     assert store.transactions - before == 2
-    assert len(store.saved) == 2 + 200
+    assert len(store.saved) == 2 + 2
+    assert store.saved[-1].seats["sam"].muted is False  # the 200th toggle: unmuted
     # Every toggle was told, in order, and only after it was stored.
     toggles = [m for m in sam.messages if m["type"] == "participant_updated"]
     assert [m["participant"]["muted"] for m in toggles] == [i % 2 == 0 for i in range(200)]
     stored_when_told = sam.saved_when_sent[-200:]
-    assert stored_when_told[0] == 3 and set(stored_when_told[1:]) == {2 + 200}
+    assert stored_when_told[0] == 3 and set(stored_when_told[1:]) == {2 + 2}
 
 
 async def test_a_refused_command_in_a_burst_changes_nothing_and_the_rest_are_stored(
@@ -406,3 +408,143 @@ async def test_joins_are_refused_fast_while_storage_is_away(store: MemoryStore) 
         await hub.arrive("host-token")
     assert refused.value.code == "storage_unavailable"
     assert hub.is_idle()
+
+
+def resume_command(seat_id: str, seat_token: str) -> Command:
+    from signaling.session import digest
+
+    return lambda s: machine.join(
+        s,
+        seat_id=seat_id,
+        display_name="Whoever",
+        role=Role.PARTICIPANT,
+        muted=True,
+        now=NOW,
+        resume_hash=digest(seat_token),
+    )
+
+
+async def test_during_an_outage_a_dropped_person_takes_their_seat_back_and_a_newcomer_cannot(
+    store: MemoryStore,
+) -> None:
+    from signaling.protocol import ProtocolError
+    from signaling.session import digest
+
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    async with hub.arrival("host-token") as arrival:
+        live = arrival.live
+        await live.join("ana", Inbox(), join_command("ana", Role.HOST))
+    sam = Inbox()
+    async with hub.arrival("join-token") as arrival:
+        await live.join(
+            "sam",
+            sam,
+            lambda s: machine.join(
+                s,
+                seat_id="sam",
+                display_name="Sam",
+                role=Role.PARTICIPANT,
+                muted=False,
+                now=NOW,
+                token_hash=digest("sam-secret"),
+            ),
+            seat_token="sam-secret",
+        )
+    await live.disconnect("sam", sam)
+    store.away = True
+    saved_before = len(store.saved)
+
+    # Sam's page comes back with the seat token: the link is remembered by the live
+    # circle, the seat is in memory, and Sam is back in, told at once.
+    back = Inbox()
+    arrival = await hub.arrive("join-token", digest("sam-secret"))
+    held = await arrival.live.join(
+        "new-id",
+        back,
+        resume_command("new-id", "sam-secret"),
+        seat_token="unused",
+        resume_token="sam-secret",
+        resume_hash=digest("sam-secret"),
+    )
+    await hub.arrived(arrival)
+    assert arrival.live is live and held == "sam"
+    assert back.messages[0]["type"] == "joined"
+    assert live.state.seats["sam"].disconnected_at is None
+
+    # Someone without a seat here, or with a made-up token, needs the database.
+    for token in ("", digest("made-up")):
+        with pytest.raises(ProtocolError) as refused:
+            await hub.arrive("join-token", token)
+        assert refused.value.code == "storage_unavailable"
+    # A link that never opened this circle here is not known from memory either.
+    store.links["other-join"] = LinkMatch(CIRCLE, Role.PARTICIPANT)
+    with pytest.raises(ProtocolError):
+        await hub.arrive("other-join", digest("sam-secret"))
+
+    # When the database is back, the return is stored with the rest.
+    store.away = False
+    async with asyncio.timeout(5):
+        while live.storage_away or len(store.saved) == saved_before:
+            await asyncio.sleep(0.02)
+    assert store.saved[-1].seats["sam"].disconnected_at is None
+    await hub.close()
+
+
+async def test_an_outage_keeps_a_bounded_number_of_changes_and_tells_who_is_refused(
+    store: MemoryStore,
+) -> None:
+    limit = 5
+    state = CircleState(CIRCLE, settings=CircleSettings(allow_rename=True))
+    live = LiveCircle(
+        state, store, SharedMixAudioPath(run_clock=False), lambda: NOW, unstored_limit=limit
+    )
+    ana, sam = Inbox(), Inbox()
+    await live.join("ana", ana, join_command("ana", Role.HOST))
+    await live.join("sam", sam, join_command("sam", Role.PARTICIPANT))
+    others = ["kim", "lee", "max", "ned", "oli", "pat", "quin"]
+    for name in others:
+        await live.join(name, Inbox(), join_command(name, Role.PARTICIPANT))
+    store.away = True
+    # Self-mute toggles change only the last state: however many, they keep one write.
+    for i in range(300):
+        live.submit(
+            lambda s, muted=(i % 2 == 0): machine.set_own_mute(s, seat_id="sam", muted=muted),
+            actor="sam",
+        )
+    await asyncio.sleep(0.05)
+    assert live.storage_away and len(live._unstored) <= 2
+
+    # Renames are audited: each is kept, up to the limit for a participant, then refused
+    # with a code the page shows; the refused one changes nothing.
+    renamed = 0
+    with pytest.raises(RoomError) as refused:
+        for i in range(20):
+            live.submit(
+                lambda s, i=i: machine.rename(s, seat_id="sam", display_name=f"Sam {i}"),
+                actor="sam",
+            )
+            renamed += 1
+    assert refused.value.code == "storage_unavailable"
+    assert 0 < renamed < 20
+    assert live.decided.seats["sam"].display_name == f"Sam {renamed - 1}"
+    # The host can still mute and remove past it (safety first), up to twice the limit.
+    removed = []
+    with pytest.raises(RoomError) as host_refused:
+        for name in others:
+            live.submit(
+                lambda s, name=name: machine.remove(s, actor_id="ana", target_id=name, now=NOW),
+                actor="ana",
+            )
+            removed.append(name)
+    assert host_refused.value.code == "storage_unavailable"
+    assert removed and len(live._unstored) == 2 * limit
+    # Nothing kept was lost: when the database is back, every change is stored, in order.
+    store.away = False
+    async with asyncio.timeout(5):
+        while live.storage_away or live._unstored:
+            await asyncio.sleep(0.02)
+    actions = [e.action for e in store.audit]
+    assert actions.count("rename") == renamed and actions.count("remove") == len(removed)
+    assert store.saved[-1].seats["sam"].display_name == f"Sam {renamed - 1}"
+    # And the circle takes changes again.
+    live.submit(lambda s: machine.rename(s, seat_id="sam", display_name="Sam again"), actor="sam")
