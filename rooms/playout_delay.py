@@ -7,6 +7,10 @@ lag the fast ones, over the last few seconds: the spread between a high quantile
 transits and their minimum. It rises at once when the network gets worse (the next decision
 sees it) and falls only as the bad seconds leave the window, so one quiet second does not
 shrink it just before the next burst of jitter.
+
+While packets are being lost, the target is at least one packet more than the jitter needs:
+a lost packet's audio is in the next packet's FEC copy, which must be there when the lost one
+is due. Without loss, a voice is played on the first tick after it arrives.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class PlayoutDelay:
     """Recent transits of one voice's packets, and the target they call for."""
 
     transits: deque[tuple[float, float]] = field(default_factory=deque)  # (arrival, transit)
+    losses: deque[float] = field(default_factory=deque)  # when packets were found lost
 
     def observe(self, arrival: float, media_time: float) -> None:
         """A packet arrived at ``arrival`` (seconds, any clock) carrying ``media_time``
@@ -39,20 +44,29 @@ class PlayoutDelay:
         transits.append((arrival, arrival - media_time))
         while transits and arrival - transits[0][0] > WINDOW_SECONDS:
             transits.popleft()
+        while self.losses and arrival - self.losses[0] > WINDOW_SECONDS:
+            self.losses.popleft()
+
+    def lost(self, at: float) -> None:
+        """A packet was found lost at ``at`` (the same clock as arrivals)."""
+        self.losses.append(at)
 
     def restart(self) -> None:
         """A new stream (other timestamps): what was seen no longer compares."""
         self.transits.clear()
+        self.losses.clear()
 
     def target(self) -> float:
         """Seconds to wait from a talkspurt's first packet before playing it."""
-        if len(self.transits) < 2:
+        # One packet more while packets are lost, so that the next one (with the FEC copy)
+        # is there when a lost one is due.
+        for_fec = FRAME_SECONDS if self.losses else 0.0
+        spread = 0.0
+        if len(self.transits) >= 2:
+            values = sorted(transit for _, transit in self.transits)
+            fastest = values[0]
+            values = [v for v in values if v - fastest < OUTLIER_SECONDS]
+            spread = values[min(len(values) - 1, int(QUANTILE * len(values)))] - fastest
+        if spread <= 0 and not for_fec:
             return MIN_TARGET
-        values = sorted(transit for _, transit in self.transits)
-        fastest = values[0]
-        values = [v for v in values if v - fastest < OUTLIER_SECONDS]
-        high = values[min(len(values) - 1, int(QUANTILE * len(values)))]
-        spread = high - fastest
-        if spread <= 0:
-            return MIN_TARGET
-        return min(MAX_TARGET, max(MIN_TARGET, spread + TICK_MARGIN))
+        return min(MAX_TARGET, max(MIN_TARGET, spread + for_fec + TICK_MARGIN))

@@ -12,9 +12,12 @@ plays 960 samples of the voice's timeline.
   audio is recovered from the in-band FEC copy the next packet carries (Opus LBRR, what a
   browser sends with ``useinbandfec=1`` once receiver reports show loss), and concealed by
   libopus (PLC) where there is none.
-- Nothing here at all (the network held the packet back longer than the target): one tick of
-  concealment, and the timeline waits for it (the delay grows; the target grows with the
-  jitter seen). Several ticks of nothing: the talkspurt is over.
+- Nothing here at all: the packet may only be late. One tick is concealed and the timeline
+  waits for it: if it comes, the voice plays that much later from then on (how the delay
+  grows within a talkspurt when the jitter does); if it was lost, that tick stood in for it.
+  Several ticks of nothing: the talkspurt is over.
+- Recovering a loss from FEC needs the next packet here when the lost one is due: after a
+  loss the target is at least one packet (rooms.playout_delay), from the next talkspurt on.
 - A DTX packet or a jump in timestamps without a jump in sequence numbers is silence: the
   talkspurt ends there, and the next one starts afresh at the then current target.
 - Packets of 10, 20, 40 or 60 ms are decoded whole; the samples left over after a tick wait
@@ -136,7 +139,7 @@ class JitterBuffer:
         parts = [self._pcm] if len(self._pcm) else []
         have = len(self._pcm)
         while have < FRAME_SAMPLES:
-            chunk = self._next_chunk()
+            chunk = self._next_chunk(now)
             if chunk is None:
                 break
             if self._trim and len(chunk) and self._drops(chunk):
@@ -206,7 +209,7 @@ class JitterBuffer:
         self._next_ts = anchor.timestamp
         return True
 
-    def _next_chunk(self) -> Pcm | None:
+    def _next_chunk(self, now: float) -> Pcm | None:
         """The next stretch of the voice's timeline; None when the talkspurt is over."""
         assert self._next_seq is not None
         packet = self._packets.get(self._next_seq)
@@ -233,8 +236,10 @@ class JitterBuffer:
             return pcm
         later = self._later_packet()
         if later is not None:
-            return self._mend_loss(later)
-        # Nothing here: the next packet is late. Conceal one tick, and wait for it.
+            return self._mend_loss(later, now)
+        # Nothing here: the next packet is late. Conceal one tick and wait for it: if it
+        # comes, the voice plays that much later from then on (how the delay grows within a
+        # talkspurt when the jitter does); if it turns out lost, this tick stood in for it.
         self._underruns += 1
         if self._underruns > MAX_UNDERRUN_TICKS:
             self._stop()
@@ -248,7 +253,7 @@ class JitterBuffer:
         later = [seq for seq in self._packets if seq > self._next_seq]
         return min(later) if later else None
 
-    def _mend_loss(self, later: int) -> Pcm:
+    def _mend_loss(self, later: int, now: float) -> Pcm:
         """Packets before ``later`` are lost: recover or conceal the audio they held."""
         assert self._next_seq is not None
         missing = later - self._next_seq
@@ -256,8 +261,9 @@ class JitterBuffer:
         gap = after.timestamp - self._next_ts
         if gap <= 0 or gap > missing * 5760:
             gap = missing * self._last_duration  # timestamps that do not add up
-        gap -= self._waited  # what was already concealed while waiting
+        gap -= self._waited  # what was concealed already while waiting
         self.stats.lost += missing
+        self.delay.lost(now)
         self._next_seq = later
         self._next_ts = after.timestamp
         self._waited = 0

@@ -5,13 +5,16 @@ Browsers put the RFC 6464 audio level in every packet and the mixer trusts it. O
 so that a client sending background noise or silence (no DTX) is never mixed, and never
 taken for the lone speaker to forward.
 
-The judge is WebRTC's own voice activity detector (webrtcvad-wheels, a maintained binding
-of the detector in libwebrtc, as browsers use). It keeps a model of each voice's background
-and learns steady noise in about 100 ms (the first frames of a new voice's noise pass, then
-none). Its mode 1 is used: the more aggressive modes 2 and 3 also learned a steady 500 Hz
-tone after Opus as background (measured: it stopped being heard after 100 ms), while mode 1
-rejected white noise at -30 and -40 dBov as fast. Frames below -60 dBov (the level the header
-gate uses) are silence without asking it. About 30 us a frame.
+Two judges must agree. WebRTC's own voice activity detector (webrtcvad-wheels, a maintained
+binding of the detector in libwebrtc, as browsers use), in its mode 1: it keeps a model of
+each voice's background and learns steady noise in about 100 ms, but now and then lets five
+frames of it through (measured on white noise at -30 and -40 dBov after Opus: once or twice
+in 6 s per voice, enough to mix twelve noisy voices every few seconds); its modes 2 and 3
+also took a steady 500 Hz tone for background after 100 ms. And the spectrum: voiced speech
+(and a tone) is a few peaks, noise is flat. The spectral flatness (geometric over arithmetic
+mean of the power spectrum, 100 Hz - 4 kHz) of speech-like frames after Opus measured
+0.002-0.044, of white noise 0.42-0.70: below FLAT_NOISE is voice. Frames below -60 dBov
+(the level the header gate uses) are silence without asking either. About 45 us a frame.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ SAMPLE_RATE = 48_000
 # Below this a frame is silence whatever its shape (as an RFC 6464 level of 60 -dBov).
 SILENT_POWER = 10 ** (-60 / 10)
 AGGRESSIVENESS = 1
+FLAT_NOISE = 0.2
+_WINDOW = np.hanning(960)
+_FREQS = np.fft.rfftfreq(960, 1 / SAMPLE_RATE)
+_BAND = (_FREQS >= 100) & (_FREQS <= 4000)
 
 
 class SpeechDetector:
@@ -37,4 +44,12 @@ class SpeechDetector:
         power = float(np.mean(np.square(pcm, dtype=np.float64))) / 32768.0**2
         if power < SILENT_POWER:
             return False
-        return bool(self._vad.is_speech(pcm.tobytes(), SAMPLE_RATE))
+        if not self._vad.is_speech(pcm.tobytes(), SAMPLE_RATE):
+            return False
+        return len(pcm) != len(_WINDOW) or flatness(pcm) < FLAT_NOISE
+
+
+def flatness(pcm: npt.NDArray[np.int16]) -> float:
+    """Spectral flatness of a 20 ms frame in the voice band: 0 for a tone, ~0.56 for noise."""
+    power = np.abs(np.fft.rfft(pcm * _WINDOW))[_BAND] ** 2 + 1e-9
+    return float(np.exp(np.mean(np.log(power))) / np.mean(power))
