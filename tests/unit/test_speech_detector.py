@@ -11,9 +11,6 @@ from signaling.opus_codec import OpusDecoder
 from signaling.speech_detector import SpeechDetector
 from tests.unit.test_jitter_buffer import FRAME, RATE, encode, voice
 
-pytestmark = pytest.mark.asyncio
-
-
 def noise(seconds: float, dbov: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, int(seconds * RATE))
@@ -49,6 +46,7 @@ def test_silence_and_near_silence_are_not_speech() -> None:
     assert speech_share(decoded_frames(quiet)) == 0.0
 
 
+@pytest.mark.asyncio
 async def test_voices_without_levels_sending_noise_are_never_mixed() -> None:
     """Twelve clients without RFC 6464 levels and without DTX, sending background noise:
     nothing is mixed, nothing encoded, nothing sent. Then one speaks: only that voice is heard,
