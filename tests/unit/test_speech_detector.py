@@ -11,6 +11,7 @@ from signaling.opus_codec import OpusDecoder
 from signaling.speech_detector import SpeechDetector
 from tests.unit.test_jitter_buffer import FRAME, RATE, encode, voice
 
+
 def noise(seconds: float, dbov: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, int(seconds * RATE))
