@@ -8,9 +8,9 @@ transits and their minimum. It rises at once when the network gets worse (the ne
 sees it) and falls only as the bad seconds leave the window, so one quiet second does not
 shrink it just before the next burst of jitter.
 
-While packets are being lost, the target is at least one packet more than the jitter needs:
-a lost packet's audio is in the next packet's FEC copy, which must be there when the lost one
-is due. Without loss, a voice is played on the first tick after it arrives.
+While packets are being lost (and the sender sends FEC copies: the buffer says so), the
+target is one packet more than the jitter needs: a lost packet's audio is in the next
+packet's FEC copy, which must be there when the lost one is due. Without loss, a voice is played on the first tick after it arrives.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ plays 960 samples of the voice's timeline.
   grows within a talkspurt when the jitter does); if it was lost, that tick stood in for it.
   Several ticks of nothing: the talkspurt is over.
 - Recovering a loss from FEC needs the next packet here when the lost one is due: after a
-  loss the target is at least one packet (rooms.playout_delay), from the next talkspurt on.
+  loss, if the sender's packets carry FEC copies, the target is one packet more
+  (rooms.playout_delay), from the next talkspurt on. Without FEC that would buy nothing.
 - A DTX packet or a jump in timestamps without a jump in sequence numbers is silence: the
   talkspurt ends there, and the next one starts afresh at the then current target.
 - Packets of 10, 20, 40 or 60 ms are decoded whole; the samples left over after a tick wait
@@ -263,15 +264,18 @@ class JitterBuffer:
             gap = missing * self._last_duration  # timestamps that do not add up
         gap -= self._waited  # what was concealed already while waiting
         self.stats.lost += missing
-        self.delay.lost(now)
+        speech = len(after.payload) > DTX_MAX_BYTES
+        flags = silk_flags(after.payload) if speech else None
+        if flags is not None and flags[1]:
+            # The sender sends FEC copies: keep the next packet at hand from now on.
+            self.delay.lost(now)
         self._next_seq = later
         self._next_ts = after.timestamp
         self._waited = 0
         self._underruns = 0
         if gap <= 0:
             return np.zeros(0, dtype=np.int16)
-        if len(after.payload) > DTX_MAX_BYTES:
-            flags = silk_flags(after.payload)
+        if speech:
             if missing == 1 and flags is not None and flags[1]:
                 self.stats.recovered += 1
             try:

@@ -286,6 +286,11 @@ def test_playout_delay_is_the_spread_of_recent_transits() -> None:
     for i in range(100):
         steady.observe(i * TICK + 0.05, i * TICK)
     assert steady.target() < 0.01  # no jitter: play on the next tick
+    steady.lost(2.0)  # a packet lost (that FEC could mend): keep the next one at hand
+    assert 0.02 <= steady.target() < 0.03
+    for i in range(100, 400):
+        steady.observe(i * TICK + 0.05, i * TICK)
+    assert steady.target() < 0.01  # no loss for the last 4 s
     rng = random.Random(1)
     jittery = PlayoutDelay()
     for i in range(200):
