@@ -10,7 +10,8 @@ shrink it just before the next burst of jitter.
 
 While packets are being lost (and the sender sends FEC copies: the buffer says so), the
 target is one packet more than the jitter needs: a lost packet's audio is in the next
-packet's FEC copy, which must be there when the lost one is due. Without loss, a voice is played on the first tick after it arrives.
+packet's FEC copy, which must be there when the lost one is due. Without loss or jitter, a
+voice is played on the first tick after it arrives.
 """
 
 from __future__ import annotations
