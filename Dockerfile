@@ -11,6 +11,10 @@ COPY web web
 RUN pip install --no-cache-dir build && python -m build --wheel --outdir /wheels .
 
 FROM python:3.11-slim
+# libopus0: the audio path decodes with FEC and concealment through opuslib-next, which loads
+# the system's libopus (PyAV's wheel keeps its own copy private).
+RUN apt-get update && apt-get install -y --no-install-recommends libopus0 \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements.lock /tmp/requirements.lock
 RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 COPY --from=build /wheels /wheels

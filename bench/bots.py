@@ -80,7 +80,7 @@ class PacedPackets(MediaStreamTrack):
             interval = 1 / bot.listener_pps
             due = self.start + self.sent * interval
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            payload = bot.dtx
+            payload = bot.noise[self.sent % len(bot.noise)] if bot.noise else bot.dtx
             pts = int(self.sent * interval * media.SAMPLE_RATE)
         self.sent += 1
         packet = av.Packet(payload)
@@ -117,6 +117,7 @@ class Bot:
     phase: float
     sampled: bool
     listener_pps: float = 1 / media.DTX_INTERVAL
+    noise: list[bytes] | None = None  # a silent listener's background noise, if not DTX
     impairment: Impairment = field(default_factory=Impairment)
     marks_sent: list[float] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
@@ -291,6 +292,11 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
     impairment = Impairment.from_plan(plan.get("impairment"))
     cycles = {i: media.speech_cycle(f, impairment.loss) for i, f in enumerate(media.TONES)}
     dtx = media.dtx_packet()
+    noise = (
+        [media.noise_cycle(seed) for seed in range(4)]
+        if plan.get("listener_sound") == "noise"
+        else None
+    )
     signaller = signaller_for(plan["target"])
     bots = [
         Bot(
@@ -301,9 +307,10 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
             phase=(spec.get("tone") or 0) * media.CYCLE_FRAMES * media.FRAME_SECONDS / 3,
             sampled=spec.get("sampled", False),
             listener_pps=plan.get("listener_pps", 1 / media.DTX_INTERVAL),
+            noise=noise[j % len(noise)] if noise else None,
             impairment=impairment,
         )
-        for spec in plan["bots"]
+        for j, spec in enumerate(plan["bots"])
     ]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:

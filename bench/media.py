@@ -78,3 +78,23 @@ class ToneMeter:
 
     def amplitudes(self, pcm: np.ndarray) -> np.ndarray:
         return np.abs(self._basis @ pcm.astype(np.float64))
+
+
+NOISE_DBOV = -45.0
+
+
+def noise_cycle(seed: int, frames: int = CYCLE_FRAMES) -> list[bytes]:
+    """A second of background noise (white, -45 dBov) as a client without DTX sends it:
+    full-size Opus packets that carry no speech and no RFC 6464 level."""
+    encoder = _encoder(dtx=False)
+    rng = np.random.default_rng(seed)
+    amplitude = 10 ** (NOISE_DBOV / 20) * 32767
+    packets: list[bytes] = []
+    for i in range(frames * 2):
+        pcm = np.clip(rng.normal(0, amplitude, FRAME_SAMPLES), -32768, 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        frame.pts = i * FRAME_SAMPLES
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    return packets[-frames:]

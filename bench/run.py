@@ -316,6 +316,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 "window": window,
                 "bots": bots[p :: args.bot_procs],
                 "listener_pps": args.listener_pps,
+                "listener_sound": args.listener_sound,
                 "impairment": {
                     "loss": args.loss,
                     "jitter_ms": args.jitter_ms,
@@ -452,6 +453,14 @@ def summarise(
         "delivery": round(delivered / pairs, 3) if pairs else None,
         "loss": round(1 - received / expected, 5) if expected else None,
         "packets_received": received,
+        # What each listener who does not speak was sent, a second: 0 while nothing is mixed
+        # or forwarded, 50 while a stream runs.
+        "listener_packets_per_s": round(
+            sum(r["received"] for r in joined if r["tone"] is None)
+            / max(1, sum(1 for r in joined if r["tone"] is None))
+            / args.seconds,
+            2,
+        ),
         "latency_ms_p50": _round(percentile(latencies, 0.5)),
         "latency_ms_p95": _round(percentile(latencies, 0.95)),
         "latency_samples": len(latencies),
@@ -500,6 +509,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="packets a second a silent listener sends: 2.5 with DTX (default), 50 without",
     )
     parser.add_argument(
+        "--listener-sound",
+        choices=("dtx", "noise"),
+        default="dtx",
+        help="what a silent listener sends: DTX silence (a browser) or, like a client without "
+        "DTX or RFC 6464 levels, Opus-coded background noise at -45 dBov",
+    )
+    parser.add_argument(
         "--muted-listeners", action="store_true", help="listeners join muted (speakers never)"
     )
     parser.add_argument("--loss", type=float, default=0.0, help="RTP loss each way, per bot")
@@ -541,6 +557,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "busy_lag_ms": args.busy_lag_ms,
             "database": "postgresql" if args.postgres else "sqlite",
             "listener_pps": args.listener_pps,
+            "listener_sound": args.listener_sound,
             "muted_listeners": args.muted_listeners,
             "impairment": {"loss": args.loss, "jitter_ms": args.jitter_ms, "reorder": args.reorder},
         },

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,7 +31,9 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from signaling.jitter_buffer import JitterBuffer
 from signaling.rtp_rewriter import OutboundTimeline
+from signaling.speech_detector import SpeechDetector
 from signaling.telemetry import dropped_packets as _dropped
 from signaling.voice import (
     DTX_MAX_BYTES,
@@ -39,17 +42,12 @@ from signaling.voice import (
     TIME_BASE,
     DirectRtpWriter,
     VoiceInlet,
-    opus_decoder,
     opus_encoder,
 )
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
-# A sequence number this far from the last one starts a new stream.
-RESTART_GAP = 3000
-# Packets a voice may hold; past this the oldest go (the voice fell far behind).
-MAX_VOICE_PACKETS = 5
 # Packets a listener's track may hold if its sender falls behind; the oldest go first.
 MAX_LISTENER_PACKETS = 5
 # Encoded silence sent after a stream's last sound, so the decoder ends it softly instead of
@@ -58,7 +56,6 @@ SILENCE_TAIL_FRAMES = 3
 # A voice is speaking until this many ticks after its last speech packet. While exactly one
 # voice speaks, its packets are forwarded unchanged (no decode, no encode, no tick wait).
 FORWARD_HOLD_TICKS = 10
-UNMEASURED_SPEECH_DBOV = -30.0
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
 
@@ -161,77 +158,31 @@ class ListenerTrack(MediaStreamTrack):
 
 
 class _Voice:
-    """One person's incoming packets: a small jitter buffer and a decoder."""
+    """One person's incoming packets: a jitter buffer (signaling.jitter_buffer) with its
+    decoder, and for a sender whose packets carry no level, a speech detector."""
 
     def __init__(self) -> None:
-        self.packets: deque[tuple[int, bytes]] = deque()  # (extended seq, payload), in order
-        self.last_seq: int | None = None  # extended seq of the last packet taken
-        self.decoder: Any = None
+        self.buffer = JitterBuffer()
         self.level = -127.0
         # Whether the sender's packets carry RFC 6464 levels (browsers do): then the mixer
-        # does not measure the level again.
+        # trusts them. Without, each decoded frame is judged (signaling.speech_detector).
         self.level_from_header = False
-        self.last_speech = -(10**9)  # tick of the last packet carrying speech
+        self.detector: SpeechDetector | None = None
+        self.last_speech = -(10**9)  # tick of the last packet or frame carrying speech
 
-    def put(self, seq: int, payload: bytes) -> None:
-        packets = self.packets
-        # Extend the 16-bit seq around the newest one known; older than the last one taken
-        # is too late.
-        near = packets[-1][0] if packets else self.last_seq
-        if near is not None:
-            seq = near + ((seq - near + 0x8000) & 0xFFFF) - 0x8000
-            if abs(seq - near) > RESTART_GAP:
-                # A new stream (the browser renegotiated): start over rather than call
-                # every packet of it late.
-                packets.clear()
-                self.last_seq = None
-            elif self.last_seq is not None and seq <= self.last_seq:
-                _dropped["late"] += 1
-                return
-        if not packets or packets[-1][0] < seq:
-            packets.append((seq, payload))
-        else:
-            for i, (queued, _) in enumerate(packets):
-                if queued == seq:
-                    _dropped["duplicate"] += 1
-                    return
-                if queued > seq:
-                    packets.insert(i, (seq, payload))
-                    break
-        while len(packets) > MAX_VOICE_PACKETS:
-            packets.popleft()
-            _dropped["overflow"] += 1
+    def speaking(self, tick: int) -> bool:
+        return tick - self.last_speech <= FORWARD_HOLD_TICKS
 
-    def take(self) -> bytes | None:
-        packets = self.packets
-        if not packets:
-            return None
-        seq, payload = packets.popleft()
-        # Arrival jitter leaves a packet waiting behind this one; drop a silent one to win
-        # the delay back where nobody can hear it.
-        while packets and len(payload) <= DTX_MAX_BYTES:
-            seq, payload = packets.popleft()
-            _dropped["catch_up"] += 1
-        self.last_seq = seq
-        return payload
-
-    def decode(self, payload: bytes) -> Pcm | None:
-        if self.decoder is None:
-            self.decoder = opus_decoder()
-        try:
-            frames = self.decoder.decode(av.Packet(payload))
-        except av.error.FFmpegError:
-            _dropped["undecodable"] += 1
-            return None
-        if not frames:
-            return None
-        pcm: Pcm = frames[0].to_ndarray().reshape(-1)
-        if len(pcm) != FRAME_SAMPLES:
-            pcm = np.resize(pcm, FRAME_SAMPLES)
-        return pcm
+    def judge(self, pcm: Pcm, tick: int) -> None:
+        """A decoded frame of a voice without levels: is it speech, and how loud."""
+        if self.detector is None:
+            self.detector = SpeechDetector()
+        if self.detector.is_speech(pcm):
+            self.last_speech = tick
+            self.level = dbov(pcm)
 
     def clear(self) -> None:
-        self.packets.clear()
+        self.buffer.clear()
         self.level = -127.0
 
 
@@ -265,10 +216,10 @@ class _Stream:
         return packet
 
 
-def is_speech(payload: bytes, level: int | None) -> bool:
-    """Whether a packet carries speech: not DTX, and not below the speaking level if the
-    sender said how loud it is (RFC 6464, in -dBov)."""
-    return len(payload) > DTX_MAX_BYTES and (level is None or level <= SILENT_LEVEL)
+def is_speech(payload: bytes, level: int) -> bool:
+    """Whether a packet carries speech: not DTX, and not below the speaking level the
+    sender says it has (RFC 6464, in -dBov)."""
+    return len(payload) > DTX_MAX_BYTES and level <= SILENT_LEVEL
 
 
 def mix(contributions: dict[str, Pcm]) -> tuple[npt.NDArray[np.int32], dict[str, Pcm | None]]:
@@ -301,6 +252,11 @@ class SharedMixAudioPath:
     def __init__(self, *, run_clock: bool = True, forward_lone_voice: bool = True) -> None:
         # Tests turn the clock off and call mix_once themselves.
         self._run_clock = run_clock
+        # Arrival and playout times for the jitter buffers: the machine's clock, or with the
+        # clock off, the ticks themselves (packets given before a tick arrived 20 ms earlier).
+        self._clock: Callable[[], float] = (
+            time.monotonic if run_clock else lambda: self._tick * TICK_SECONDS
+        )
         self._forward_lone_voice = forward_lone_voice
         self._voices: dict[str, _Voice] = {}
         self._listeners: dict[str, ListenerTrack] = {}
@@ -325,15 +281,23 @@ class SharedMixAudioPath:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
                 _dropped["inaudible"] += 1
                 return  # muted, without the floor, or replaced: dropped right here
-            if is_speech(payload, level):
-                voice.last_speech = self._tick
-                # A sender without RFC 6464 levels (not a browser) counts as plainly audible.
-                voice.level = -float(level) if level is not None else UNMEASURED_SPEECH_DBOV
-                voice.level_from_header = level is not None
-            if self._forwarded == seat_id:
+            forwarded = self._forwarded == seat_id
+            voice.level_from_header = level is not None
+            if level is not None:
+                if is_speech(payload, level):
+                    voice.last_speech = self._tick
+                    voice.level = -float(level)
+                elif not forwarded and not voice.speaking(self._tick):
+                    return  # background between talkspurts: never decoded, never mixed
+            elif forwarded and len(payload) > DTX_MAX_BYTES:
+                # No level in the header: whether the lone voice still speaks is heard from
+                # its audio, decoded here since its packets skip the jitter buffer.
+                with contextlib.suppress(ValueError):
+                    voice.judge(voice.buffer.decoder.decode(payload), self._tick)
+            if forwarded:
                 self._forward(seat_id, payload, seq, timestamp)
             else:
-                voice.put(seq, payload)
+                voice.buffer.put(seq, timestamp, payload, self._clock())
 
         self._ensure_ticking()
         return inlet
@@ -376,22 +340,20 @@ class SharedMixAudioPath:
         """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs."""
         self._tick += 1
         tick_pts = self._tick * FRAME_SAMPLES
+        now = self._clock()
         self._choose_forwarded()
         contributions: dict[str, Pcm] = {}
         for seat_id, voice in self._voices.items():
             if seat_id == self._forwarded:
                 continue
-            payload = voice.take()
-            if payload is None or len(payload) <= DTX_MAX_BYTES or seat_id not in self._audible:
-                if self._tick - voice.last_speech > FORWARD_HOLD_TICKS:
-                    voice.level = -127.0
-                continue
-            pcm = voice.decode(payload)
-            if pcm is None:
-                continue
-            if not voice.level_from_header:
-                voice.level = dbov(pcm)
-            contributions[seat_id] = pcm
+            pcm = voice.buffer.pull(now) if seat_id in self._audible else None
+            if pcm is not None and not voice.level_from_header:
+                voice.judge(pcm, self._tick)
+            if not voice.speaking(self._tick):
+                voice.level = -127.0
+                continue  # silence (or background noise) is never mixed
+            if pcm is not None:
+                contributions[seat_id] = pcm
 
         own: dict[str, Encoded | None] = {}
         pts = max(tick_pts, self._timeline.next_pts)
@@ -432,7 +394,7 @@ class SharedMixAudioPath:
         speaking = [
             seat_id
             for seat_id, voice in self._voices.items()
-            if seat_id in self._audible and self._tick - voice.last_speech <= FORWARD_HOLD_TICKS
+            if seat_id in self._audible and voice.speaking(self._tick)
         ]
         chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
         if chosen == self._forwarded:
@@ -447,8 +409,7 @@ class SharedMixAudioPath:
             self._own.clear()
             if chosen in self._listeners:
                 self._listeners[chosen].skip_gap()
-            voice = self._voices[chosen]
-            while (payload := voice.take()) is not None:
+            for payload in self._voices[chosen].buffer.drain():
                 self._forward(chosen, payload)
 
     def _forward(

@@ -18,6 +18,7 @@ SUMMARY_KEYS = {
     "delivery",
     "loss",
     "packets_received",
+    "listener_packets_per_s",
     "latency_ms_p50",
     "latency_ms_p95",
     "latency_samples",

@@ -1,0 +1,93 @@
+"""Voices without RFC 6464 levels: speech is heard from the decoded audio, silence and steady
+noise are never mixed (and never taken for a lone speaker to forward)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signaling.audio import SharedMixAudioPath
+from signaling.opus_codec import OpusDecoder
+from signaling.speech_detector import SpeechDetector
+from tests.unit.test_jitter_buffer import FRAME, RATE, encode, voice
+
+
+def noise(seconds: float, dbov: float, seed: int = 0, pink: bool = False) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, int(seconds * RATE))
+    if pink:  # power falling 3 dB an octave, like much room noise
+        spectrum = np.fft.rfft(x)
+        spectrum[1:] /= np.sqrt(np.fft.rfftfreq(len(x), 1 / RATE)[1:])
+        x = np.fft.irfft(spectrum, len(x))
+    x *= 10 ** (dbov / 20) * 32767 / np.sqrt(np.mean(x**2))
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def decoded_frames(pcm: np.ndarray) -> list[np.ndarray]:
+    """What the mixer judges: the sender's audio after Opus."""
+    decoder = OpusDecoder()
+    return [decoder.decode(p) for p in encode(pcm)]
+
+
+def speech_share(frames: list[np.ndarray], skip: int = 0) -> float:
+    detector = SpeechDetector()
+    verdicts = [detector.is_speech(f) for f in frames]
+    return sum(verdicts[skip:]) / len(verdicts[skip:])
+
+
+def test_speech_is_speech() -> None:
+    assert speech_share(decoded_frames(voice(2.0))) > 0.9
+
+
+@pytest.mark.parametrize("dbov", [-30, -40, -50])
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("pink", [False, True])
+def test_steady_noise_is_never_speech(dbov: float, seed: int, pink: bool) -> None:
+    assert speech_share(decoded_frames(noise(6.0, dbov, seed, pink))) == 0.0
+
+
+def test_a_steady_tone_stays_speech_for_the_whole_burst() -> None:
+    # A sustained vowel, or the bench's tones: not learnt as background.
+    n = np.arange(3 * RATE)
+    tone = (0.3 * 32767 * np.sin(2 * np.pi * 500 * n / RATE)).astype(np.int16)
+    assert speech_share(decoded_frames(tone)) == 1.0
+
+
+def test_silence_and_near_silence_are_not_speech() -> None:
+    assert speech_share([np.zeros(FRAME, dtype=np.int16)] * 20) == 0.0
+    quiet = (voice(1.0).astype(np.float64) * 10 ** (-50 / 20)).astype(np.int16)  # ~ -62 dBov
+    assert speech_share(decoded_frames(quiet)) == 0.0
+
+
+@pytest.mark.asyncio
+async def test_voices_without_levels_sending_noise_are_never_mixed() -> None:
+    """Twelve clients without RFC 6464 levels and without DTX, sending background noise:
+    nothing is mixed, nothing encoded, nothing sent. Then one speaks: only that voice is heard,
+    forwarded unchanged."""
+    path = SharedMixAudioPath(run_clock=False)
+    seats = [f"s{i}" for i in range(12)]
+    path.set_audible(frozenset(seats))
+    tracks = {seat: path.listener_track(seat) for seat in seats}
+    inlets = {seat: path.voice_inlet(seat) for seat in seats}
+    streams = {seat: encode(noise(3.0, -40, seed=i)) for i, seat in enumerate(seats)}
+    speech = encode(voice(1.0))
+    sent_while_noise = 0
+    heard: list[bytes] = []
+    for tick in range(100):
+        for seat in seats:
+            payload = speech[tick - 60] if seat == "s0" and tick >= 60 else streams[seat][tick]
+            inlets[seat](tick, tick * FRAME, payload, None)
+        path.mix_once()
+        for seat, track in tracks.items():
+            if tick < 60:
+                sent_while_noise += len(track._packets)
+            elif seat == "s1":
+                heard += [bytes(p) for p in track._packets if p is not None]  # type: ignore[arg-type]
+            track._packets.clear()
+    # While all twelve only send noise: nothing at all.
+    assert sent_while_noise == 0
+    # s0 speaks: the other eleven hear it. Its first frame is judged after decoding, so it
+    # goes out mixed; from the next tick on it is forwarded as sent (no mix, no encode).
+    assert path._forwarded == "s0"
+    assert len(heard) >= 30 and set(heard[1:]) <= set(speech)
+    await path.close()
