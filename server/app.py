@@ -16,8 +16,19 @@ from aiohttp import WSCloseCode, web
 from rooms.overload import DRAINING_MESSAGE, LoadLimits
 from server.access_log import RedactingAccessLogger
 from server.api import add_api_routes
-from server.appkeys import ADMISSION, CLOCK, DATABASE, HUB, ROUTER, SETTINGS, SUPERVISOR
+from server.appkeys import (
+    ADMISSION,
+    CLOCK,
+    DATABASE,
+    DOOR,
+    HUB,
+    NODES,
+    ROUTER,
+    SETTINGS,
+    SUPERVISOR,
+)
 from server.config import Settings
+from server.doors import NodeRouter
 from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
 from server.health import add_health_routes
@@ -25,6 +36,8 @@ from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
 from server.live_settings import internal_apply as apply_live_settings
 from server.metrics import add_metrics
 from server.moderation_api import add_moderation_routes
+from server.nodes import NodeRegistry
+from server.ownership import OwnedCircleStore
 from server.pages import (
     OPEN_SOCKETS,
     add_page_routes,
@@ -91,8 +104,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         store = SqlCircleStore(database, clock)
         # Peer connections do not survive a restart: whoever was present has gone (their
         # clients reconnect and take a seat again). With workers, this runs here, once,
-        # before they start: a worker never closes the seats of another's circles.
-        await store.close_stale_seats(clock())
+        # before they start: a worker never closes the seats of another's circles. With
+        # several nodes, never: the others' circles are live (a circle's new owner writes
+        # its seats' departures when they do not come back).
+        if not settings.redis_url:
+            await store.close_stale_seats(clock())
         if settings.admin_token is None:
             token = await store.ensure_bootstrap_token()
             if token is not None:
@@ -120,12 +136,16 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
                 await router.close()
                 await database.close()
                 raise
+        elif settings.redis_url:
+            await _start_node(app, settings, store, clock)
         else:
             app[HUB] = CircleHub(store, _audio_factory(settings), clock)
         yield
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
+        if NODES in app:
+            await app[DOOR].close()
         if supervisor is not None:
             await supervisor.stop()
             await app[ROUTER].close()
@@ -137,6 +157,44 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     add_metrics(app, settings.metrics_host, settings.metrics_port)
     app.on_shutdown.append(close_connections)
     return app
+
+
+async def _start_node(
+    app: web.Application, settings: Settings, store: SqlCircleStore, clock: Clock
+) -> None:
+    """Several nodes: register in Redis, own circles by lease, route sockets by owner."""
+
+    def load() -> tuple[int, int, float]:
+        hub = app.get(HUB)
+        circles = hub.live_circles() if hub is not None else []
+        participants = sum(len(c.state.seats) + len(c.state.lobby) for c in circles)
+        return participants, len(circles), app[ADMISSION].smoothed_lag * 1000
+
+    media = settings.media_public_address or (
+        settings.ice_addresses[0] if settings.ice_addresses else settings.host
+    )
+    registry = NodeRegistry(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        node_id=settings.node_id or NodeRegistry.new_id(),
+        url=settings.node_url or f"http://{settings.host}:{settings.port}",
+        media_address=media,
+        load=load,
+    )
+    owned = OwnedCircleStore(store, registry)
+    hub = CircleHub(owned, _audio_factory(settings), clock)
+    hub.on_released = owned.released
+
+    def lease_lost(circle_id: str) -> None:
+        asyncio.get_running_loop().create_task(hub.evict(circle_id))
+
+    registry.on_lease_lost = lease_lost
+    app[HUB] = hub
+    app[NODES] = registry
+    door = NodeRouter(store, registry)
+    await door.start()
+    app[DOOR] = door
+    await registry.start()
 
 
 def create_worker_app(
@@ -308,6 +366,9 @@ async def close_connections(app: web.Application) -> None:
     hub = app.get(HUB)
     if hub is not None:
         await hub.close()
+    registry = app.get(NODES)
+    if registry is not None:
+        await registry.close()  # after the circles wrote their last: leases go back
 
 
 async def _stop_when_orphaned() -> None:

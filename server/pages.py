@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from rooms.limits import BackoffPolicy
-from server.appkeys import ADMISSION, HUB, ROUTER, SETTINGS
+from server.appkeys import ADMISSION, DOOR, HUB, ROUTER, SETTINGS
 from server.config import Settings
 from signaling import protocol
 from signaling.guard import AddressGate, Guards, PasscodeGuard, RateByKey, SessionLimits
@@ -172,20 +172,34 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     sockets.add(ws)
     try:
         join_timeout = settings.join_timeout_seconds
+        door = request.app.get(DOOR)
         if router is not None:
             # Piped to the worker that hosts the circle; it keeps the per-socket limits.
             await router.serve(ws, join_timeout=join_timeout)
         else:
-            session = ClientSession(
-                ws,
-                request.app[HUB],
-                join_timeout=join_timeout,
-                admission=request.app[ADMISSION],
-                guards=guards.sessions,
-                address=address,
-                on_joined=joined,
-            )
-            await session.run()
+            if door is not None and door.is_bridged(request):
+                # Piped here by another node's door, which counted it by its address.
+                address = ""
+
+            async def serve_here(first: str | None) -> None:
+                session = ClientSession(
+                    ws,
+                    request.app[HUB],
+                    join_timeout=join_timeout,
+                    admission=request.app[ADMISSION],
+                    guards=guards.sessions,
+                    address=address,
+                    on_joined=joined,
+                )
+                await session.run(first)
+
+            if door is not None and not door.is_bridged(request):
+                # Several nodes: served here, or piped to the node owning the circle.
+                await door.serve(
+                    ws, join_timeout=join_timeout, serve_here=serve_here, on_piped=joined
+                )
+            else:
+                await serve_here(None)
     finally:
         joined()
         sockets.discard(ws)

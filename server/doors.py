@@ -1,0 +1,184 @@
+"""Any door: a WebSocket reaching any node is served by the node that owns its circle.
+
+The first message of a socket names the link (``join``). The door resolves it to the
+circle, asks Redis who holds the circle's lease, and when nobody does, places it on the
+least-loaded healthy node (``rooms.placement.choose_node``). When that is this node, the
+socket is served here as on one node; otherwise it is piped to the owner's ``/ws`` for the
+rest of its life (the same pipe as ``--workers``' front), marked with the cluster secret so
+the owner serves it instead of routing it again. Media never passes the door: the owner's
+answer carries the owner's own ICE candidates.
+
+If the chosen node took no lease yet and another door placed the circle elsewhere at the
+same moment, the lease decides: the loser's load is refused with 1012 and the page's
+reconnect finds the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+from redis.exceptions import RedisError
+
+from server.nodes import NodeRegistry
+from server.workers import _SENDABLE, _client_to_worker, _worker_to_client
+from signaling import protocol
+from signaling.protocol import Join, ProtocolError
+from signaling.store import CircleStore, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+# Header a bridged WebSocket carries to its owner: the cluster secret (server.nodes).
+BRIDGE_HEADER = "X-Hearth-Bridge"
+
+
+class BridgeStats:
+    """What bridging cost, for docs/performance.md: piped sockets and the time a door took
+    to decide where a join goes and to open the pipe."""
+
+    def __init__(self) -> None:
+        self.bridged = 0
+        self.served_here = 0
+        self.routing_seconds = 0.0
+
+
+class NodeRouter:
+    def __init__(self, store: CircleStore, registry: NodeRegistry) -> None:
+        self._store = store
+        self._registry = registry
+        self._http: aiohttp.ClientSession | None = None
+        self.stats = BridgeStats()
+
+    async def start(self) -> None:
+        # No limit: each piped WebSocket holds one connection for its whole life.
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        self._http = None
+
+    def is_bridged(self, request: web.Request) -> bool:
+        """A socket another node's door piped here (it carries the cluster secret)."""
+        secret = self._registry.secret
+        return bool(secret) and request.headers.get(BRIDGE_HEADER) == secret
+
+    async def owner_url(self, token: str) -> str | None:
+        """The URL of the node that runs (or should run) a link's circle; None for this
+        node, an unknown link, or when Redis cannot say (then this node answers itself)."""
+        match = await self._store.find_by_link(token)
+        if match is None or match.circle is None:
+            return None
+        try:
+            owner = await self._registry.owner(match.circle.id)
+            if owner is None:
+                placed = await self._registry.place()
+                owner = placed.node_id if placed is not None else None
+            if owner is None or owner == self._registry.node_id:
+                return None
+            node = await self._registry.node(owner)
+        except (RedisError, OSError):
+            return None
+        if node is None:
+            # Its lease outlived its record (killed): wait for the lease to expire.
+            raise OwnerAway(owner)
+        return node.url
+
+    async def serve(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        join_timeout: float,
+        serve_here: Callable[[str | None], Awaitable[None]],
+        on_piped: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Read the first message; serve the socket here or pipe it to the owner."""
+        started = time.monotonic()
+        first: str | None = None
+        try:
+            async with asyncio.timeout(join_timeout):
+                async for msg in ws:
+                    if msg.type == WSMsgType.TEXT:
+                        first = msg.data
+                    break
+        except TimeoutError:
+            pass
+        if first is None:
+            await serve_here(None)  # closed, binary or silent: as one node says it
+            return
+        url: str | None = None
+        try:
+            message = protocol.parse(first)
+            if isinstance(message, Join):
+                url = await self.owner_url(message.token)
+        except ProtocolError:
+            url = None
+        except StorageUnavailable:
+            url = None  # the session here says storage_unavailable
+        except OwnerAway as away:
+            log.info("node %s holds a lease but is not beating; page retries", away.owner)
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"circle moving")
+            return
+        if url is None:
+            self.stats.served_here += 1
+            self.stats.routing_seconds += time.monotonic() - started
+            await serve_here(first)
+            return
+        on_piped()  # the owner bounds it from here (join timeout, limits)
+        await self._pipe(ws, url, first, started)
+
+    async def _pipe(self, ws: web.WebSocketResponse, url: str, first: str, started: float) -> None:
+        assert self._http is not None, "NodeRouter.start() first"
+        ws_url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws"
+        try:
+            upstream = await self._http.ws_connect(
+                ws_url,
+                max_msg_size=0,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5),
+                headers={BRIDGE_HEADER: self._registry.secret},
+            )
+        except (aiohttp.ClientError, OSError) as err:
+            log.warning("owner node is not answering (%s); page retries", type(err).__name__)
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"circle moving")
+            return
+        self.stats.bridged += 1
+        self.stats.routing_seconds += time.monotonic() - started
+        loop = asyncio.get_running_loop()
+        async with upstream:
+            await upstream.send_str(first)
+            to_client = loop.create_task(_worker_to_client(upstream, ws))
+            to_owner = loop.create_task(_client_to_worker(ws, upstream))
+            try:
+                done, _ = await asyncio.wait(
+                    {to_client, to_owner}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if to_client in done:
+                    # The owner closed: the page gets its code; an owner that died means
+                    # "service restart", and the page reconnects (to a new owner).
+                    code = upstream.close_code
+                    if (
+                        code is None
+                        or code not in _SENDABLE
+                        or code == WSCloseCode.ABNORMAL_CLOSURE
+                    ):
+                        code = WSCloseCode.SERVICE_RESTART
+                    await ws.close(code=code)
+                else:
+                    await upstream.close()
+                await asyncio.wait({to_client, to_owner}, timeout=5)
+            finally:
+                for task in (to_client, to_owner):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+
+class OwnerAway(Exception):
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner

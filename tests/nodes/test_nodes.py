@@ -1,0 +1,152 @@
+"""Three Hearth nodes on one PostgreSQL and one Redis: registry, placement, leases, any door,
+failover. Real processes, real aiortc peers, real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from tests.nodes.conftest import Cluster
+from tests.support.hearing import HOST_HZ, SAM_HZ, assert_hears, listen
+from tests.support.peer import ScriptedParticipant
+from tests.support.server import link_token
+
+
+def registered(cluster: Cluster) -> dict[str, dict[str, object]]:
+    with cluster.redis() as r:
+        ids = r.smembers(f"{cluster.prefix}nodes")
+        found = {}
+        for node_id in ids:
+            raw = r.get(f"{cluster.prefix}node:{node_id}")
+            if raw is not None:
+                found[str(node_id)] = json.loads(str(raw))
+        return found
+
+
+async def wait_for(predicate: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_every_node_registers_with_its_load_and_a_killed_one_disappears(
+    cluster: Cluster,
+) -> None:
+    nodes = registered(cluster)
+    assert set(nodes) == {"node-a", "node-b", "node-c"}
+    for node_id, record in nodes.items():
+        server = cluster.node(node_id)
+        assert record["url"] == server.base_url
+        assert record["media_address"] == server.host
+        assert record["participants"] == 0
+        assert {"cpu", "lag_ms", "seen_at", "circles"} <= set(record)
+    cluster.nodes[2].kill()
+    await wait_for(lambda: "node-c" not in registered(cluster))
+    assert set(registered(cluster)) == {"node-a", "node-b"}
+
+
+async def test_a_circle_lives_on_one_node_and_people_through_any_door_hear_each_other(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.nodes
+    circle = a.create_circle("Any door")
+    # The host comes in through node A, Sam through node C: one circle, on one node.
+    host = ScriptedParticipant(a.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
+    sam = ScriptedParticipant(c.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ)
+    people = [host, sam]
+    try:
+        for person in people:
+            await person.connect()
+            await person.join(muted=False)
+        owner = cluster.owner(circle["id"])
+        assert owner in {"node-a", "node-b", "node-c"}
+        # Both see both: there is one copy of the circle, not one per door.
+        for person in people:
+            await person.wait_until(lambda p=person: len(p.participants) == 2)
+        for person in people:
+            await person.start_audio()
+        for person in people:
+            await person.wait_connected()
+        await listen(1.0)
+        since = await listen(2.0)
+        assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ])
+        assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ])
+        # Media comes straight from the owner: its address is in the answer, no other.
+        owner_host = cluster.node(owner).host
+        for person in people:
+            assert person.pc is not None
+            answer = person.pc.remoteDescription.sdp
+            assert owner_host in answer
+            assert all(n.host not in answer for n in cluster.nodes if n.host != owner_host)
+        # The registry counts them on the owner.
+        await wait_for(lambda: registered(cluster)[owner]["participants"] == 2)
+    finally:
+        for person in people:
+            await person.close()
+
+
+async def rejoin(
+    person: ScriptedParticipant, ws_url: str, timeout: float = 30
+) -> dict[str, object]:
+    """As the page does after a lost connection: reconnect with the seat token, with a
+    pause between tries while the circle is moving (1012)."""
+    person.ws_url = ws_url
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await person.reconnect()
+        except (ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def test_when_the_owner_is_killed_the_circle_comes_back_on_another_node_with_its_seats(
+    cluster: Cluster,
+) -> None:
+    a = cluster.nodes[0]
+    circle = a.create_circle("Failover")
+    host = ScriptedParticipant(a.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
+    sam = ScriptedParticipant(a.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ)
+    people = [host, sam]
+    try:
+        for person in people:
+            await person.connect()
+            await person.join(muted=False)
+        for person in people:
+            await person.wait_until(lambda p=person: len(p.participants) == 2)
+        assert host.me is not None and sam.me is not None
+        seats = {host.me["id"], sam.me["id"]}
+        # The host mutes Sam, and locks the circle: both must survive the owner's death.
+        await host.send({"type": "mute_participant", "participant_id": sam.me["id"]})
+        await sam.wait_until(lambda: sam.participants[sam.me["id"]]["muted"] is True)
+        owner = cluster.owner(circle["id"])
+        assert owner is not None
+        survivors = [n for n in cluster.nodes if n.extra_env["HEARTH_NODE_ID"] != owner]
+        killed_at = time.monotonic()
+        cluster.node(owner).kill()
+
+        # Both come back through a surviving node's door, by seat token.
+        joined = [await rejoin(person, survivors[0].ws_url) for person in people]
+        back_after = time.monotonic() - killed_at
+        new_owner = cluster.owner(circle["id"])
+        assert new_owner is not None and new_owner != owner
+        assert {j["you"]["id"] for j in joined} == seats  # type: ignore[index]
+        assert host.me is not None and host.me["role"] == "host"
+        assert sam.participants[sam.me["id"]]["muted"] is True
+        await sam.send({"type": "mute", "muted": False})
+        # Sam was muted by a host: unmuting is Sam's own choice and allowed.
+        await sam.wait_until(lambda: sam.participants[sam.me["id"]]["muted"] is False)
+        for person in people:
+            await person.wait_connected(timeout=15)
+        heard_after = time.monotonic() - killed_at
+        await listen(1.0)
+        since = await listen(2.0)
+        assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ])
+        assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ])
+        print(f"failover: joined again after {back_after:.1f} s, audio after {heard_after:.1f} s")
+    finally:
+        for person in people:
+            await person.close()
