@@ -320,6 +320,8 @@ async def drain(app: web.Application, hurry: asyncio.Event | None = None) -> Non
     log.info("draining: no new arrivals; live circles go on for up to %d s", settings.drain_seconds)
     if supervisor is not None:
         await supervisor.stop(grace=settings.drain_seconds + DRAIN_MARGIN_SECONDS)
+    elif NODES in app:
+        await migrate_away(app)
     else:
         sockets: set[web.WebSocketResponse] = app[OPEN_SOCKETS]
         notice = {
@@ -337,6 +339,28 @@ async def drain(app: web.Application, hurry: asyncio.Event | None = None) -> Non
                 await asyncio.wait_for(hurry.wait(), min(0.25, deadline - loop.time()))
     await _close_all(app, CLOSE_SERVICE_RESTART)
     log.info("drained")
+
+
+async def migrate_away(app: web.Application) -> int:
+    """Several nodes: move every live circle of this node to another, while people talk.
+
+    The node stops taking circles (its record says draining, at once), then for each circle:
+    its sockets are closed with 1012, what it decided is stored, and its lease given back.
+    The pages reconnect with their seat tokens (through any door); the first one back makes
+    the least-loaded other node load the circle from the database. Returns how many moved.
+    """
+    registry, hub = app[NODES], app[HUB]
+    registry.draining = True
+    with contextlib.suppress(Exception):
+        await registry.beat()  # placement sees it draining now, not at the next heartbeat
+    circles = [live.id for live in hub.live_circles()]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.gather(
+        *(hub.evict(circle_id, CLOSE_SERVICE_RESTART, flush=True) for circle_id in circles)
+    )
+    log.info("drain: %d circles handed over in %.2f s", len(circles), loop.time() - started)
+    return len(circles)
 
 
 def _anyone_connected(app: web.Application) -> bool:

@@ -788,15 +788,17 @@ class CircleHub:
     def _evict_soon(self, live: LiveCircle) -> None:
         asyncio.get_running_loop().create_task(self.evict(live.id))
 
-    async def evict(self, circle_id: str, code: int = CLOSE_MOVED) -> bool:
-        """Stop running a circle here at once (several nodes: another node owns it now):
-        its connections are closed with ``code`` so the pages reconnect, and whatever it
-        had not stored is dropped (the new owner's writes are the ones that count)."""
+    async def evict(self, circle_id: str, code: int = CLOSE_MOVED, *, flush: bool = False) -> bool:
+        """Stop running a circle here at once (several nodes: another node owns it now, or
+        this one drains): its connections are closed with ``code`` so the pages reconnect
+        to the owner. Without ``flush`` whatever it had not stored is dropped (the new
+        owner's writes are the ones that count); with it, stored first (a drain)."""
         live = self._live.pop(circle_id, None)
         if live is None:
             return False
         live.close_connections(code)
-        live.discard_unstored()
+        if not flush:
+            live.discard_unstored()
         releasing = asyncio.get_running_loop().create_task(self._close_released(live))
         self._releasing[circle_id] = releasing
         try:

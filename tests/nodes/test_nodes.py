@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 
 from tests.nodes.conftest import Cluster
@@ -50,7 +51,7 @@ async def test_every_node_registers_with_its_load_and_a_killed_one_disappears(
 async def test_a_circle_lives_on_one_node_and_people_through_any_door_hear_each_other(
     cluster: Cluster,
 ) -> None:
-    a, b, c = cluster.nodes
+    a, _, c = cluster.nodes
     circle = a.create_circle("Any door")
     # The host comes in through node A, Sam through node C: one circle, on one node.
     host = ScriptedParticipant(a.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
@@ -147,6 +148,55 @@ async def test_when_the_owner_is_killed_the_circle_comes_back_on_another_node_wi
         assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ])
         assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ])
         print(f"failover: joined again after {back_after:.1f} s, audio after {heard_after:.1f} s")
+    finally:
+        for person in people:
+            await person.close()
+
+
+async def test_draining_the_owner_moves_its_circle_while_people_talk(cluster: Cluster) -> None:
+    a = cluster.nodes[0]
+    circle = a.create_circle("Drain")
+    host = ScriptedParticipant(a.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
+    sam = ScriptedParticipant(a.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ)
+    people = [host, sam]
+    try:
+        for person in people:
+            await person.connect()
+            await person.join(muted=False)
+        for person in people:
+            await person.start_audio()
+        for person in people:
+            await person.wait_connected()
+        assert host.me is not None and sam.me is not None
+        seats = {host.me["id"], sam.me["id"]}
+        owner = cluster.owner(circle["id"])
+        assert owner is not None
+        draining = cluster.node(owner)
+        # People reach the owner's own door here, so they see its close and come back
+        # through another node (behind a load balancer, the same address would do).
+        if owner != "node-a":
+            for person in people:
+                await rejoin(person, draining.ws_url)
+        other = next(n for n in cluster.nodes if n is not draining)
+        assert draining.process is not None
+        draining.process.send_signal(signal.SIGTERM)
+        sent_at = time.monotonic()
+        for person in people:
+            await person.wait_until(lambda p=person: p.closed_code is not None, timeout=15)
+        assert {p.closed_code for p in people} == {1012}
+        joined = await asyncio.gather(*(rejoin(person, other.ws_url) for person in people))
+        assert {j["you"]["id"] for j in joined} == seats  # type: ignore[index]
+        for person in people:
+            await person.wait_connected(timeout=15)
+        gap = time.monotonic() - sent_at
+        new_owner = cluster.owner(circle["id"])
+        assert new_owner is not None and new_owner != owner
+        await listen(1.0)
+        since = await listen(2.0)
+        assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ])
+        assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ])
+        print(f"drain: audio back {gap:.2f} s after SIGTERM (owner {owner} -> {new_owner})")
+        assert draining.process.wait(timeout=30) == 0
     finally:
         for person in people:
             await person.close()

@@ -1,0 +1,34 @@
+"""Fencing tokens: a node that lost its claim on a circle cannot write its state any more."""
+
+from __future__ import annotations
+
+import pytest
+
+from rooms.model import CircleState
+from server.storage.database import Database
+from server.storage.repository import SqlCircleStore
+from signaling.store import LeaseLost, StateWrite
+from tests.persistence.test_circle_store import NOW, opened, schedule, seat
+
+
+async def test_a_write_with_an_older_fencing_token_is_refused_and_changes_nothing(
+    database: Database,
+) -> None:
+    store = SqlCircleStore(database)
+    circle = (await schedule(store, "Fenced")).circle
+    first = await store.claim_fence(circle.id)  # node A loads the circle
+    state = CircleState(opened(circle, NOW)).with_seat(seat("s-ana"))
+    await store.save_batch([StateWrite(state, NOW)], fence=first)
+
+    second = await store.claim_fence(circle.id)  # node B took it over (A paused)
+    assert second == first + 1
+    stale = state.with_seat(seat("s-stale"))
+    with pytest.raises(LeaseLost):
+        await store.save_batch([StateWrite(stale, NOW)], fence=first)
+
+    present = await store.present_seats(circle.id)
+    assert {s.id for s in present} == {"s-ana"}
+    # The new owner writes on.
+    newer = state.with_seat(seat("s-sam"))
+    await store.save_batch([StateWrite(newer, NOW)], fence=second)
+    assert {s.id for s in await store.present_seats(circle.id)} == {"s-ana", "s-sam"}
