@@ -37,6 +37,7 @@ from server.live_settings import internal_apply as apply_live_settings
 from server.metrics import add_metrics
 from server.moderation_api import add_moderation_routes
 from server.nodes import NodeRegistry
+from server.nodes_api import add_node_routes, migrate_away
 from server.ownership import OwnedCircleStore
 from server.pages import (
     OPEN_SOCKETS,
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     add_series_routes(app)
     add_feed_routes(app)
     add_moderation_routes(app)  # issue 4
+    add_node_routes(app)  # issue 13
     add_page_routes(app)
     add_health_routes(app)
 
@@ -151,6 +153,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
             await app[ROUTER].close()
         await database.close()
 
+    if settings.redis_url and settings.workers == 1:
+        # Other nodes' doors hand this node its circles' new settings (secret checked).
+        app.router.add_post(LIVE_SETTINGS_PATH, apply_live_settings)
     app.cleanup_ctx.append(database_ctx)
     if settings.workers == 1:
         app.cleanup_ctx.append(_lag_monitor)  # with workers, each watches its own loop
@@ -339,28 +344,6 @@ async def drain(app: web.Application, hurry: asyncio.Event | None = None) -> Non
                 await asyncio.wait_for(hurry.wait(), min(0.25, deadline - loop.time()))
     await _close_all(app, CLOSE_SERVICE_RESTART)
     log.info("drained")
-
-
-async def migrate_away(app: web.Application) -> int:
-    """Several nodes: move every live circle of this node to another, while people talk.
-
-    The node stops taking circles (its record says draining, at once), then for each circle:
-    its sockets are closed with 1012, what it decided is stored, and its lease given back.
-    The pages reconnect with their seat tokens (through any door); the first one back makes
-    the least-loaded other node load the circle from the database. Returns how many moved.
-    """
-    registry, hub = app[NODES], app[HUB]
-    registry.draining = True
-    with contextlib.suppress(Exception):
-        await registry.beat()  # placement sees it draining now, not at the next heartbeat
-    circles = [live.id for live in hub.live_circles()]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await asyncio.gather(
-        *(hub.evict(circle_id, CLOSE_SERVICE_RESTART, flush=True) for circle_id in circles)
-    )
-    log.info("drain: %d circles handed over in %.2f s", len(circles), loop.time() - started)
-    return len(circles)
 
 
 def _anyone_connected(app: web.Application) -> bool:

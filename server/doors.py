@@ -20,14 +20,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 from redis.exceptions import RedisError
 
+from rooms.placement import NodeLoad
 from server.nodes import NodeRegistry
 from server.workers import _SENDABLE, _client_to_worker, _worker_to_client
 from signaling import protocol
+from signaling.hub import CircleHub
 from signaling.protocol import Join, ProtocolError
 from signaling.store import CircleStore, StorageUnavailable
 
@@ -88,6 +91,67 @@ class NodeRouter:
             # Its lease outlived its record (killed): wait for the lease to expire.
             raise OwnerAway(owner)
         return node.url
+
+    async def _owner_of(self, circle_id: str) -> NodeLoad | None:
+        """The node running a circle now, when it is another node (None: here or nowhere)."""
+        owner = await self._registry.owner(circle_id)
+        if owner is None or owner == self._registry.node_id:
+            return None
+        return await self._registry.node(owner)
+
+    async def describe_link(self, token: str, hub: CircleHub) -> dict[str, Any] | None:
+        """POST /circle-info answered the same from every node: by the owner, which knows
+        who is present; from the database alone when nobody runs the circle (or the owner
+        does not answer)."""
+        match = await self._store.find_by_link(token)
+        if match is None or match.circle is None:
+            return None
+        try:
+            node = await self._owner_of(match.circle.id)
+        except (RedisError, OSError):
+            node = None
+        if node is not None:
+            try:
+                async with self.http.post(
+                    node.url + "/circle-info",
+                    json={"token": token},
+                    headers={BRIDGE_HEADER: self._registry.secret},
+                    timeout=aiohttp.ClientTimeout(total=5),
+                ) as response:
+                    body: dict[str, Any] = await response.json()
+                if not body.pop("open", False):
+                    return None
+                return body
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+                log.warning("owner node did not describe a circle; answering from storage")
+        return await hub.describe_link(token)
+
+    async def tell_owner(self, circle_id: str, path: str, body: dict[str, Any]) -> bool | None:
+        """POST to the internal endpoint of the node running a circle; None when that is
+        this node or no node (the caller acts here), else whether the owner took it."""
+        try:
+            node = await self._owner_of(circle_id)
+        except (RedisError, OSError):
+            return None
+        if node is None:
+            return None
+        try:
+            async with self.http.post(
+                node.url + path,
+                json=body,
+                headers={BRIDGE_HEADER: self._registry.secret},
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            log.warning("owner node did not take %s", path)
+            return False
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("NodeRouter.start() has not been awaited")
+        return self._http
 
     async def serve(
         self,

@@ -932,6 +932,38 @@ _DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        f"{API_BASE}/nodes": {
+            "get": {
+                "operationId": "listNodes",
+                "summary": "The nodes serving circles, with their load",
+                "description": "With several nodes (HEARTH_REDIS_URL), every node with a live "
+                "heartbeat: id, URL, media address, participants, circles, CPU share, loop "
+                "lag, whether it drains. Empty with one node. Any node gives the same list.",
+                "responses": {
+                    "200": _json("NodeList", "The nodes."),
+                    "401": _UNAUTHORIZED,
+                    "503": _error("The node registry cannot be reached (`nodes_unavailable`)."),
+                },
+            }
+        },
+        f"{API_BASE}/nodes/{{node_id}}/drain": {
+            "post": {
+                "operationId": "drainNode",
+                "summary": "Move a node's live circles to the other nodes",
+                "description": "The node stops taking circles and hands each live one over: "
+                "its people are told to reconnect (close 1012) and get their seats back on "
+                "another node. The process stays up until stopped. Any node takes the call.",
+                "parameters": [_path_param("node_id", "A node's id, as listed.")],
+                "responses": {
+                    "202": _json("NodeDrain", "The drain has begun."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No live node has this id (`not_found`)."),
+                    "503": _error(
+                        "The registry or that node did not answer (`nodes_unavailable`)."
+                    ),
+                },
+            }
+        },
         f"{API_BASE}/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -980,6 +1012,46 @@ _DOCUMENT: dict[str, Any] = {
                 },
             },
             "AuditEntry": AUDIT_ENTRY_SCHEMA,
+            "NodeList": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["nodes"],
+                "properties": {
+                    "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}
+                },
+            },
+            "Node": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [
+                    "id",
+                    "url",
+                    "media_address",
+                    "participants",
+                    "circles",
+                    "cpu",
+                    "lag_ms",
+                    "seen_at",
+                    "draining",
+                ],
+                "properties": {
+                    "id": {"type": "string"},
+                    "url": {"type": "string"},
+                    "media_address": {"type": "string"},
+                    "participants": {"type": "integer", "minimum": 0},
+                    "circles": {"type": "integer", "minimum": 0},
+                    "cpu": {"type": "number", "minimum": 0},
+                    "lag_ms": {"type": "number", "minimum": 0},
+                    "seen_at": {"type": "number", "description": "Unix time of its heartbeat."},
+                    "draining": {"type": "boolean"},
+                },
+            },
+            "NodeDrain": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "draining"],
+                "properties": {"id": {"type": "string"}, "draining": {"type": "boolean"}},
+            },
         },
     },
 }

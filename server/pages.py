@@ -76,11 +76,18 @@ async def circle_info(request: web.Request) -> web.Response:
     """
     guards = request.app[PAGE_GUARDS]
     now = time.monotonic()
-    if not guards.behind_front and not (
-        guards.circle_info.allow(_address(request), now=now)
-        # A flood spread over many addresses meets the process-wide bound: the page joins
-        # fine without this answer (join says what it needs), a live circle needs the loop.
-        and guards.circle_info.allow("", now=now, total=True)
+    door = request.app.get(DOOR)
+    # Asked by another node's door for a circle live here: that door limited the asker.
+    bridged = door is not None and door.is_bridged(request)
+    if (
+        not guards.behind_front
+        and not bridged
+        and not (
+            guards.circle_info.allow(_address(request), now=now)
+            # A flood spread over many addresses meets the process-wide bound: the page joins
+            # fine without this answer (join says what it needs), a live circle needs the loop.
+            and guards.circle_info.allow("", now=now, total=True)
+        )
     ):
         return await _too_many(guards)
     token: object = None
@@ -97,6 +104,8 @@ async def circle_info(request: web.Request) -> web.Response:
         async with request.app[PAGE_GUARDS].circle_info_slots:
             if router is not None:
                 info = await router.describe_link(token)  # from the circle's worker
+            elif door is not None and not bridged:
+                info = await door.describe_link(token, request.app[HUB])  # from its owner
             else:
                 info = await request.app[HUB].describe_link(token)
     response = web.json_response({"open": False} if info is None else {"open": True, **info})
