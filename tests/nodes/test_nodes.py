@@ -7,11 +7,12 @@ import asyncio
 import json
 import signal
 import time
+import urllib.request
 
 from tests.nodes.conftest import Cluster
 from tests.support.hearing import HOST_HZ, SAM_HZ, assert_hears, listen
 from tests.support.peer import ScriptedParticipant
-from tests.support.server import link_token
+from tests.support.server import ServerProcess, link_token
 
 
 def registered(cluster: Cluster) -> dict[str, dict[str, object]]:
@@ -200,3 +201,62 @@ async def test_draining_the_owner_moves_its_circle_while_people_talk(cluster: Cl
     finally:
         for person in people:
             await person.close()
+
+
+def circle_info(node: ServerProcess, token: str) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"{node.base_url}/circle-info",
+        data=json.dumps({"token": token}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+async def test_every_node_answers_the_same_and_an_admin_drains_a_node_through_another(
+    cluster: Cluster,
+) -> None:
+    a = cluster.nodes[0]
+    circle = a.create_circle("Same answer everywhere")
+    host = ScriptedParticipant(a.ws_url, link_token(circle["host_url"]), "Ana", None)
+    try:
+        await host.connect()
+        await host.join()
+        owner = cluster.owner(circle["id"])
+        assert owner is not None
+        # The join page's answer names the host present, whichever node is asked.
+        token = link_token(circle["join_url"])
+        answers = [circle_info(node, token) for node in cluster.nodes]
+        assert all(answer == answers[0] for answer in answers), answers
+        assert answers[0]["open"] is True and answers[0]["hosts"] == ["Ana"]
+        # The registry, from every node.
+        listed = [node.api("GET", "/api/v1/nodes") for node in cluster.nodes]
+        assert all(status == 200 for status, _ in listed)
+        ids = [sorted(n["id"] for n in body["nodes"]) for _, body in listed]
+        assert ids == [["node-a", "node-b", "node-c"]] * 3
+        # Moderation settings changed through a node that does not run the circle reach it.
+        other = next(n for n in cluster.nodes if n.extra_env["HEARTH_NODE_ID"] != owner)
+        status, settings = other.api("GET", f"/api/v1/circles/{circle['id']}/moderation")
+        assert status == 200
+        settings.pop("passcode_set", None)
+        settings["lobby"] = not settings["lobby"]
+        status, _ = other.api("PUT", f"/api/v1/circles/{circle['id']}/moderation", settings)
+        assert status == 200
+        await host.wait_until(
+            lambda: host.room is not None and host.room.get("lobby") == settings["lobby"]
+        )
+        # An admin drains the owner through another node: the host is moved.
+        status, body = other.api("POST", f"/api/v1/nodes/{owner}/drain")
+        assert (status, body) == (202, {"id": owner, "draining": True})
+        await host.wait_until(lambda: host.closed_code is not None, timeout=15)
+        assert host.closed_code == 1012
+        await rejoin(host, other.ws_url)
+        new_owner = cluster.owner(circle["id"])
+        assert new_owner is not None and new_owner != owner
+        drained = [n for n in registered(cluster).values() if n["draining"]]
+        assert [n["node_id"] for n in drained] == [owner]
+        status, body = other.api("POST", "/api/v1/nodes/no-such-node/drain")
+        assert status == 404 and body["error"]["code"] == "not_found"
+    finally:
+        await host.close()
