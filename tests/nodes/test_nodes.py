@@ -260,3 +260,55 @@ async def test_every_node_answers_the_same_and_an_admin_drains_a_node_through_an
         assert status == 404 and body["error"]["code"] == "not_found"
     finally:
         await host.close()
+
+
+async def test_an_owner_paused_past_its_lease_loses_the_circle_and_its_people_follow(
+    cluster: Cluster,
+) -> None:
+    a = cluster.nodes[0]
+    circle = a.create_circle("Paused owner")
+    host = ScriptedParticipant(a.ws_url, link_token(circle["host_url"]), "Ana", None)
+    await host.connect()
+    await host.join()
+    owner = cluster.owner(circle["id"])
+    assert owner is not None
+    paused = cluster.node(owner)
+    door = next(n for n in cluster.nodes if n is not paused)
+    if paused is a:
+        await rejoin(host, door.ws_url)  # through a door that stays awake
+    sam = ScriptedParticipant(door.ws_url, link_token(circle["join_url"]), "Sam", None)
+    kim = ScriptedParticipant(door.ws_url, link_token(circle["join_url"]), "Kim", None)
+    people = [host, sam, kim]
+    try:
+        await sam.connect()
+        await sam.join()
+        assert host.me is not None and sam.me is not None
+        seats = {host.me["id"], sam.me["id"]}
+        assert paused.process is not None
+        paused.process.send_signal(signal.SIGSTOP)  # a long pause: GC, a VM migrated...
+        try:
+            await wait_for(lambda: cluster.owner(circle["id"]) is None, timeout=20)
+            # Kim arrives meanwhile: the circle is placed on a node that is awake, which
+            # loads it from the database with Ana's and Sam's seats kept for them.
+            await kim.connect()
+            joined = await kim.join()
+            names = {p["display_name"] for p in joined["participants"]}
+            assert names == {"Ana", "Sam", "Kim"}
+            new_owner = cluster.owner(circle["id"])
+            assert new_owner is not None and new_owner != owner
+        finally:
+            paused.process.send_signal(signal.SIGCONT)
+        # The old owner wakes, finds its lease gone, and lets its people go (1012); they
+        # come back to the new owner with their seats. It writes nothing more: the fence.
+        for person in (host, sam):
+            await person.wait_until(lambda p=person: p.closed_code is not None, timeout=15)
+            assert person.closed_code == 1012
+        for person in (host, sam):
+            await rejoin(person, door.ws_url)
+        assert {host.me["id"], sam.me["id"]} == seats
+        assert cluster.owner(circle["id"]) == new_owner
+        await kim.wait_until(lambda: len(kim.participants) == 3)
+        assert "lease" in paused.log_text()
+    finally:
+        for person in people:
+            await person.close()
