@@ -173,9 +173,16 @@ class NodeRegistry:
             # Redis restarted empty: the first node back sets a new secret for all.
             await self.redis.set(self._key("secret"), secrets.token_urlsafe(24), nx=True)
             self.secret = str(await self.redis.get(self._key("secret")))
-        for circle_id, value in list(self.leases.items()):
-            key = self._key("lease", circle_id)
-            held = await self._renew(keys=[key], args=[value, _ms(LEASE_TTL)])
+        held_now = list(self.leases.items())
+        if not held_now:
+            return
+        # Every lease in one round trip (a node may hold hundreds of circles).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for circle_id, value in held_now:
+                key = self._key("lease", circle_id)
+                await self._renew(keys=[key], args=[value, _ms(LEASE_TTL)], client=pipe)
+            results = await pipe.execute()
+        for (circle_id, value), held in zip(held_now, results, strict=True):
             if not held and self.leases.get(circle_id) == value:
                 del self.leases[circle_id]
                 log.warning("lease on circle %s is another node's now", circle_id)
