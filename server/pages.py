@@ -155,7 +155,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     guards = request.app[PAGE_GUARDS]
     # A worker behind the front sees only the front's address: per-address keys would
     # lump everyone together, so there the front's own checks are the ones that count.
-    address = "" if guards.behind_front else _address(request)
+    door = request.app.get(DOOR)
+    # Piped here by another node's door, which counted it by the client's address.
+    bridged = door is not None and door.is_bridged(request)
+    address = "" if guards.behind_front or bridged else _address(request)
     router = request.app.get(ROUTER)
     # The workers' front cannot tell when a piped socket has joined, so it does not count
     # them: with --workers, the join timeout alone bounds sockets that never join.
@@ -181,14 +184,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     sockets.add(ws)
     try:
         join_timeout = settings.join_timeout_seconds
-        door = request.app.get(DOOR)
         if router is not None:
             # Piped to the worker that hosts the circle; it keeps the per-socket limits.
             await router.serve(ws, join_timeout=join_timeout)
         else:
-            if door is not None and door.is_bridged(request):
-                # Piped here by another node's door, which counted it by its address.
-                address = ""
 
             async def serve_here(first: str | None) -> None:
                 session = ClientSession(
@@ -202,7 +201,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 )
                 await session.run(first)
 
-            if door is not None and not door.is_bridged(request):
+            if door is not None and not bridged:
                 # Several nodes: served here, or piped to the node owning the circle.
                 await door.serve(
                     ws, join_timeout=join_timeout, serve_here=serve_here, on_piped=joined

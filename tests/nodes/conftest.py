@@ -22,7 +22,13 @@ pytestmark = pytest.mark.postgres
 
 
 class Cluster:
-    def __init__(self, root: Path, database_url: str, redis_url: str = REDIS_URL) -> None:
+    def __init__(
+        self,
+        root: Path,
+        database_url: str,
+        redis_url: str = REDIS_URL,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.prefix = f"hearth-test-{secrets.token_hex(4)}:"
         self.redis_url = redis_url
         self.nodes = [
@@ -34,6 +40,7 @@ class Cluster:
                     "HEARTH_REDIS_URL": redis_url,
                     "HEARTH_REDIS_PREFIX": self.prefix,
                     "HEARTH_NODE_ID": f"node-{name}",
+                    **(extra_env or {}),
                 },
             )
             for name, address in zip("abc", ADDRESSES, strict=True)

@@ -8,6 +8,7 @@ import json
 import signal
 import time
 import urllib.request
+from pathlib import Path
 
 from tests.nodes.conftest import Cluster
 from tests.support.hearing import HOST_HZ, SAM_HZ, assert_hears, listen
@@ -312,3 +313,35 @@ async def test_an_owner_paused_past_its_lease_loses_the_circle_and_its_people_fo
     finally:
         for person in people:
             await person.close()
+
+
+async def test_people_bridged_through_a_door_count_once_against_the_unjoined_limit(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    # Three sockets per address may wait to join; seven people come in one after the
+    # other through a door that is not the owner. Each is counted (and let go) by the door
+    # under their own address, not again by the owner under the door's.
+    cluster = Cluster(
+        tmp_path, fresh_postgres_url, extra_env={"HEARTH_UNJOINED_SOCKETS_PER_ADDRESS": "3"}
+    )
+    people: list[ScriptedParticipant] = []
+    try:
+        cluster.start()
+        a = cluster.nodes[0]
+        circle = a.create_circle("Many through one door")
+        host = ScriptedParticipant(a.ws_url, link_token(circle["host_url"]), "Ana", None)
+        people.append(host)
+        await host.connect()
+        await host.join()
+        owner = cluster.owner(circle["id"])
+        door = next(n for n in cluster.nodes if n.extra_env["HEARTH_NODE_ID"] != owner)
+        for i in range(7):
+            person = ScriptedParticipant(door.ws_url, link_token(circle["join_url"]), f"P{i}", None)
+            people.append(person)
+            await person.connect()
+            await person.join()
+        await host.wait_until(lambda: len(host.participants) == 8)
+    finally:
+        for person in people:
+            await person.close()
+        cluster.stop()
