@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -182,7 +183,7 @@ async def _start_node(
         settings.redis_url,
         prefix=settings.redis_prefix,
         node_id=settings.node_id or NodeRegistry.new_id(),
-        url=settings.node_url or f"http://{settings.host}:{settings.port}",
+        url=settings.node_url or _own_url(settings),
         media_address=media,
         load=load,
     )
@@ -200,6 +201,17 @@ async def _start_node(
     await door.start()
     app[DOOR] = door
     await registry.start()
+
+
+def _own_url(settings: Settings) -> str:
+    """Where other nodes reach this one when HEARTH_NODE_URL does not say: its listening
+    address, or its host name when it listens on every interface (as in a container)."""
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 def create_worker_app(
