@@ -8,15 +8,13 @@ rest of its life (the same pipe as ``--workers``' front), marked with the cluste
 the owner serves it instead of routing it again. Media never passes the door: the owner's
 answer carries the owner's own ICE candidates.
 
-If the chosen node took no lease yet and another door placed the circle elsewhere at the
-same moment, the lease decides: the loser's load is refused with 1012 and the page's
-reconnect finds the owner.
+The door takes the lease for the node it chose (set if absent) before piping, so two
+doors placing one circle at the same moment agree: the second finds the first's choice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +26,7 @@ from redis.exceptions import RedisError
 
 from rooms.placement import NodeLoad
 from server.nodes import NodeRegistry
-from server.workers import _SENDABLE, _client_to_worker, _worker_to_client
+from server.workers import pipe_websocket
 from signaling import protocol
 from signaling.hub import CircleHub
 from signaling.protocol import Join, ProtocolError
@@ -78,10 +76,7 @@ class NodeRouter:
         if match is None or match.circle is None:
             return None
         try:
-            owner = await self._registry.owner(match.circle.id)
-            if owner is None:
-                placed = await self._registry.place()
-                owner = placed.node_id if placed is not None else None
+            owner = await self._registry.place_circle(match.circle.id)
             if owner is None or owner == self._registry.node_id:
                 return None
             node = await self._registry.node(owner)
@@ -197,49 +192,13 @@ class NodeRouter:
         await self._pipe(ws, url, first, started)
 
     async def _pipe(self, ws: web.WebSocketResponse, url: str, first: str, started: float) -> None:
-        assert self._http is not None, "NodeRouter.start() first"
         ws_url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws"
-        try:
-            upstream = await self._http.ws_connect(
-                ws_url,
-                max_msg_size=0,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5),
-                headers={BRIDGE_HEADER: self._registry.secret},
-            )
-        except (aiohttp.ClientError, OSError) as err:
-            log.warning("owner node is not answering (%s); page retries", type(err).__name__)
-            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"circle moving")
-            return
         self.stats.bridged += 1
         self.stats.routing_seconds += time.monotonic() - started
-        loop = asyncio.get_running_loop()
-        async with upstream:
-            await upstream.send_str(first)
-            to_client = loop.create_task(_worker_to_client(upstream, ws))
-            to_owner = loop.create_task(_client_to_worker(ws, upstream))
-            try:
-                done, _ = await asyncio.wait(
-                    {to_client, to_owner}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if to_client in done:
-                    # The owner closed: the page gets its code; an owner that died means
-                    # "service restart", and the page reconnects (to a new owner).
-                    code = upstream.close_code
-                    if (
-                        code is None
-                        or code not in _SENDABLE
-                        or code == WSCloseCode.ABNORMAL_CLOSURE
-                    ):
-                        code = WSCloseCode.SERVICE_RESTART
-                    await ws.close(code=code)
-                else:
-                    await upstream.close()
-                await asyncio.wait({to_client, to_owner}, timeout=5)
-            finally:
-                for task in (to_client, to_owner):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+        # The same pipe as --workers' front; a page whose owner went away reconnects.
+        await pipe_websocket(
+            self.http, ws, ws_url, first, headers={BRIDGE_HEADER: self._registry.secret}
+        )
 
 
 class OwnerAway(Exception):

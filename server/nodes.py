@@ -238,6 +238,22 @@ class NodeRegistry:
         held = await self.redis.get(self._key("lease", circle_id))
         return str(held) if held else None
 
+    async def place_circle(self, circle_id: str) -> str | None:
+        """The owner of a circle, placing it when nobody holds it: the least-loaded node
+        gets the lease at once, set by the door on its behalf (set if absent), so that two
+        doors placing the same circle at one moment agree on the node. None: no node
+        takes circles."""
+        owner = await self.owner(circle_id)
+        if owner is not None:
+            return owner
+        placed = await self.place()
+        if placed is None:
+            return None
+        key = self._key("lease", circle_id)
+        if await self.redis.set(key, placed.node_id, nx=True, px=_ms(LEASE_TTL)):
+            return placed.node_id
+        return await self.owner(circle_id)
+
     async def acquire(self, circle_id: str) -> None:
         """Take the circle's lease (set if absent, with expiry), or raise OwnedElsewhere.
 

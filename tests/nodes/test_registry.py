@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -82,3 +83,16 @@ async def test_nodes_list_each_other_and_one_that_stopped_is_gone(
     await b.redis.delete(b.prefix + "node:b")  # its record expired
     assert [n.node_id for n in await a.nodes()] == ["a"]
     assert not await a.redis.sismember(a.prefix + "nodes", "b")
+
+
+async def test_two_doors_placing_one_circle_at_once_agree_on_its_node(
+    pair: tuple[NodeRegistry, NodeRegistry],
+) -> None:
+    a, b = pair
+    placed = await asyncio.gather(*(door.place_circle("circle-2") for door in (a, b, a, b)))
+    assert len(set(placed)) == 1 and placed[0] in {"a", "b"}
+    # The chosen node takes it as its own when it loads the circle; the other cannot.
+    chosen, other = (a, b) if placed[0] == "a" else (b, a)
+    await chosen.acquire("circle-2")
+    with pytest.raises(OwnedElsewhere):
+        await other.acquire("circle-2")
