@@ -28,7 +28,7 @@ from rooms.model import CircleState
 from rooms.overload import SERVER_DRAINING
 from server.nodes import NodeRegistry, OwnedElsewhere
 from server.storage.repository import SqlCircleStore
-from signaling.store import LinkMatch, StateWrite, StorageUnavailable
+from signaling.store import LeaseLost, LinkMatch, StateWrite, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,11 @@ class OwnedCircleStore:
         if not writes:
             return
         circle_id = writes[-1].state.circle.id
-        await self.inner.save_batch(writes, fence=self.fences.get(circle_id))
+        fence = self.fences.get(circle_id)
+        if fence is None:
+            # Released or never claimed here (a join that raced an eviction): not ours.
+            raise LeaseLost(f"circle {circle_id} is not held by this node")
+        await self.inner.save_batch(writes, fence=fence)
 
     async def released(self, circle_id: str) -> None:
         """The hub closed the circle (empty, stored): give its lease back."""

@@ -786,7 +786,11 @@ class CircleHub:
                 await self.on_released(live.id)
 
     def _evict_soon(self, live: LiveCircle) -> None:
-        asyncio.get_running_loop().create_task(self.evict(live.id))
+        if self._live.get(live.id) is live:  # not a newer load of the same circle
+            asyncio.get_running_loop().create_task(self.evict(live.id))
+        else:
+            live.close_connections(CLOSE_MOVED)
+            live.discard_unstored()
 
     async def evict(self, circle_id: str, code: int = CLOSE_MOVED, *, flush: bool = False) -> bool:
         """Stop running a circle here at once (several nodes: another node owns it now, or
