@@ -4,6 +4,7 @@ database made for the test, one Redis (the machine's, under a key prefix of the 
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ from signaling.peer import restrict_ice_addresses
 from tests.conftest import throwaway_postgres_database
 from tests.support.server import ServerProcess
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# The machine's Redis (scripts/prepare-test-machine starts it); HEARTH_TEST_REDIS_URL overrides.
+REDIS_URL = os.environ.get("HEARTH_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 pytestmark = pytest.mark.postgres

@@ -14,6 +14,7 @@ from aiohttp import web
 from server.app import create_app
 from server.config import Settings
 from tests.conftest import throwaway_postgres_database
+from tests.nodes.conftest import REDIS_URL
 from tests.unit.test_api import ADMIN_TOKEN, AUTH, Client, call, client, make_client
 
 __all__ = ["client", "make_client"]  # fixtures used here
@@ -47,7 +48,7 @@ async def test_a_node_lists_itself_with_its_load_and_refuses_an_unknown_one(
         data_dir=tmp_path / "data",
         admin_token=ADMIN_TOKEN,
         database_url=fresh_postgres_url,
-        redis_url="redis://127.0.0.1:6379/0",
+        redis_url=REDIS_URL,
         redis_prefix=prefix,
         node_id="node-x",
         node_url="http://127.0.0.1:1",
@@ -70,7 +71,7 @@ async def test_a_node_lists_itself_with_its_load_and_refuses_an_unknown_one(
     )
     assert (status, body) == (202, {"id": "node-x", "draining": True})
     await client.close()
-    with redis.Redis.from_url("redis://127.0.0.1:6379/0") as r:
+    with redis.Redis.from_url(REDIS_URL) as r:
         left = list(r.scan_iter(f"{prefix}*"))
         assert [k for k in left if b"node:" in k] == []  # a stopped node leaves the registry
         if left:
