@@ -17,6 +17,12 @@ writes them when the database is back; joins are refused with ``storage_unavaila
 The hub loads, opens and releases circles single-flight per circle id: concurrent arrivals
 share one load, a circle is released only when nobody is in it, arriving, or unstored.
 See docs/architecture.md, "Live circles: loading, writing, outages".
+
+With several nodes the hub is the same; the ownership layer is outside it (server/ownership.py:
+a store whose loads take the circle's lease and whose writes are fenced). The hub only tells
+it when a circle is released (``on_released``) and lets it stop a circle at once (``evict``:
+another node owns it, or this one drains); a write that meets another node's fence
+(``LeaseLost``) evicts the circle by itself.
 """
 
 from __future__ import annotations
