@@ -34,6 +34,23 @@ async def wait_for(predicate: object, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.1)
 
 
+async def hear_each_other(
+    checks: list[tuple[ScriptedParticipant, list[float], list[float]]], attempts: int = 3
+) -> None:
+    """Each person hears the first tones and not the second, within a few 2 s windows: a
+    window where this loaded machine dropped frames is tried again; audio that does not
+    come back fails."""
+    for attempt in range(attempts):
+        since = await listen(2.0)
+        try:
+            for person, heard, not_heard in checks:
+                assert_hears(person, since, heard=heard, not_heard=not_heard)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
+
+
 async def test_every_node_registers_with_its_load_and_a_killed_one_disappears(
     cluster: Cluster,
 ) -> None:
@@ -73,9 +90,7 @@ async def test_a_circle_lives_on_one_node_and_people_through_any_door_hear_each_
         for person in people:
             await person.wait_connected()
         await listen(1.0)
-        since = await listen(2.0)
-        assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ])
-        assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ])
+        await hear_each_other([(host, [SAM_HZ], [HOST_HZ]), (sam, [HOST_HZ], [SAM_HZ])])
         # Media comes straight from the owner: its address is in the answer, no other.
         owner_host = cluster.node(owner).host
         for person in people:
@@ -146,9 +161,7 @@ async def test_when_the_owner_is_killed_the_circle_comes_back_on_another_node_wi
             await person.wait_connected(timeout=15)
         heard_after = time.monotonic() - killed_at
         await listen(1.0)
-        since = await listen(2.0)
-        assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ])
-        assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ])
+        await hear_each_other([(host, [SAM_HZ], [HOST_HZ]), (sam, [HOST_HZ], [SAM_HZ])])
         print(f"failover: joined again after {back_after:.1f} s, audio after {heard_after:.1f} s")
     finally:
         for person in people:
@@ -194,9 +207,7 @@ async def test_draining_the_owner_moves_its_circle_while_people_talk(cluster: Cl
         new_owner = cluster.owner(circle["id"])
         assert new_owner is not None and new_owner != owner
         await listen(1.0)
-        since = await listen(2.0)
-        assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ])
-        assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ])
+        await hear_each_other([(host, [SAM_HZ], [HOST_HZ]), (sam, [HOST_HZ], [SAM_HZ])])
         print(f"drain: audio back {gap:.2f} s after SIGTERM (owner {owner} -> {new_owner})")
         assert draining.process.wait(timeout=30) == 0
     finally:
