@@ -137,9 +137,22 @@ async def test_when_the_owner_is_killed_the_circle_comes_back_on_another_node_wi
             await person.wait_until(lambda p=person: len(p.participants) == 2)
         assert host.me is not None and sam.me is not None
         seats = {host.me["id"], sam.me["id"]}
-        # The host mutes Sam, and locks the circle: both must survive the owner's death.
+        # The host mutes Sam, removes (bans) Kim, and locks the circle; Sam raises a hand:
+        # all of it must survive the owner's death.
         await host.send({"type": "mute_participant", "participant_id": sam.me["id"]})
         await sam.wait_until(lambda: sam.participants[sam.me["id"]]["muted"] is True)
+        kim = ScriptedParticipant(a.ws_url, link_token(circle["join_url"]), "Kim", None)
+        await kim.connect()
+        await kim.join()
+        assert kim.me is not None
+        await host.send({"type": "remove", "participant_id": kim.me["id"]})
+        await kim.wait_until(lambda: kim.closed_code is not None)
+        await host.send({"type": "raise_hand"})
+        await host.send({"type": "set_lock", "locked": True})
+        await host.wait_until(
+            lambda: host.room is not None and host.room["locked"] and host.room["hand_queue"]
+        )
+        await kim.close()
         owner = cluster.owner(circle["id"])
         assert owner is not None
         survivors = [n for n in cluster.nodes if n.extra_env["HEARTH_NODE_ID"] != owner]
@@ -154,6 +167,18 @@ async def test_when_the_owner_is_killed_the_circle_comes_back_on_another_node_wi
         assert {j["you"]["id"] for j in joined} == seats  # type: ignore[index]
         assert host.me is not None and host.me["role"] == "host"
         assert sam.participants[sam.me["id"]]["muted"] is True
+        assert host.room is not None and host.room["locked"] is True
+        assert host.room["hand_queue"] == [host.me["id"]]
+        assert host.moderation is not None
+        assert [b["display_name"] for b in host.moderation["bans"]] == ["Kim"]
+        # Kim's browser is still banned on the new node.
+        again = ScriptedParticipant(
+            survivors[1].ws_url, link_token(circle["join_url"]), "Kim again", None
+        )
+        again.device_key = kim.device_key
+        await again.connect()
+        assert (await again.join(expect="error"))["code"] == "banned"
+        await again.close()
         await sam.send({"type": "mute", "muted": False})
         # Sam was muted by a host: unmuting is Sam's own choice and allowed.
         await sam.wait_until(lambda: sam.participants[sam.me["id"]]["muted"] is False)
