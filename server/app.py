@@ -108,8 +108,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         # Peer connections do not survive a restart: whoever was present has gone (their
         # clients reconnect and take a seat again). With workers, this runs here, once,
         # before they start: a worker never closes the seats of another's circles. With
-        # several nodes, never: the others' circles are live (a circle's new owner writes
-        # its seats' departures when they do not come back).
+        # several nodes, only those of circles no node runs (_start_node).
         if not settings.redis_url:
             await store.close_stale_seats(clock())
         if settings.admin_token is None:
@@ -201,6 +200,9 @@ async def _start_node(
     await door.start()
     app[DOOR] = door
     await registry.start()
+    # Seats of circles no node runs (their node died and nobody came back) are closed, as
+    # one node does at start; the live circles' are left to their owners.
+    await store.close_stale_seats(clock(), live=await registry.leased_circles())
 
 
 def _own_url(settings: Settings) -> str:

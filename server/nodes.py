@@ -254,6 +254,11 @@ class NodeRegistry:
             return placed.node_id
         return await self.owner(circle_id)
 
+    async def leased_circles(self) -> set[str]:
+        """Every circle some node holds a lease on now (live, or being loaded)."""
+        start = len(self._key("lease", ""))
+        return {str(key)[start:] async for key in self.redis.scan_iter(self._key("lease", "*"))}
+
     async def acquire(self, circle_id: str) -> None:
         """Take the circle's lease (set if absent, with expiry), or raise OwnedElsewhere.
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -330,16 +330,19 @@ class SqlCircleStore:
 
     # --- start-up ----------------------------------------------------------------------
 
-    async def close_stale_seats(self, now: datetime) -> int:
+    async def close_stale_seats(self, now: datetime, *, live: Collection[str] = ()) -> int:
         """Mark every seat still present as left at ``now``; returns how many.
 
         Called at start-up: peer connections do not survive a restart, so nobody is
-        really seated until they reconnect and join again.
+        really seated until they reconnect and join again. With several nodes, the seats of
+        the ``live`` circles (leased by a node now) are left alone.
         """
+        kept = list(live)
+        stale = update(SeatRow).where(SeatRow.left_at.is_(None))
+        if kept:
+            stale = stale.where(SeatRow.circle_id.not_in(kept))
         result = await self._database.write(
-            lambda session: session.execute(
-                update(SeatRow).where(SeatRow.left_at.is_(None)).values(left_at=now)
-            )
+            lambda session: session.execute(stale.values(left_at=now))
         )
         return _rows_changed(result)
 

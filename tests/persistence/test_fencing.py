@@ -32,3 +32,18 @@ async def test_a_write_with_an_older_fencing_token_is_refused_and_changes_nothin
     newer = state.with_seat(seat("s-sam"))
     await store.save_batch([StateWrite(newer, NOW)], fence=second)
     assert {s.id for s in await store.present_seats(circle.id)} == {"s-ana", "s-sam"}
+
+
+async def test_a_starting_node_closes_the_seats_of_circles_no_node_runs_only(
+    database: Database,
+) -> None:
+    store = SqlCircleStore(database)
+    live = (await schedule(store, "Live elsewhere")).circle
+    orphan = (await schedule(store, "Its node died")).circle
+    for circle, seat_id in ((live, "s-live"), (orphan, "s-orphan")):
+        await store.save_batch(
+            [StateWrite(CircleState(opened(circle, NOW)).with_seat(seat(seat_id)), NOW)]
+        )
+    assert await store.close_stale_seats(NOW, live={live.id}) == 1
+    assert [s.id for s in await store.present_seats(live.id)] == ["s-live"]
+    assert await store.present_seats(orphan.id) == []
