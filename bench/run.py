@@ -36,6 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -66,6 +67,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 class HearthTarget:
     ice_address = "127.0.0.1"
     prefix: list[str] = []
@@ -87,6 +91,7 @@ class HearthTarget:
         workers: int | None = None,
         busy_lag_ms: int = DEFAULT_BUSY_LAG_MS,
         postgres_admin_url: str | None = None,
+        nodes: int | None = None,
     ) -> None:
         self.name = name
         forwarding, direct = self.VARIANTS[name]
@@ -106,16 +111,43 @@ class HearthTarget:
         self.postgres = ThrowawayPostgres(postgres_admin_url) if postgres_admin_url else None
         if self.postgres is not None:
             env["HEARTH_DATABASE_URL"] = self.postgres.url
-        self.server = ServerProcess(data_dir=workdir / self.name, extra_env=env, workers=workers)
+        # With --nodes N: N nodes on 127.0.0.2.. sharing the database and the machine's Redis
+        # (a key prefix of the run's own); each circle's people come in through every door.
+        self.redis_prefix = f"hearth-bench-{secrets.token_hex(4)}:"
+        self.nodes = [
+            ServerProcess(
+                data_dir=workdir / f"{self.name}-node{i}",
+                host=f"127.0.0.{2 + i}",
+                extra_env={
+                    **env,
+                    "HEARTH_REDIS_URL": REDIS_URL,
+                    "HEARTH_REDIS_PREFIX": self.redis_prefix,
+                    "HEARTH_NODE_ID": f"node{i}",
+                },
+            )
+            for i in range(nodes or 0)
+        ]
+        self.server = (
+            self.nodes[0]
+            if self.nodes
+            else ServerProcess(data_dir=workdir / self.name, extra_env=env, workers=workers)
+        )
 
     def start(self) -> int:
+        for node in self.nodes[1:]:
+            node.launch()
         self.server.start()
+        for node in self.nodes[1:]:
+            node.wait_ready(timeout=60)
         assert self.server.process is not None
         return self.server.process.pid
 
     def pids(self) -> list[int]:
-        """The server's processes: the front and (with --workers) every worker."""
+        """The server's processes: the front and (with --workers) every worker, or every
+        node (with --nodes)."""
         assert self.server.process is not None
+        if self.nodes:
+            return [n.process.pid for n in self.nodes if n.process is not None]
         workers = [pid for pid, _ in self.server.worker_processes().values()]
         return [self.server.process.pid, *workers]
 
@@ -136,13 +168,15 @@ class HearthTarget:
 
     def circles(self, count: int) -> list[dict[str, Any]]:
         made = []
+        doors = self.nodes or [self.server]
         for i in range(count):
             circle = self.server.create_circle(title=f"Bench circle {i}")
+            host_door, guest_door = doors[i % len(doors)], doors[(i + 1) % len(doors)]
             made.append(
                 {
-                    "host": {"ws_url": self.server.ws_url, "token": link_token(circle["host_url"])},
+                    "host": {"ws_url": host_door.ws_url, "token": link_token(circle["host_url"])},
                     "guest": {
-                        "ws_url": self.server.ws_url,
+                        "ws_url": guest_door.ws_url,
                         "token": link_token(circle["join_url"]),
                     },
                 }
@@ -150,7 +184,13 @@ class HearthTarget:
         return made
 
     def stop(self) -> None:
+        for node in self.nodes[1:]:
+            node.stop()
         self.server.stop()
+        if self.nodes:
+            with redis.Redis.from_url(REDIS_URL) as r:
+                for key in r.scan_iter(f"{self.redis_prefix}*"):
+                    r.delete(key)
         if self.postgres is not None:
             self.postgres.drop()
         # Keep the last server log for a look at any errors (no media, no personal data).
@@ -526,6 +566,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--workers", type=int, help="run Hearth as 'hearth serve --workers N' (default: 1 process)"
     )
     parser.add_argument(
+        "--nodes",
+        type=int,
+        help="run Hearth as N nodes on 127.0.0.2.. with the machine's Redis (needs --postgres)",
+    )
+    parser.add_argument(
         "--newcomer-circles",
         type=int,
         default=0,
@@ -545,6 +590,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="Hearth's HEARTH_BUSY_LAG_MS (the server's default; 0: never refuse for load)",
     )
     args = parser.parse_args(argv)
+    if args.nodes and not args.postgres:
+        parser.error("--nodes needs --postgres (every node shares one database)")
     results: dict[str, Any] = {
         "scenario": {
             "circles": args.circles,
@@ -553,6 +600,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": args.seconds,
             "bot_procs": args.bot_procs,
             "workers": args.workers or 1,
+            "nodes": args.nodes or 1,
             "newcomer_circles": args.newcomer_circles,
             "busy_lag_ms": args.busy_lag_ms,
             "database": "postgresql" if args.postgres else "sqlite",
@@ -569,7 +617,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             target: HearthTarget | JanusTarget = (
                 JanusTarget(Path(tmp))
                 if name == "janus"
-                else HearthTarget(Path(tmp), name, args.workers, args.busy_lag_ms, args.postgres)
+                else HearthTarget(
+                    Path(tmp), name, args.workers, args.busy_lag_ms, args.postgres, args.nodes
+                )
             )
             results["results"][name] = run_target(target, args)
     found = results["results"]

@@ -399,6 +399,30 @@ class MeetingGuideFeed(RootModel[list[MeetingGuideMeeting]]):
     (or beginning within 7 days) and with a meeting still to come."""
 
 
+# --- nodes (several nodes on Redis: docs/architecture.md, "Nodes") -----------------------
+
+
+class Node(Answer):
+    id: str
+    url: str
+    media_address: str
+    participants: int = Field(ge=0)
+    circles: int = Field(ge=0)
+    cpu: float = Field(ge=0)
+    lag_ms: float = Field(ge=0)
+    seen_at: float = Field(description="Unix time of its heartbeat.")
+    draining: bool
+
+
+class NodeList(Answer):
+    nodes: list[Node]
+
+
+class NodeDrain(Answer):
+    id: str
+    draining: bool
+
+
 # Every model the document names, in the order it lists them.
 DOCUMENTED: tuple[type[BaseModel], ...] = (
     CircleCreate,
@@ -421,6 +445,9 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     ModerationSettings,
     AuditLog,
     AuditEntry,
+    Node,
+    NodeList,
+    NodeDrain,
 )
 
 

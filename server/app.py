@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,19 @@ from aiohttp import WSCloseCode, web
 from rooms.overload import DRAINING_MESSAGE, LoadLimits
 from server.access_log import RedactingAccessLogger
 from server.api import add_api_routes
-from server.appkeys import ADMISSION, CLOCK, DATABASE, HUB, ROUTER, SETTINGS, SUPERVISOR
+from server.appkeys import (
+    ADMISSION,
+    CLOCK,
+    DATABASE,
+    DOOR,
+    HUB,
+    NODES,
+    ROUTER,
+    SETTINGS,
+    SUPERVISOR,
+)
 from server.config import Settings
+from server.doors import NodeRouter
 from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
 from server.health import add_health_routes
@@ -25,6 +37,9 @@ from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
 from server.live_settings import internal_apply as apply_live_settings
 from server.metrics import add_metrics, add_worker_metrics
 from server.moderation_api import add_moderation_routes
+from server.nodes import NodeRegistry
+from server.nodes_api import add_node_routes, migrate_away
+from server.ownership import OwnedCircleStore
 from server.pages import (
     OPEN_SOCKETS,
     add_page_routes,
@@ -82,6 +97,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     add_series_routes(app)
     add_feed_routes(app)
     add_moderation_routes(app)  # issue 4
+    add_node_routes(app)  # issue 13
     add_page_routes(app)
     add_health_routes(app)
 
@@ -92,8 +108,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         store = SqlCircleStore(database, clock)
         # Peer connections do not survive a restart: whoever was present has gone (their
         # clients reconnect and take a seat again). With workers, this runs here, once,
-        # before they start: a worker never closes the seats of another's circles.
-        await store.close_stale_seats(clock())
+        # before they start: a worker never closes the seats of another's circles. With
+        # several nodes, only those of circles no node runs (_start_node).
+        if not settings.redis_url:
+            await store.close_stale_seats(clock())
         if settings.admin_token is None:
             token = await store.ensure_bootstrap_token()
             if token is not None:
@@ -121,6 +139,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
                 await router.close()
                 await database.close()
                 raise
+        elif settings.redis_url:
+            await _start_node(app, settings, store, clock)
         else:
             app[HUB] = CircleHub(
                 store,
@@ -132,17 +152,74 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
+        if NODES in app:
+            await app[DOOR].close()
         if supervisor is not None:
             await supervisor.stop()
             await app[ROUTER].close()
         await database.close()
 
+    if settings.redis_url and settings.workers == 1:
+        # Other nodes' doors hand this node its circles' new settings (secret checked).
+        app.router.add_post(LIVE_SETTINGS_PATH, apply_live_settings)
     app.cleanup_ctx.append(database_ctx)
     if settings.workers == 1:
         app.cleanup_ctx.append(_lag_monitor)  # with workers, each watches its own loop
     add_metrics(app, settings.metrics_host, settings.metrics_port)
     app.on_shutdown.append(close_connections)
     return app
+
+
+async def _start_node(
+    app: web.Application, settings: Settings, store: SqlCircleStore, clock: Clock
+) -> None:
+    """Several nodes: register in Redis, own circles by lease, route sockets by owner."""
+
+    def load() -> tuple[int, int, float]:
+        hub = app.get(HUB)
+        circles = hub.live_circles() if hub is not None else []
+        participants = sum(len(c.state.seats) + len(c.state.lobby) for c in circles)
+        return participants, len(circles), app[ADMISSION].smoothed_lag * 1000
+
+    media = settings.media_public_address or (
+        settings.ice_addresses[0] if settings.ice_addresses else settings.host
+    )
+    registry = NodeRegistry(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        node_id=settings.node_id or NodeRegistry.new_id(),
+        url=settings.node_url or _own_url(settings),
+        media_address=media,
+        load=load,
+    )
+    owned = OwnedCircleStore(store, registry)
+    hub = CircleHub(owned, _audio_factory(settings), clock)
+    hub.on_released = owned.released
+
+    def lease_lost(circle_id: str) -> None:
+        asyncio.get_running_loop().create_task(hub.evict(circle_id))
+
+    registry.on_lease_lost = lease_lost
+    app[HUB] = hub
+    app[NODES] = registry
+    door = NodeRouter(store, registry)
+    await door.start()
+    app[DOOR] = door
+    await registry.start()
+    # Seats of circles no node runs (their node died and nobody came back) are closed, as
+    # one node does at start; the live circles' are left to their owners.
+    await store.close_stale_seats(clock(), live=await registry.leased_circles())
+
+
+def _own_url(settings: Settings) -> str:
+    """Where other nodes reach this one when HEARTH_NODE_URL does not say: its listening
+    address, or its host name when it listens on every interface (as in a container)."""
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 def create_worker_app(
@@ -270,6 +347,8 @@ async def drain(app: web.Application, hurry: asyncio.Event | None = None) -> Non
     log.info("draining: no new arrivals; live circles go on for up to %d s", settings.drain_seconds)
     if supervisor is not None:
         await supervisor.stop(grace=settings.drain_seconds + DRAIN_MARGIN_SECONDS)
+    elif NODES in app:
+        await migrate_away(app)
     else:
         sockets: set[web.WebSocketResponse] = app[OPEN_SOCKETS]
         notice = {
@@ -316,6 +395,9 @@ async def close_connections(app: web.Application) -> None:
     hub = app.get(HUB)
     if hub is not None:
         await hub.close()
+    registry = app.get(NODES)
+    if registry is not None:
+        await registry.close()  # after the circles wrote their last: leases go back
 
 
 async def _stop_when_orphaned() -> None:

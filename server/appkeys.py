@@ -11,6 +11,8 @@ from aiohttp import web
 from server.config import Settings
 
 if TYPE_CHECKING:
+    from server.doors import NodeRouter
+    from server.nodes import NodeRegistry
     from server.storage.database import Database
     from server.workers import FrontRouter, WorkerSupervisor
     from signaling.admission import Admission
@@ -27,3 +29,6 @@ CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 ADMISSION: web.AppKey[Admission] = web.AppKey("admission")
 # Only in the front process of ``hearth serve --workers N``: starts, watches, drains them.
 SUPERVISOR: web.AppKey[WorkerSupervisor] = web.AppKey("supervisor")
+# Only with several nodes (HEARTH_REDIS_URL): this node in Redis, and its door.
+NODES: web.AppKey[NodeRegistry] = web.AppKey("nodes")
+DOOR: web.AppKey[NodeRouter] = web.AppKey("door")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,6 +148,15 @@ class Settings(BaseModel):
     # Prometheus metrics on their own listener (0: none), on metrics_host.
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     metrics_host: str = "127.0.0.1"
+    # Several nodes (docs/architecture.md, "Nodes"): the Redis they share; empty runs one
+    # node exactly as before. Needs PostgreSQL as the database.
+    redis_url: str = Field(default="", repr=False)
+    # Keys in Redis start with this (several deployments, or tests, may share one Redis).
+    redis_prefix: str = "hearth:"
+    # This node's id in the registry; empty: a random one at each start.
+    node_id: str = ""
+    # Where the other nodes reach this one (HTTP and WebSocket); empty: http://host:port.
+    node_url: str = ""
     # "text" (the default) or "json": one JSON object per log line.
     log_format: Literal["text", "json"] = "text"
     # The crisis-resources panel's text wherever a series sets none of its own (the series'
@@ -249,6 +259,13 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         raise ConfigError(
             "HEARTH_PRODUCTION is set, so HEARTH_PUBLIC_URL must be too (e.g. "
             "https://circles.example.org): every link handed out is built from it"
+        )
+    if settings.redis_url and make_url(settings.effective_database_url).get_backend_name() != (
+        "postgresql"
+    ):
+        raise ConfigError(
+            "HEARTH_REDIS_URL (several nodes) needs HEARTH_DATABASE_URL on PostgreSQL: "
+            "every node must read and write the same database"
         )
     if settings.turn_urls and not settings.turn_secret:
         raise ConfigError("HEARTH_TURN_URLS needs HEARTH_TURN_SECRET (coturn's static-auth-secret)")

@@ -30,6 +30,8 @@ METHOD_NOT_ALLOWED = "method_not_allowed"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 BAD_REQUEST = "bad_request"
 INTERNAL_ERROR = "internal_error"
+# Several nodes: Redis (the node registry) or the node asked cannot be reached now.
+NODES_UNAVAILABLE = "nodes_unavailable"
 
 ERROR_CODES = (
     INVALID_JSON,
@@ -40,6 +42,7 @@ ERROR_CODES = (
     PAYLOAD_TOO_LARGE,
     BAD_REQUEST,
     INTERNAL_ERROR,
+    NODES_UNAVAILABLE,
 )
 
 # aiohttp raises these itself (router, body limits); each gets a stable code.

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from rooms.model import CircleSettings
-from server.appkeys import DATABASE, HUB, ROUTER
+from server.appkeys import DATABASE, DOOR, HUB, ROUTER
 from server.storage.repository import SqlCircleStore
 from server.workers import pick_worker
 
@@ -38,6 +38,16 @@ async def apply_live(
     if not circle_ids:
         return
     router = app.get(ROUTER)
+    door = app.get(DOOR)
+    if door is not None:
+        # Several nodes: each circle's owner applies them; the others' here (if live).
+        here = []
+        for circle_id in circle_ids:
+            body = {"series_id": series_id, "circle_ids": [circle_id]}
+            if await door.tell_owner(circle_id, INTERNAL_PATH, body) is None:
+                here.append(circle_id)
+        await _apply_here(app, here, settings)
+        return
     if router is None:
         await _apply_here(app, circle_ids, settings)
         return
@@ -61,7 +71,11 @@ async def _apply_here(app: web.Application, circle_ids: list[str], settings: Cir
 
 
 async def internal_apply(request: web.Request) -> web.Response:
-    """A worker's side: apply the series' stored settings to the circles it holds."""
+    """A worker's (or an owner node's) side: apply the series' stored settings to the
+    circles it holds."""
+    door = request.app.get(DOOR)
+    if door is not None and not door.is_bridged(request):
+        return web.json_response({"applied": 0}, status=403)
     try:
         body: Any = await request.json()
     except ValueError:

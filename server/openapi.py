@@ -79,6 +79,41 @@ NO_LINK = {404: (m.Error, "No such series or host link (`not_found`).")}
 DONE: dict[int, tuple[Content, str]] = {204: ("none", "Done; no body.")}
 
 OPERATIONS: tuple[Operation, ...] = (
+    # --- nodes
+    Operation(
+        "get",
+        "/nodes",
+        "listNodes",
+        "The nodes serving circles, with their load",
+        {
+            200: (m.NodeList, "The nodes."),
+            **UNAUTHORIZED,
+            503: (m.Error, "The node registry cannot be reached (`nodes_unavailable`)."),
+        },
+        description=(
+            "With several nodes (HEARTH_REDIS_URL), every node with a live heartbeat: id, URL, "
+            "media address, participants, circles, CPU share, loop lag, whether it drains. "
+            "Empty with one node. Any node gives the same list."
+        ),
+    ),
+    Operation(
+        "post",
+        "/nodes/{node_id}/drain",
+        "drainNode",
+        "Move a node's live circles to the other nodes",
+        {
+            202: (m.NodeDrain, "The drain has begun."),
+            **UNAUTHORIZED,
+            404: (m.Error, "No live node has this id (`not_found`)."),
+            503: (m.Error, "The registry or that node did not answer (`nodes_unavailable`)."),
+        },
+        parameters=(_path_param("node_id", "A node's id, as listed."),),
+        description=(
+            "The node stops taking circles and hands each live one over: its people are told "
+            "to reconnect (close 1012) and get their seats back on another node. The process "
+            "stays up until stopped. Any node takes the call."
+        ),
+    ),
     # --- one-off circles
     Operation(
         "post",

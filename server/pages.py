@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from rooms.limits import BackoffPolicy
-from server.appkeys import ADMISSION, HUB, ROUTER, SETTINGS
+from server.appkeys import ADMISSION, DOOR, HUB, ROUTER, SETTINGS
 from server.config import Settings
 from server.workers import CLIENT_ADDRESS_HEADER
 from signaling import protocol
@@ -78,11 +78,18 @@ async def circle_info(request: web.Request) -> web.Response:
     """
     guards = request.app[PAGE_GUARDS]
     now = time.monotonic()
-    if not guards.behind_front and not (
-        guards.circle_info.allow(_address(request), now=now)
-        # A flood spread over many addresses meets the process-wide bound: the page joins
-        # fine without this answer (join says what it needs), a live circle needs the loop.
-        and guards.circle_info.allow("", now=now, total=True)
+    door = request.app.get(DOOR)
+    # Asked by another node's door for a circle live here: that door limited the asker.
+    bridged = door is not None and door.is_bridged(request)
+    if (
+        not guards.behind_front
+        and not bridged
+        and not (
+            guards.circle_info.allow(_address(request), now=now)
+            # A flood spread over many addresses meets the process-wide bound: the page joins
+            # fine without this answer (join says what it needs), a live circle needs the loop.
+            and guards.circle_info.allow("", now=now, total=True)
+        )
     ):
         return await _too_many(guards)
     token: object = None
@@ -100,6 +107,8 @@ async def circle_info(request: web.Request) -> web.Response:
             try:
                 if router is not None:
                     info = await router.describe_link(token)  # from the circle's worker
+                elif door is not None and not bridged:
+                    info = await door.describe_link(token, request.app[HUB])  # from its owner
                 else:
                     info = await request.app[HUB].describe_link(token)
             except StorageUnavailable:
@@ -163,11 +172,14 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             status=403,
         )
     guards = request.app[PAGE_GUARDS]
+    door = request.app.get(DOOR)
+    # Piped here by another node's door, which counted it by the client's address.
+    bridged = door is not None and door.is_bridged(request)
     router = request.app.get(ROUTER)
     # The client's address keys the per-address limits. A worker behind the front sees only
     # the front's connection; the front passes the client's address with the join. The
     # unjoined sockets are counted where they are accepted: here, or at the front.
-    address = _client_address(request, guards)
+    address = "" if bridged else _client_address(request, guards)
     counted = bool(address) and not guards.behind_front
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
@@ -194,16 +206,26 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             # Piped to the worker that hosts the circle; it keeps the per-socket limits.
             await router.serve(ws, join_timeout=join_timeout, address=address, on_joined=joined)
         else:
-            session = ClientSession(
-                ws,
-                request.app[HUB],
-                join_timeout=join_timeout,
-                admission=request.app[ADMISSION],
-                guards=guards.sessions,
-                address=address,
-                on_joined=joined,
-            )
-            await session.run()
+
+            async def serve_here(first: str | None) -> None:
+                session = ClientSession(
+                    ws,
+                    request.app[HUB],
+                    join_timeout=join_timeout,
+                    admission=request.app[ADMISSION],
+                    guards=guards.sessions,
+                    address=address,
+                    on_joined=joined,
+                )
+                await session.run(first)
+
+            if door is not None and not bridged:
+                # Several nodes: served here, or piped to the node owning the circle.
+                await door.serve(
+                    ws, join_timeout=join_timeout, serve_here=serve_here, on_piped=joined
+                )
+            else:
+                await serve_here(None)
     finally:
         joined()
         sockets.discard(ws)

@@ -434,42 +434,63 @@ class FrontRouter:
         on_joined: Callable[[], None] | None = None,
         on_answer: Callable[[], None] | None = None,
     ) -> None:
+        await pipe_websocket(
+            self.http,
+            ws,
+            self._url(index, "/ws", "ws"),
+            first,
+            headers={CLIENT_ADDRESS_HEADER: address} if address else None,
+            on_joined=on_joined,
+            on_answer=on_answer,
+        )
+
+
+async def pipe_websocket(
+    http: aiohttp.ClientSession,
+    ws: web.WebSocketResponse,
+    url: str,
+    first: str,
+    headers: dict[str, str] | None = None,
+    on_joined: Callable[[], None] | None = None,
+    on_answer: Callable[[], None] | None = None,
+) -> bool:
+    """Pipe a client's socket to the process running its circle (a worker, or another
+    node), starting with the ``join`` already read, until either side closes. False when
+    that process did not answer (the page is closed with "going away" and reconnects)."""
+    try:
+        upstream = await http.ws_connect(
+            url, max_msg_size=0, timeout=aiohttp.ClientWSTimeout(), headers=headers
+        )
+    except (aiohttp.ClientError, OSError) as err:
+        # Being started again: the page reconnects, as after a server restart.
+        log.warning("%s is not answering (%s)", url.split("/ws")[0], type(err).__name__)
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+        return False
+    loop = asyncio.get_running_loop()
+    async with upstream:
+        await upstream.send_str(first)
+        to_client = loop.create_task(_worker_to_client(upstream, ws, on_joined, on_answer))
+        to_worker = loop.create_task(_client_to_worker(ws, upstream))
         try:
-            upstream = await self.http.ws_connect(
-                self._url(index, "/ws", "ws"),
-                max_msg_size=0,
-                timeout=aiohttp.ClientWSTimeout(),
-                headers={CLIENT_ADDRESS_HEADER: address} if address else None,
+            done, _ = await asyncio.wait(
+                {to_client, to_worker}, return_when=asyncio.FIRST_COMPLETED
             )
-        except (aiohttp.ClientError, OSError) as err:
-            # Being started again: the page reconnects, as after a server restart.
-            log.warning("worker %d is not answering (%s)", index, type(err).__name__)
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
-            return
-        loop = asyncio.get_running_loop()
-        async with upstream:
-            await upstream.send_str(first)
-            to_client = loop.create_task(_worker_to_client(upstream, ws, on_joined, on_answer))
-            to_worker = loop.create_task(_client_to_worker(ws, upstream))
-            try:
-                done, _ = await asyncio.wait(
-                    {to_client, to_worker}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if to_client in done:
-                    # The worker closed: the page gets its code (4404, 4403, 4409, 4410,
-                    # 1000); a worker that died means "going away", and the page reconnects.
-                    code = upstream.close_code
-                    if code is None or code not in _SENDABLE:
-                        code = WSCloseCode.GOING_AWAY
-                    await ws.close(code=code)
-                else:
-                    await upstream.close()
-                await asyncio.wait({to_client, to_worker}, timeout=5)
-            finally:
-                for task in (to_client, to_worker):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            if to_client in done:
+                # The worker closed: the page gets its code (4404, 4403, 4409, 4410,
+                # 1000); a worker that died means "going away", and the page reconnects.
+                code = upstream.close_code
+                if code is None or code not in _SENDABLE:
+                    code = WSCloseCode.GOING_AWAY
+                await ws.close(code=code)
+            else:
+                await upstream.close()
+            await asyncio.wait({to_client, to_worker}, timeout=5)
+        finally:
+            for task in (to_client, to_worker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+    return True
 
 
 def _route_key(token: str) -> str:

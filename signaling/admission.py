@@ -52,6 +52,11 @@ class Admission:
         now = asyncio.get_running_loop().time()
         return arrival_refusal(self._state, self.limits, draining=self.draining, now=now)
 
+    @property
+    def smoothed_lag(self) -> float:
+        """The loop's lag (s) as the monitor smooths it: a node reports it as its load."""
+        return self._state.smoothed_lag
+
     def start_draining(self) -> None:
         self.draining = True
 

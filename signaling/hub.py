@@ -17,6 +17,12 @@ writes them when the database is back; joins are refused with ``storage_unavaila
 The hub loads, opens and releases circles single-flight per circle id: concurrent arrivals
 share one load, a circle is released only when nobody is in it, arriving, or unstored.
 See docs/architecture.md, "Live circles: loading, writing, outages".
+
+With several nodes the hub is the same; the ownership layer is outside it (server/ownership.py:
+a store whose loads take the circle's lease and whose writes are fenced). The hub only tells
+it when a circle is released (``on_released``) and lets it stop a circle at once (``evict``:
+another node owns it, or this one drains); a write that meets another node's fence
+(``LeaseLost``) evicts the circle by itself.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import contextlib
 import hashlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -67,7 +73,7 @@ from signaling.protocol import (
     speaking_json,
     waiting_json,
 )
-from signaling.store import CircleStore, LinkMatch, StateWrite, StorageUnavailable
+from signaling.store import CircleStore, LeaseLost, LinkMatch, StateWrite, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,9 @@ KEEPING_FULL_MESSAGE = (
 # How long someone arriving on the join link waits for a host's arrival that is in flight
 # (the host's join opens the circle) before being told it is not open.
 HOST_ARRIVAL_WAIT = 10.0
+# Close code for connections of a circle that moved to another node: 1012, "service
+# restart", on which the page reconnects with its seat token (its door bridges it on).
+CLOSE_MOVED = 1012
 # At shutdown, how long a circle may take to write what it has not stored yet.
 FLUSH_AT_CLOSE = 5.0
 
@@ -160,6 +169,8 @@ class LiveCircle:
         self._expiry: asyncio.TimerHandle | None = None
         self._expiry_task: asyncio.Task[None] | None = None
         self.on_empty: Callable[[LiveCircle], None] | None = None
+        # Several nodes: called when a write found the circle claimed by another node.
+        self.on_lost: Callable[[LiveCircle], None] | None = None
         self._activity = VoiceActivity()
         self._speaking_task: asyncio.Task[None] | None = None
         # Group commit: decisions waiting to be published, writes waiting to be stored.
@@ -465,6 +476,13 @@ class LiveCircle:
                 try:
                     async with asyncio.timeout(WRITE_TIMEOUT):
                         await self._store.save_batch(batch)
+                except LeaseLost:
+                    # Another node owns the circle now: nothing more is written from here.
+                    log.warning("circle %s: lease lost; its people reconnect", self.id)
+                    self._unstored.clear()
+                    if self.on_lost is not None:
+                        self.on_lost(self)
+                    return
                 except Exception as error:
                     self._in_flight = 0
                     self._storage_lost(error)
@@ -577,6 +595,25 @@ class LiveCircle:
             connection.send(error_message(code, SENT_AWAY_MESSAGES.get(code, code), None))
             connection.close_soon(CLOSE_SENT_AWAY)
 
+    def discard_unstored(self) -> None:
+        """Forget what is not stored (another node owns the circle: it must not be written)."""
+        self._unstored.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+        # Joins waiting for their write are told storage is away (the page tries again,
+        # and its door takes it to the new owner).
+        while self._unpublished:
+            pending = self._unpublished.popleft()
+            if not pending.done.done():
+                pending.done.set_exception(StorageUnavailable("the circle moved to another node"))
+
+    def close_connections(self, code: int) -> None:
+        """Close every connection (they reconnect: the circle moved to another node)."""
+        for seat_id, connection in list(self._connections.items()):
+            connection.close_soon(code)
+            self._forget(seat_id)
+
     def _end(self, by: str) -> None:
         for seat_id, connection in list(self._connections.items()):
             connection.send({"type": "circle_ended", "by": by})
@@ -657,6 +694,8 @@ class CircleHub:
         self._resolving: set[int] = set()
         self._tickets = 0
         self._arrivals_changed = asyncio.Condition()
+        # Several nodes: told each circle id this hub stopped running (its lease goes back).
+        self.on_released: Callable[[str], Awaitable[None]] | None = None
 
     def now(self) -> datetime:
         return self._clock()
@@ -832,6 +871,7 @@ class CircleHub:
                 unstored_limit=self._unstored_limit,
             )
             live.on_empty = self._release_soon
+            live.on_lost = self._evict_soon
             self._live[live.id] = live
             live.start()
             return live
@@ -873,13 +913,46 @@ class CircleHub:
         if not self._releasable(live):
             return
         del self._live[live.id]
-        releasing = asyncio.get_running_loop().create_task(live.close())
+        releasing = asyncio.get_running_loop().create_task(self._close_released(live))
         self._releasing[live.id] = releasing
         try:
             await asyncio.shield(releasing)
         finally:
             if self._releasing.get(live.id) is releasing:
                 del self._releasing[live.id]
+
+    async def _close_released(self, live: LiveCircle) -> None:
+        await live.close()
+        if self.on_released is not None:
+            with contextlib.suppress(Exception):
+                await self.on_released(live.id)
+
+    def _evict_soon(self, live: LiveCircle) -> None:
+        if self._live.get(live.id) is live:  # not a newer load of the same circle
+            asyncio.get_running_loop().create_task(self.evict(live.id))
+        else:
+            live.close_connections(CLOSE_MOVED)
+            live.discard_unstored()
+
+    async def evict(self, circle_id: str, code: int = CLOSE_MOVED, *, flush: bool = False) -> bool:
+        """Stop running a circle here at once (several nodes: another node owns it now, or
+        this one drains): its connections are closed with ``code`` so the pages reconnect
+        to the owner. Without ``flush`` whatever it had not stored is dropped (the new
+        owner's writes are the ones that count); with it, stored first (a drain)."""
+        live = self._live.pop(circle_id, None)
+        if live is None:
+            return False
+        live.close_connections(code)
+        if not flush:
+            live.discard_unstored()
+        releasing = asyncio.get_running_loop().create_task(self._close_released(live))
+        self._releasing[circle_id] = releasing
+        try:
+            await asyncio.shield(releasing)
+        finally:
+            if self._releasing.get(circle_id) is releasing:
+                del self._releasing[circle_id]
+        return True
 
     def live_circles(self) -> list[LiveCircle]:
         return list(self._live.values())

@@ -116,7 +116,9 @@ class ClientSession:
             self._closer = asyncio.get_running_loop().create_task(self._close(code))
 
     # Lifecycle ------------------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, first: str | None = None) -> None:
+        """Serve the socket until it closes. ``first``: a text message already read from it
+        (several nodes: the door read the join to find the circle's node, and it is here)."""
         loop = asyncio.get_running_loop()
         writer = loop.create_task(self._write_forever())
         self._writer = writer
@@ -126,6 +128,8 @@ class ClientSession:
             else None
         )
         try:
+            if first is not None and self._within_rate():
+                await self._handle_text(first)
             async for msg in self._ws:
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue

@@ -38,6 +38,12 @@ class StorageUnavailable(Exception):
     """
 
 
+class LeaseLost(Exception):
+    """Several nodes: the circle was claimed by another node (its fencing token in the
+    database is not this node's any more), so nothing of it may be written from here. The
+    live circle stops and its people reconnect to the new owner."""
+
+
 @dataclass(frozen=True, slots=True)
 class StateWrite:
     """One decided command waiting to be stored: the state it left, when, and its audit."""

@@ -57,6 +57,11 @@ def _run_autocommit(url: str, *statements: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of a database created for this test session, dropped at its end."""
+    yield from throwaway_postgres_database()
+
+
+def throwaway_postgres_database() -> Iterator[str]:
+    """Create a database, yield its URL, drop it (for fixtures of any scope)."""
     if os.environ.get("HEARTH_SKIP_POSTGRES") == "1":
         pytest.skip("HEARTH_SKIP_POSTGRES=1")
     admin_url = _postgres_admin_url()

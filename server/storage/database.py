@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 T = TypeVar("T")
+
+# PostgreSQL advisory lock key that serializes migrations between nodes starting at the same
+# moment: any fixed 64-bit number works as long as every node uses the same one ("hearth-m").
+MIGRATION_LOCK_KEY = 0x6865617274682D6D
 
 # A write that meets a lock or a serialization conflict is run again, after a short random
 # pause that doubles each time: about 3 s in all before the database counts as unavailable.
@@ -213,10 +217,21 @@ class Database:
         raise AssertionError("unreachable")
 
     async def connect(self) -> None:
-        """Create the engine and upgrade the schema to the newest revision."""
+        """Create the engine and upgrade the schema to the newest revision.
+
+        On PostgreSQL the upgrade runs under a transaction-scoped advisory lock: nodes started
+        at the same moment (as an orchestrator starts them) take turns, so the first one
+        migrates and the others, once it commits, find the schema at head and do nothing.
+        Without it two nodes create the same types at once and one of them dies
+        (UniqueViolationError on pg_type_typname_nsp_index). SQLite serializes writers itself.
+        """
         engine = create_engine_for(self.url)
         try:
             async with engine.begin() as connection:
+                if not self.is_sqlite:
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
                 await connection.run_sync(_upgrade_to_head)
         except BaseException:
             await engine.dispose()

@@ -161,6 +161,9 @@ class CircleRow(Base):
     # Minutes a host added to the closing time.
     extended_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Fencing token of the node that last claimed the live circle (several nodes only):
+    # a write carrying another token is refused in its own transaction.
+    fence: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class SeatRow(Base):

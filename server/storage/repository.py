@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -56,7 +56,7 @@ from server.storage.series import (
     materialise,
     resolve_series_link,
 )
-from signaling.store import LinkMatch, StateWrite, StorageUnavailable
+from signaling.store import LeaseLost, LinkMatch, StateWrite, StorageUnavailable
 
 ADMIN_TOKEN_BYTES = 32
 # A join's reads are tried again once after this pause (a stale pooled connection, a lock),
@@ -120,9 +120,19 @@ async def _reading(read: Callable[[], Awaitable[Any]]) -> Any:
         raise StorageUnavailable(str(error) or type(error).__name__) from error
 
 
-async def _write_batch(session: AsyncSession, writes: Sequence[StateWrite]) -> None:
+async def _write_batch(
+    session: AsyncSession, writes: Sequence[StateWrite], fence: int | None = None
+) -> None:
     last = writes[-1]
     state, circle = last.state, last.state.circle
+    if fence is not None:
+        # Locked until this transaction ends: a claim by another node waits for this write
+        # or, if it came first, makes it fail here.
+        current = await session.scalar(
+            select(CircleRow.fence).where(CircleRow.id == circle.id).with_for_update()
+        )
+        if current != fence:
+            raise LeaseLost(f"circle {circle.id} is fenced at {current}, this node has {fence}")
     row = await session.get(CircleRow, circle.id)
     if row is None:
         raise CircleNotFound(circle.id)
@@ -291,24 +301,48 @@ class SqlCircleStore:
     ) -> None:
         await self.save_batch([StateWrite(state, now, tuple(audit))])
 
-    async def save_batch(self, writes: Sequence[StateWrite]) -> None:
-        """Several decisions of one circle in one transaction (see CircleStore.save_batch)."""
+    async def save_batch(self, writes: Sequence[StateWrite], *, fence: int | None = None) -> None:
+        """Several decisions of one circle in one transaction (see CircleStore.save_batch).
+
+        With ``fence`` (several nodes), the circle's row is locked and its fencing token
+        checked first, in the same transaction: LeaseLost when another node claimed it.
+        """
         if not writes:
             return
-        await self._database.write(lambda session: _write_batch(session, writes))
+        await self._database.write(lambda session: _write_batch(session, writes, fence))
+
+    async def claim_fence(self, circle_id: str) -> int:
+        """Take the next fencing token of a circle (several nodes: its new owner does this
+        right after taking the lease). From then on writes with an older token fail."""
+
+        async def claim(session: AsyncSession) -> int:
+            fence = await session.scalar(
+                update(CircleRow)
+                .where(CircleRow.id == circle_id)
+                .values(fence=CircleRow.fence + 1)
+                .returning(CircleRow.fence)
+            )
+            if fence is None:
+                raise CircleNotFound(circle_id)
+            return int(fence)
+
+        return await self._database.write(claim)
 
     # --- start-up ----------------------------------------------------------------------
 
-    async def close_stale_seats(self, now: datetime) -> int:
+    async def close_stale_seats(self, now: datetime, *, live: Collection[str] = ()) -> int:
         """Mark every seat still present as left at ``now``; returns how many.
 
         Called at start-up: peer connections do not survive a restart, so nobody is
-        really seated until they reconnect and join again.
+        really seated until they reconnect and join again. With several nodes, the seats of
+        the ``live`` circles (leased by a node now) are left alone.
         """
+        kept = list(live)
+        stale = update(SeatRow).where(SeatRow.left_at.is_(None))
+        if kept:
+            stale = stale.where(SeatRow.circle_id.not_in(kept))
         result = await self._database.write(
-            lambda session: session.execute(
-                update(SeatRow).where(SeatRow.left_at.is_(None)).values(left_at=now)
-            )
+            lambda session: session.execute(stale.values(left_at=now))
         )
         return _rows_changed(result)
 

@@ -40,21 +40,28 @@ class ServerProcess:
     # the test's own HTTP calls then go through it too.
     prefix: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    # The address it listens on (nodes of one cluster take 127.0.0.2, .3, ...).
+    host: str = "127.0.0.1"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://{self.host}:{self.port}/ws"
 
     def start(self, timeout: float = 30) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (several nodes start at one moment)."""
         env = dict(os.environ)
         env.update(
             HEARTH_ADMIN_TOKEN=self.admin_token,
             # Media stays on loopback: the tests send nothing to any other address.
-            HEARTH_ICE_ADDRESSES="127.0.0.1",
+            HEARTH_ICE_ADDRESSES=self.host,
             PYTHONUNBUFFERED="1",
             # A test's server stops at once when its people are still connected at the end.
             HEARTH_DRAIN_SECONDS="2",
@@ -74,7 +81,7 @@ class ServerProcess:
                 "server.cli",
                 "serve",
                 "--host",
-                "127.0.0.1",
+                self.host,
                 "--port",
                 str(self.port),
                 "--data-dir",
@@ -86,6 +93,9 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

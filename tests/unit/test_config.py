@@ -88,3 +88,20 @@ def test_the_crisis_text_tells_how_to_reach_help_unless_the_deployment_sets_its_
     with pytest.raises(ConfigError) as refused:
         settings_from_env({"HEARTH_CRISIS_TEXT": "x" * 4001})
     assert str(refused.value).startswith("HEARTH_CRISIS_TEXT=")
+
+
+def test_several_nodes_need_postgresql_and_one_node_needs_no_redis() -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings_from_env({"HEARTH_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert "HEARTH_REDIS_URL" in str(refused.value) and "PostgreSQL" in str(refused.value)
+    nodes = settings_from_env(
+        {
+            "HEARTH_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "HEARTH_DATABASE_URL": "postgresql+asyncpg://hearth@db/hearth",
+            "HEARTH_NODE_ID": "node-1",
+        }
+    )
+    assert (nodes.redis_prefix, nodes.node_id) == ("hearth:", "node-1")
+    # A Redis URL may carry a password: never in a repr.
+    assert "redis://" not in repr(nodes)
+    assert settings_from_env({}).redis_url == ""

@@ -16,7 +16,7 @@ from rooms.machine import AuditEntry
 from rooms.model import Circle, CircleSettings, CircleState, Role
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub, Command, LiveCircle, MisroutedCircle
-from signaling.store import LinkMatch, StateWrite, StorageUnavailable
+from signaling.store import LeaseLost, LinkMatch, StateWrite, StorageUnavailable
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 CIRCLE = Circle(
@@ -548,3 +548,57 @@ async def test_an_outage_keeps_a_bounded_number_of_changes_and_tells_who_is_refu
     assert store.saved[-1].seats["sam"].display_name == f"Sam {renamed - 1}"
     # And the circle takes changes again.
     live.submit(lambda s: machine.rename(s, seat_id="sam", display_name="Sam again"), actor="sam")
+
+
+class FencedStore(MemoryStore):
+    """A node's store once another node claimed the circle: every write is refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fenced_out = False
+
+    async def save_batch(self, writes: Sequence[StateWrite]) -> None:
+        if self.fenced_out:
+            raise LeaseLost("claimed by another node")
+        await super().save_batch(writes)
+
+
+async def test_a_circle_whose_lease_was_lost_stops_here_and_its_people_reconnect() -> None:
+    store = FencedStore()
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    released: list[str] = []
+
+    async def on_released(circle_id: str) -> None:
+        released.append(circle_id)
+
+    hub.on_released = on_released
+    arrival = await hub.arrive("host-token")
+    ana = Inbox()
+    await arrival.live.join("ana", ana, join_command("ana", Role.HOST))
+    await hub.arrived(arrival)
+    saved = len(store.saved)
+    store.fenced_out = True
+    arrival.live.submit(lambda s: machine.set_own_mute(s, seat_id="ana", muted=True))
+    for _ in range(50):
+        if not hub.live_circles() and released:
+            break
+        await asyncio.sleep(0.01)
+    assert hub.live_circles() == []
+    assert ana.closed == 1012  # the page reconnects, and its door finds the new owner
+    assert len(store.saved) == saved  # nothing more was written from here
+    assert released == ["c1"]
+    await hub.close()
+
+
+async def test_a_drained_circle_is_stored_before_it_leaves(store: MemoryStore) -> None:
+    hub = CircleHub(store, lambda: SharedMixAudioPath(run_clock=False), lambda: NOW)
+    arrival = await hub.arrive("host-token")
+    ana = Inbox()
+    await arrival.live.join("ana", ana, join_command("ana", Role.HOST))
+    await hub.arrived(arrival)
+    store.delay = 0.05
+    arrival.live.submit(lambda s: machine.set_own_mute(s, seat_id="ana", muted=True))
+    assert await hub.evict("c1", 1012, flush=True)
+    assert ana.closed == 1012
+    assert store.saved[-1].seats["ana"].muted is True
+    assert hub.is_idle()
