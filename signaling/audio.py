@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,6 +41,7 @@ from signaling.voice import (
     VoiceInlet,
     opus_decoder,
     opus_encoder,
+    quiet_sockets,
 )
 
 log = logging.getLogger(__name__)
@@ -120,13 +122,15 @@ class ListenerTrack(MediaStreamTrack):
         data: bytes | None = None,
         seq: int | None = None,
         forwarded: bool = False,
+        now: float | None = None,
     ) -> None:
         """Send ``packet``; ``data`` is its bytes when the caller has them already (one
         conversion per packet, not one per listener); ``seq`` its place in the circle's
         sequence (signaling.rtp_rewriter), whose gaps a ``forwarded`` packet keeps."""
         writer = self._writer
         if packet is not None and writer is not None and writer.ready:
-            writer.write(bytes(packet) if data is None else data, packet.pts or 0, seq, forwarded)
+            payload = bytes(packet) if data is None else data
+            writer.write(payload, packet.pts or 0, seq, forwarded, now)
             return
         if len(self._packets) >= MAX_LISTENER_PACKETS:
             self._packets.popleft()
@@ -344,6 +348,8 @@ class SharedMixAudioPath:
         for seat_id, voice in self._voices.items():
             if seat_id not in seat_ids:
                 voice.clear()
+        # A voice that may be heard again is read promptly from now on, not on the slow clock.
+        quiet_sockets.wake()
 
     def levels(self) -> Levels:
         return {seat_id: voice.level for seat_id, voice in self._voices.items()}
@@ -411,10 +417,11 @@ class SharedMixAudioPath:
                         self._own[seat_id] = _Stream()
                     own[seat_id] = self._encode(self._own[seat_id], pcm, pts)
         sent = False
+        now = time.time()
         for seat_id, listener in self._listeners.items():
             packet, data = (own[seat_id], None) if seat_id in own else (shared, shared_data)
             if packet is not None and seat_id != self._forwarded:
-                listener.push(packet, data, seq)
+                listener.push(packet, data, seq, now=now)
                 sent = True
         if sent:
             self._timeline.mixed(pts)
@@ -460,9 +467,10 @@ class SharedMixAudioPath:
         packet = av.Packet(payload)
         packet.pts = placed.pts
         packet.time_base = TIME_BASE
+        now = time.time()
         for listener_id, listener in self._listeners.items():
             if listener_id != seat_id:
-                listener.push(packet, payload, placed.seq, forwarded=True)
+                listener.push(packet, payload, placed.seq, forwarded=True, now=now)
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:

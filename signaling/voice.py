@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aioice.ice
 import av
 from aiortc.codecs import CODECS
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -177,6 +178,12 @@ class VoiceGate:
         self._last_passed = -1  # sequence number of the last RTP packet let through
         self.dropped = 0
 
+    @property
+    def quiet(self) -> bool:
+        """Whether this voice's sockets may be read on QuietSockets' slow clock: nobody may
+        hear it, and media has arrived (ICE and DTLS are done; their flights stay prompt)."""
+        return self._last_passed >= 0 and not self._audible()
+
     def drops(self, data: bytes) -> bool:
         # SRTP only (first byte 128-191), and not SRTCP (RFC 5761: second byte 192-223).
         if len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
@@ -207,6 +214,94 @@ def gate_voice(ice_connection: Any, gate: VoiceGate) -> None:
 
     ice_connection.data_received = data_received
     ice_connection._hearth_voice_gate = gate
+    quiet_sockets.watch(ice_connection, gate)
+
+
+# How often the sockets of voices nobody may hear are read. A consent check or RTCP report
+# from such a peer waits at most this long (consent allows 30 s).
+QUIET_POLL_SECONDS = 0.05
+# Datagrams read from one quiet socket per poll, at most (50 ms of a voice is 2-3 packets).
+QUIET_READS_PER_POLL = 64
+
+
+class QuietSockets:
+    """Reads the sockets of inaudible voices on a slow clock, not on every packet.
+
+    A muted browser without DTX still sends 50 packets a second, and each one woke the
+    event loop to be dropped: a wake-up costs far more than the drop itself (measured in
+    docs/performance.md, "A muted voice nearly free"). So while a voice may not be heard, its
+    connection's sockets are taken out of the loop's selector (``pause_reading``) and read
+    here every QUIET_POLL_SECONDS, all quiet sockets of the process in one turn of the loop:
+    what was queued passes the same path as before (STUN to aioice, RTP through the gate,
+    RTCP on to aiortc). The moment the voice may be heard again (``wake``, called by the
+    audio path when the audible set changes) its sockets go back into the selector.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[Any, VoiceGate] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.reads = 0  # datagrams read on the slow clock (tests, the bench)
+
+    def watch(self, ice_connection: Any, gate: VoiceGate) -> None:
+        self._watched[ice_connection] = gate
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._poll_forever())
+
+    def wake(self) -> None:
+        """The audible set changed: voices now audible are read promptly again at once."""
+        self.poll(quiet_too=False)
+
+    def poll(self, quiet_too: bool = True) -> None:
+        """Read every quiet socket (and take newly quiet ones out of the selector); put the
+        sockets of voices audible again back into it."""
+        for connection, gate in list(self._watched.items()):
+            transports = _socket_transports(connection)
+            if transports is None:
+                del self._watched[connection]  # closed
+                continue
+            quiet = gate.quiet
+            for protocol, transport in transports:
+                if not quiet:
+                    if not transport.is_reading():
+                        transport.resume_reading()
+                elif quiet_too:
+                    if transport.is_reading():
+                        transport.pause_reading()
+                    self.reads += _drain(protocol, transport)
+
+    async def _poll_forever(self) -> None:
+        while self._watched:
+            await asyncio.sleep(QUIET_POLL_SECONDS)
+            self.poll()
+
+
+def _socket_transports(connection: Any) -> list[tuple[Any, Any]] | None:
+    """(protocol, transport) of each of the connection's own UDP sockets; None once closed."""
+    found = []
+    for protocol in connection._protocols:
+        transport = getattr(protocol, "transport", None)
+        if transport is None or transport.is_closing():
+            continue
+        if getattr(transport, "_sock", None) is not None:  # not a TURN relay
+            found.append((protocol, transport))
+    return found or None
+
+
+def _drain(protocol: Any, transport: Any) -> int:
+    sock = transport._sock
+    for read in range(QUIET_READS_PER_POLL):
+        try:
+            data, addr = sock.recvfrom(2048)
+        except (BlockingIOError, InterruptedError):
+            return read
+        except OSError:
+            return read
+        protocol.datagram_received(data, addr)
+    return QUIET_READS_PER_POLL
+
+
+quiet_sockets = QuietSockets()
 
 
 def opus_decoder() -> Any:
@@ -233,6 +328,34 @@ def opus_encoder() -> Any:
 _RTP_HEADER = struct.Struct("!BBHLL")
 RTP_VERSION_BITS = 0x80  # version 2, no padding, no CSRC
 RTP_EXTENSION_BIT = 0x10
+
+
+def send_srtp(dtls: Any, packet: bytes) -> None:
+    """Protect one RTP packet and send it on the connection's selected pair, in this turn.
+
+    What aiortc's ``_send_rtp`` does, without its four nested coroutines (DTLS, ICE
+    transport, aioice connection, STUN protocol) per listener per packet: the profile of a
+    forwarded voice had them at a third of the writer's time (docs/performance.md). Through a
+    TURN relay (not a plain UDP socket of our own), aiortc's path is kept.
+    """
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return  # not connected (any more)
+    protocol = pair.protocol
+    if type(protocol) is not aioice.ice.StunProtocol:
+        sending = dtls._send_rtp(packet)
+        try:
+            sending.send(None)
+        except (StopIteration, ConnectionError):
+            return
+        sending.close()  # it would have waited: drop this one packet rather than block
+        return
+    data = dtls._tx_srtp.protect(packet)
+    # asyncio's datagram transport: sent at once, or queued if the socket is full.
+    protocol.transport.sendto(data, pair.remote_addr)
+    # aiortc's own counters (the metrics' packet totals read them).
+    dtls._RTCDtlsTransport__tx_bytes += len(data)
+    dtls._RTCDtlsTransport__tx_packets += 1
 
 
 class DirectRtpWriter:
@@ -294,8 +417,15 @@ class DirectRtpWriter:
         self._skip_gap = True
 
     def write(
-        self, payload: bytes, pts: int, seq: int | None = None, keep_gap: bool = False
+        self,
+        payload: bytes,
+        pts: int,
+        seq: int | None = None,
+        keep_gap: bool = False,
+        now: float | None = None,
     ) -> None:
+        """Send one packet now; ``now`` is the wall clock (``time.time()``) if the caller
+        read it already (once per packet, not once per listener)."""
         assert self._payload_type is not None
         dtls = self._sender.transport
         # The enum itself: `dtls.state` builds a string on every call, per listener per packet.
@@ -328,16 +458,8 @@ class DirectRtpWriter:
             timestamp,
             self._sender._ssrc,
         )
-        self.stats.sent(timestamp, len(payload), time.time())
-        sending = dtls._send_rtp(header + self._extension + payload)
-        try:
-            # SRTP and sendto never wait; driving the coroutine here saves a task per packet.
-            sending.send(None)
-        except StopIteration:
-            return
-        except ConnectionError:
-            return
-        sending.close()  # it would have waited: drop this one packet rather than block
+        self.stats.sent(timestamp, len(payload), time.time() if now is None else now)
+        send_srtp(dtls, header + self._extension + payload)
 
     async def _run_rtcp(self) -> None:
         """aiortc's sender RTCP loop, with sender reports from this writer's counts."""
