@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rooms.tick_schedule import MixLoad, ShedLimits, loudest, observe_tick, plan_tick
 from signaling.rtp_rewriter import OutboundTimeline
 from signaling.voice import (
     DTX_MAX_BYTES,
@@ -310,6 +311,11 @@ class SharedMixAudioPath:
         self._forwarded: str | None = None  # the lone voice sent on unchanged, if any
         self._ticker: asyncio.Task[None] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
+        self.skipped_ticks = 0  # ticks dropped because the clock woke late
+        # Whether the mix is shed (rooms.tick_schedule): the loudest voice is forwarded.
+        self.shedding = False
+        self._load = MixLoad()
+        self._shed_limits = ShedLimits()
 
     def is_audible(self, seat_id: str) -> bool:
         return seat_id in self._audible
@@ -370,8 +376,20 @@ class SharedMixAudioPath:
                 await self._ticker
             self._ticker = None
 
-    def mix_once(self) -> None:
-        """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs."""
+    def mix_once(self, skipped: int = 0) -> None:
+        """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs.
+
+        ``skipped`` ticks were missed before this one (the clock woke late): their frames
+        are dropped, so what is mixed stays as recent as it would have been on time.
+        """
+        if skipped:
+            self._tick += skipped
+            self.skipped_ticks += skipped
+            for seat_id, voice in self._voices.items():
+                if seat_id != self._forwarded:
+                    for _ in range(skipped):
+                        if voice.take() is None:
+                            break
         self._tick += 1
         tick_pts = self._tick * FRAME_SAMPLES
         self._choose_forwarded()
@@ -380,6 +398,11 @@ class SharedMixAudioPath:
             if seat_id == self._forwarded:
                 continue
             payload = voice.take()
+            if self._forwarded is not None and self.shedding:
+                # Shedding: only the forwarded voice is heard; the others are not decoded.
+                if self._tick - voice.last_speech > FORWARD_HOLD_TICKS:
+                    voice.level = -127.0
+                continue
             if payload is None or len(payload) <= DTX_MAX_BYTES or seat_id not in self._audible:
                 if self._tick - voice.last_speech > FORWARD_HOLD_TICKS:
                     voice.level = -127.0
@@ -433,7 +456,12 @@ class SharedMixAudioPath:
             for seat_id, voice in self._voices.items()
             if seat_id in self._audible and self._tick - voice.last_speech <= FORWARD_HOLD_TICKS
         ]
-        chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
+        chosen: str | None
+        if self.shedding:
+            # Mixing cannot keep up: the loudest voice goes on, forwarded (no codec work).
+            chosen = loudest({s: self._voices[s].level for s in speaking}, self._forwarded)
+        else:
+            chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
         if chosen == self._forwarded:
             return
         self._forwarded = chosen
@@ -482,21 +510,34 @@ class SharedMixAudioPath:
             return
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.get_running_loop().create_task(
-                _tick_forever(self.mix_once, TICK_SECONDS)
+                _tick_forever(self.mix_once, self.observe_tick)
             )
 
+    def observe_tick(self, *, late: float, cost: float, now: float) -> None:
+        """How late the last tick woke and what it cost: whether to shed the mix."""
+        self._load = observe_tick(
+            self._load, self._shed_limits, late=late, cost=cost, period=TICK_SECONDS, now=now
+        )
+        if self._load.shedding != self.shedding:
+            self.shedding = self._load.shedding
+            state = "shed: forwarding the loudest voice" if self.shedding else "mixing again"
+            log.info("audio mix %s", state)
 
-async def _tick_forever(tick: Callable[[], None], period: float) -> None:
+
+async def _tick_forever(tick: Callable[[int], None], observe: Callable[..., None]) -> None:
+    """The circle's clock: one tick every TICK_SECONDS on a fixed grid; a late wake-up skips
+    the ticks it missed (rooms.tick_schedule) and reports how late it was and what the tick
+    cost, for the decision to shed the mix."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time()
+    deadline = loop.time() + TICK_SECONDS
     while True:
-        deadline += period
-        delay = deadline - loop.time()
-        if delay < -0.2:
-            # Far behind (a stalled loop): start afresh instead of sending a burst.
-            deadline = loop.time()
-        await asyncio.sleep(max(delay, 0))
+        await asyncio.sleep(max(deadline - loop.time(), 0))
+        woke = loop.time()
+        plan = plan_tick(deadline, woke, TICK_SECONDS)
         try:
-            tick()
+            tick(plan.skipped)
         except Exception:  # the mixer must outlive one bad frame
             log.exception("audio mix tick failed")
+        done = loop.time()
+        observe(late=woke - deadline, cost=done - woke, now=done)
+        deadline = plan.next_deadline

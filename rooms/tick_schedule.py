@@ -1,0 +1,97 @@
+"""When the mixer's 20 ms tick runs, and whether the mixer sheds load: time passed in.
+
+Two decisions for the audio path's clock (signaling.audio), both pure:
+
+- **Skip rather than fall behind.** A tick woken late by a whole period or more does not
+  run the missed ticks back to back (a burst of stale frames, and latency that never comes
+  back); it runs once, counts the missed ones as skipped (their frames are dropped) and keeps
+  to the original 20 ms grid.
+- **Shed the mix when it cannot keep up.** Each tick reports how late it woke and how long
+  it took; their share of the period is smoothed over a few ticks. Past ``shed_above`` the
+  mixer sheds: it stops decoding and encoding and forwards the loudest voice unchanged,
+  which costs no codec work and does not wait for ticks. It mixes again once the share has
+  stayed under ``calm_below`` for ``calm_seconds``, so the choice does not flap. How late a
+  tick wakes is what the whole process is starved of, so shedding (which makes the ticks
+  cheap) does not by itself end the shedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TickPlan:
+    """What to do now that the tick due at some deadline woke: ``skipped`` ticks are
+    dropped before running this one, and the next is due at ``next_deadline``."""
+
+    skipped: int
+    next_deadline: float
+
+
+def plan_tick(deadline: float, now: float, period: float) -> TickPlan:
+    """The tick due at ``deadline`` woke at ``now``: run it, skipping any whole periods
+    missed since, and stay on the grid of ``deadline``."""
+    late = now - deadline
+    if late < period:
+        return TickPlan(skipped=0, next_deadline=deadline + period)
+    missed = int(late // period)
+    return TickPlan(skipped=missed, next_deadline=deadline + (missed + 1) * period)
+
+
+@dataclass(frozen=True, slots=True)
+class ShedLimits:
+    # Smoothed share of the period (lateness + the tick's own time) past which to shed.
+    shed_above: float = 0.6
+    # ... and under which, held for calm_seconds, to mix again.
+    calm_below: float = 0.3
+    calm_seconds: float = 3.0
+    # Weight of the newest tick in the smoothing (about 10 ticks, 200 ms).
+    smoothing: float = 0.1
+    # One stall counts at most this many periods (a lone hiccup does not shed for long).
+    max_share: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class MixLoad:
+    """The smoothed share, whether the mixer sheds, and since when it has been calm."""
+
+    share: float = 0.0
+    shedding: bool = False
+    calm_since: float | None = None
+
+
+def observe_tick(
+    load: MixLoad,
+    limits: ShedLimits,
+    *,
+    late: float,
+    cost: float,
+    period: float,
+    now: float,
+) -> MixLoad:
+    """The load after a tick that woke ``late`` seconds after its deadline and took
+    ``cost`` seconds, at ``now``."""
+    share = min(limits.max_share, max(0.0, late + cost) / period)
+    smoothed = load.share + limits.smoothing * (share - load.share)
+    if smoothed > limits.shed_above:
+        return MixLoad(smoothed, shedding=True, calm_since=None)
+    if not load.shedding:
+        return MixLoad(smoothed, shedding=False, calm_since=None)
+    if smoothed >= limits.calm_below:
+        return MixLoad(smoothed, shedding=True, calm_since=None)
+    calm_since = now if load.calm_since is None else load.calm_since
+    if now - calm_since >= limits.calm_seconds:
+        return MixLoad(smoothed, shedding=False, calm_since=None)
+    return MixLoad(smoothed, shedding=True, calm_since=calm_since)
+
+
+def loudest(levels: dict[str, float], current: str | None) -> str | None:
+    """The voice to forward while shedding: the one already forwarded while it still
+    speaks (a switch costs the listener a jump in the stream), else the loudest (dBov),
+    ties broken by seat id so the choice does not depend on arrival order."""
+    if not levels:
+        return None
+    if current in levels:
+        return current
+    return max(sorted(levels), key=lambda seat_id: levels[seat_id])
