@@ -7,12 +7,13 @@ Two decisions for the audio path's clock (signaling.audio), both pure:
   back); it runs once, counts the missed ones as skipped (their frames are dropped) and keeps
   to the original 20 ms grid.
 - **Shed the mix when it cannot keep up.** Each tick reports how late it woke and how long
-  it took; their share of the period is smoothed over a few ticks. Past ``shed_above`` the
-  mixer sheds: it stops decoding and encoding and forwards the loudest voice unchanged,
-  which costs no codec work and does not wait for ticks. It mixes again once the share has
-  stayed under ``calm_below`` for ``calm_seconds``, so the choice does not flap. How late a
-  tick wakes is what the whole process is starved of, so shedding (which makes the ticks
-  cheap) does not by itself end the shedding.
+  it took, both smoothed over a few ticks (in periods). When ticks wake a period late on
+  average (they are being skipped) while the mix itself takes a good share of the period,
+  the mixer sheds: it stops decoding and encoding and forwards the loudest voice unchanged,
+  which costs no codec work and does not wait for ticks. It mixes again once the ticks have
+  woken on time for ``calm_seconds``, so the choice does not flap. How late a tick wakes is
+  what the whole process is starved of, so shedding (which makes the ticks cheap) does not
+  by itself end the shedding.
 """
 
 from __future__ import annotations
@@ -41,22 +42,27 @@ def plan_tick(deadline: float, now: float, period: float) -> TickPlan:
 
 @dataclass(frozen=True, slots=True)
 class ShedLimits:
-    # Smoothed share of the period (lateness + the tick's own time) past which to shed.
-    shed_above: float = 0.6
-    # ... and under which, held for calm_seconds, to mix again.
-    calm_below: float = 0.3
+    # Shed when ticks wake, on average, this many periods late (they are being skipped) ...
+    shed_late: float = 1.0
+    # ... and the mix itself takes this share of the period: then shedding it helps. A
+    # process starved by others while its mix is cheap keeps mixing.
+    shed_cost: float = 0.2
+    # Mix again once ticks have woken less than this late for calm_seconds.
+    calm_late: float = 0.5
     calm_seconds: float = 3.0
     # Weight of the newest tick in the smoothing (about 10 ticks, 200 ms).
     smoothing: float = 0.1
-    # One stall counts at most this many periods (a lone hiccup does not shed for long).
-    max_share: float = 3.0
+    # One stall counts at most this many periods (a lone hiccup does not shed).
+    max_late: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)
 class MixLoad:
-    """The smoothed share, whether the mixer sheds, and since when it has been calm."""
+    """Smoothed lateness and cost of the ticks (in periods), whether the mixer sheds, and
+    since when the ticks have been on time while it does."""
 
-    share: float = 0.0
+    late: float = 0.0
+    cost: float = 0.0
     shedding: bool = False
     calm_since: float | None = None
 
@@ -72,18 +78,18 @@ def observe_tick(
 ) -> MixLoad:
     """The load after a tick that woke ``late`` seconds after its deadline and took
     ``cost`` seconds, at ``now``."""
-    share = min(limits.max_share, max(0.0, late + cost) / period)
-    smoothed = load.share + limits.smoothing * (share - load.share)
-    if smoothed > limits.shed_above:
-        return MixLoad(smoothed, shedding=True, calm_since=None)
+    w = limits.smoothing
+    late_share = load.late + w * (min(limits.max_late, max(0.0, late) / period) - load.late)
+    cost_share = load.cost + w * (max(0.0, cost) / period - load.cost)
     if not load.shedding:
-        return MixLoad(smoothed, shedding=False, calm_since=None)
-    if smoothed >= limits.calm_below:
-        return MixLoad(smoothed, shedding=True, calm_since=None)
+        shedding = late_share > limits.shed_late and cost_share > limits.shed_cost
+        return MixLoad(late_share, cost_share, shedding=shedding)
+    if late_share >= limits.calm_late:
+        return MixLoad(late_share, cost_share, shedding=True)
     calm_since = now if load.calm_since is None else load.calm_since
     if now - calm_since >= limits.calm_seconds:
-        return MixLoad(smoothed, shedding=False, calm_since=None)
-    return MixLoad(smoothed, shedding=True, calm_since=calm_since)
+        return MixLoad(late_share, cost_share, shedding=False)
+    return MixLoad(late_share, cost_share, shedding=True, calm_since=calm_since)
 
 
 def loudest(levels: dict[str, float], current: str | None) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import aioice.ice
 import av
+import pylibsrtp
 from aiortc.codecs import CODECS
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
@@ -96,7 +97,7 @@ def bypass_receive_pipeline(
             stats = streams[ssrc] = ReceptionStats(SAMPLE_RATE)
         return stats
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def deliver(packet: RtpPacket, arrival_time_ms: int) -> None:
         stats_for(packet.ssrc).add(packet.sequence_number, packet.timestamp, arrival_time_ms)
         if packet.payload_type not in opus_types:
             return
@@ -108,6 +109,9 @@ def bypass_receive_pipeline(
             None if level is None else level[1],
         )
 
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        deliver(packet, arrival_time_ms)
+
     stock_receive = receiver.receive
 
     async def receive(parameters: Any) -> None:
@@ -118,7 +122,8 @@ def bypass_receive_pipeline(
         # The stock receive starts a decoder thread that will never be fed: let it end.
         receiver._RTCRtpReceiver__decoder_queue.put(None)  # type: ignore[attr-defined]
         if audible is not None:
-            gate_voice(receiver.transport.transport._connection, VoiceGate(audible, stats_for))
+            dtls = receiver.transport
+            gate_voice(dtls.transport._connection, VoiceGate(audible, stats_for), dtls)
 
     stock_handle_rtcp = receiver._handle_rtcp_packet
 
@@ -146,6 +151,7 @@ def bypass_receive_pipeline(
             pass
         receiver._RTCRtpReceiver__rtcp_exited.set()  # type: ignore[attr-defined]
 
+    receiver._hearth_deliver = deliver  # type: ignore[attr-defined]
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
     receiver._run_rtcp = run_rtcp  # type: ignore[method-assign]
@@ -184,7 +190,7 @@ class VoiceGate:
         hear it, and media has arrived (ICE and DTLS are done; their flights stay prompt)."""
         return self._last_passed >= 0 and not self._audible()
 
-    def drops(self, data: bytes) -> bool:
+    def drops(self, data: bytes, arrival_ms: int | None = None) -> bool:
         # SRTP only (first byte 128-191), and not SRTCP (RFC 5761: second byte 192-223).
         if len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
             return False
@@ -195,26 +201,64 @@ class VoiceGate:
         if self._last_passed < 0 or (seq - self._last_passed) & 0xFFFF >= ROC_REFRESH_PACKETS:
             self._last_passed = seq
             return False
-        # In aiortc's arrival clock (milliseconds since 1900), as the packets it passes on.
-        arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)
+        if arrival_ms is None:
+            arrival_ms = arrival_now_ms()
         self._stats_for(ssrc).add(seq, timestamp, arrival_ms)
         self.dropped += 1
         return True
 
 
-def gate_voice(ice_connection: Any, gate: VoiceGate) -> None:
-    """Put ``gate`` in front of an aioice connection's incoming datagrams (once)."""
+def arrival_now_ms() -> int:
+    """Now in aiortc's arrival clock (milliseconds since 1900), as the packets it passes on."""
+    return int((time.time() + NTP_UNIX_OFFSET) * 1000)
+
+
+def gate_voice(ice_connection: Any, gate: VoiceGate, dtls: Any = None) -> None:
+    """Put ``gate`` in front of an aioice connection's incoming datagrams (once).
+
+    With ``dtls`` (the connection's aiortc DTLS transport), an audible voice's RTP is also
+    taken here: decrypted, parsed and handed to its receiver's handler in this same call.
+    aiortc's way queues each datagram for the DTLS transport's task and runs four nested
+    coroutines per packet after a task switch; a voice's packets need none of that.
+    """
     if getattr(ice_connection, "_hearth_voice_gate", None) is not None:
         return
     stock = ice_connection.data_received
 
+    def receive(data: bytes, arrival_ms: int | None = None) -> bool:
+        """Whether ``data`` was handled here (dropped, or delivered); else aioice's turn."""
+        if gate.drops(data, arrival_ms):
+            return True
+        return dtls is not None and _deliver_rtp(dtls, data, arrival_ms)
+
     def data_received(data: bytes, component: int) -> None:
-        if not gate.drops(data):
+        if not receive(data):
             stock(data, component)
 
     ice_connection.data_received = data_received
     ice_connection._hearth_voice_gate = gate
+    ice_connection._hearth_receive = receive
     quiet_sockets.watch(ice_connection, gate)
+
+
+def _deliver_rtp(dtls: Any, data: bytes, arrival_ms: int | None) -> bool:
+    # SRTP, not SRTCP (RFC 5761), once DTLS has given the keys; the rest goes aiortc's way.
+    if len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
+        return False
+    srtp = dtls._rx_srtp
+    if srtp is None or dtls._state is not DtlsState.CONNECTED:
+        return False
+    dtls._RTCDtlsTransport__rx_bytes += len(data)
+    dtls._RTCDtlsTransport__rx_packets += 1
+    try:
+        packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+    except (pylibsrtp.Error, ValueError):
+        return True  # as aiortc: a packet that fails authentication or parsing is dropped
+    receiver = dtls._rtp_router.route_rtp(packet)
+    deliver = getattr(receiver, "_hearth_deliver", None)
+    if deliver is not None:
+        deliver(packet, arrival_now_ms() if arrival_ms is None else arrival_ms)
+    return True
 
 
 # How often the sockets of voices nobody may hear are read. A consent check or RTCP report

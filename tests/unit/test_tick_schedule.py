@@ -39,34 +39,41 @@ def test_a_clock_that_keeps_waking_late_never_falls_further_behind() -> None:
     assert ran + skipped == pytest.approx(deadline / PERIOD, abs=1)
 
 
-def feed(load: MixLoad, share: float, start: float, ticks: int) -> tuple[MixLoad, float]:
+def feed(
+    load: MixLoad, late: float, start: float, ticks: int, cost: float = 0.3
+) -> tuple[MixLoad, float]:
+    """``ticks`` ticks waking ``late`` periods late, each taking ``cost`` of a period."""
     now = start
     for _ in range(ticks):
         now += PERIOD
         load = observe_tick(
-            load, ShedLimits(), late=share * PERIOD, cost=0.0, period=PERIOD, now=now
+            load, ShedLimits(), late=late * PERIOD, cost=cost * PERIOD, period=PERIOD, now=now
         )
     return load, now
 
 
-def test_the_mix_is_shed_only_when_ticks_stay_late() -> None:
-    load, now = feed(MixLoad(), 0.2, 0.0, 100)
-    assert not load.shedding
-    # A lone 300 ms stall (one tick) does not shed: it is counted as at most 3 periods.
+def test_the_mix_is_shed_only_when_ticks_stay_late_and_the_mix_is_what_costs() -> None:
+    load, now = feed(MixLoad(), 0.3, 0.0, 100)
+    assert not load.shedding  # a little late: mixing goes on
+    # A lone 300 ms stall does not shed: it counts as at most 3 periods.
     load = observe_tick(load, ShedLimits(), late=0.3, cost=0.0, period=PERIOD, now=now + 0.3)
     assert not load.shedding
+    # A process starved by others while its mix is cheap: shedding would not help.
+    starved, _ = feed(load, 2.0, now + 0.3, 50, cost=0.05)
+    assert not starved.shedding
     load, now = feed(load, 1.5, now + 0.3, 30)  # ticks a period and a half late, 0.6 s
     assert load.shedding
 
 
-def test_shedding_ends_only_after_the_load_has_been_calm_for_a_while() -> None:
+def test_shedding_ends_only_after_the_ticks_have_been_on_time_for_a_while() -> None:
     load, now = feed(MixLoad(), 2.0, 0.0, 50)
     assert load.shedding
-    load, now = feed(load, 0.4, now, 100)  # better, but not calm: 2 s
+    # Shedding makes the ticks cheap; still late (the process is starved): it goes on.
+    load, now = feed(load, 0.8, now, 100, cost=0.0)
     assert load.shedding
-    load, now = feed(load, 0.0, now, 100)  # calm, but under calm_seconds since it fell under
+    load, now = feed(load, 0.0, now, 100, cost=0.0)  # on time, under calm_seconds yet
     assert load.shedding
-    load, now = feed(load, 0.0, now, 100)
+    load, now = feed(load, 0.0, now, 100, cost=0.0)
     assert not load.shedding
 
 
