@@ -12,8 +12,10 @@ import asyncio
 import fractions
 import random
 import secrets
+import socket
 import struct
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -123,7 +125,8 @@ def bypass_receive_pipeline(
         receiver._RTCRtpReceiver__decoder_queue.put(None)  # type: ignore[attr-defined]
         if audible is not None:
             dtls = receiver.transport
-            gate_voice(dtls.transport._connection, VoiceGate(audible, stats_for), dtls)
+            gate = VoiceGate(audible, stats_for, _tick_readers.get(inlet))
+            gate_voice(dtls.transport._connection, gate, dtls)
 
     stock_handle_rtcp = receiver._handle_rtcp_packet
 
@@ -177,18 +180,31 @@ class VoiceGate:
     """
 
     def __init__(
-        self, audible: Callable[[], bool], stats_for: Callable[[int], ReceptionStats]
+        self,
+        audible: Callable[[], bool],
+        stats_for: Callable[[int], ReceptionStats],
+        tick_reader: tuple[Any, Callable[[], bool]] | None = None,
     ) -> None:
         self._audible = audible
         self._stats_for = stats_for
         self._last_passed = -1  # sequence number of the last RTP packet let through
         self.dropped = 0
+        # The audio path that reads this voice on its tick, and whether it does now.
+        self.owner: Any = None
+        self._on_tick: Callable[[], bool] | None = None
+        if tick_reader is not None:
+            self.owner, self._on_tick = tick_reader
 
-    @property
-    def quiet(self) -> bool:
-        """Whether this voice's sockets may be read on QuietSockets' slow clock: nobody may
-        hear it, and media has arrived (ICE and DTLS are done; their flights stay prompt)."""
-        return self._last_passed >= 0 and not self._audible()
+    def mode(self) -> str:
+        """How this voice's sockets are read (QuietSockets). Until media has arrived (ICE
+        and DTLS are under way, their flights must not wait) always promptly."""
+        if self._last_passed < 0:
+            return PROMPT
+        if not self._audible():
+            return QUIET
+        if self._on_tick is not None and self._on_tick():
+            return ON_TICK
+        return PROMPT
 
     def drops(self, data: bytes, arrival_ms: int | None = None) -> bool:
         # SRTP only (first byte 128-191), and not SRTCP (RFC 5761: second byte 192-223).
@@ -235,9 +251,14 @@ def gate_voice(ice_connection: Any, gate: VoiceGate, dtls: Any = None) -> None:
         if not receive(data):
             stock(data, component)
 
+    def datagram(data: bytes, arrival_ms: int | None) -> None:
+        # An RTP or RTCP datagram read in a batch (QuietSockets), with its receive time.
+        if not receive(data, arrival_ms):
+            stock(data, 1)
+
     ice_connection.data_received = data_received
     ice_connection._hearth_voice_gate = gate
-    ice_connection._hearth_receive = receive
+    ice_connection._hearth_datagram = datagram
     quiet_sockets.watch(ice_connection, gate)
 
 
@@ -264,27 +285,49 @@ def _deliver_rtp(dtls: Any, data: bytes, arrival_ms: int | None) -> bool:
 # How often the sockets of voices nobody may hear are read. A consent check or RTCP report
 # from such a peer waits at most this long (consent allows 30 s).
 QUIET_POLL_SECONDS = 0.05
-# Datagrams read from one quiet socket per poll, at most (50 ms of a voice is 2-3 packets).
+# Datagrams read from one socket per turn, at most (50 ms of a voice is 2-3 packets).
 QUIET_READS_PER_POLL = 64
+# The kernel's receive time of each datagram read later (SO_TIMESTAMP, a struct timeval),
+# so reception statistics (RTCP jitter) stay true however late it is read.
+_SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
+_TIMEVAL = struct.Struct("@ll")
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMEVAL.size)
+
+# How a voice's sockets are read: by the event loop as each datagram arrives, by its audio
+# path on the mixer's tick, or on QuietSockets' slow clock.
+PROMPT, ON_TICK, QUIET = "prompt", "tick", "quiet"
+_tick_readers: weakref.WeakKeyDictionary[Any, tuple[Any, Callable[[], bool]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def read_on_tick(inlet: VoiceInlet, owner: Any, on_tick: Callable[[], bool]) -> None:
+    """While ``on_tick()``, the sockets of the voice feeding ``inlet`` are read by ``owner``
+    (its audio path) on the mixer's tick (``QuietSockets.read_for``) instead of waking the
+    loop per packet: a mixed voice's packets wait for the tick anyway."""
+    _tick_readers[inlet] = (owner, on_tick)
 
 
 class QuietSockets:
-    """Reads the sockets of inaudible voices on a slow clock, not on every packet.
+    """Reads the sockets of voices that need no prompt reading, in batches, not per packet.
 
-    A muted browser without DTX still sends 50 packets a second, and each one woke the
-    event loop to be dropped: a wake-up costs far more than the drop itself (measured in
-    docs/performance.md, "A muted voice nearly free"). So while a voice may not be heard, its
-    connection's sockets are taken out of the loop's selector (``pause_reading``) and read
-    here every QUIET_POLL_SECONDS, all quiet sockets of the process in one turn of the loop:
-    what was queued passes the same path as before (STUN to aioice, RTP through the gate,
-    RTCP on to aiortc). The moment the voice may be heard again (``wake``, called by the
-    audio path when the audible set changes) its sockets go back into the selector.
+    Every datagram that arrives wakes the event loop, and a wake-up costs far more than what
+    is done with a packet (measured in docs/performance.md, "A muted voice nearly free"). So
+    a voice nobody may hear (a muted browser without DTX still sends 50 packets a second) has
+    its connection's sockets taken out of the loop's selector (``pause_reading``) and read
+    here every QUIET_POLL_SECONDS, all such sockets of the process in one turn of the loop;
+    and a voice that is being mixed (whose packets wait for the next 20 ms tick anyway) is
+    read by its audio path right before each tick (``read_for``). What was queued takes the
+    same path as before (STUN and DTLS to aioice, RTP through the gate, RTCP to aiortc), with
+    the kernel's receive time. A forwarded voice, and one whose sockets are read on neither
+    clock, stay in the selector; the moment a voice may be heard again (``wake``, called
+    when the audible set changes) its sockets go back into it.
     """
 
     def __init__(self) -> None:
         self._watched: dict[Any, VoiceGate] = {}
         self._task: asyncio.Task[None] | None = None
-        self.reads = 0  # datagrams read on the slow clock (tests, the bench)
+        self.reads = 0  # datagrams read in batches (tests, the bench)
 
     def watch(self, ice_connection: Any, gate: VoiceGate) -> None:
         self._watched[ice_connection] = gate
@@ -294,25 +337,40 @@ class QuietSockets:
 
     def wake(self) -> None:
         """The audible set changed: voices now audible are read promptly again at once."""
-        self.poll(quiet_too=False)
-
-    def poll(self, quiet_too: bool = True) -> None:
-        """Read every quiet socket (and take newly quiet ones out of the selector); put the
-        sockets of voices audible again back into it."""
         for connection, gate in list(self._watched.items()):
-            transports = _socket_transports(connection)
-            if transports is None:
-                del self._watched[connection]  # closed
+            if gate.mode() != QUIET:
+                self._read(connection, gate, PROMPT)
+
+    def poll(self) -> None:
+        """The slow clock: read every quiet voice's sockets (and those of a voice read on a
+        tick that no longer runs: a socket is never left unread)."""
+        for connection, gate in list(self._watched.items()):
+            mode = gate.mode()
+            if mode != ON_TICK or not getattr(gate.owner, "ticking", False):
+                self._read(connection, gate, mode)
+
+    def read_for(self, owner: Any) -> None:
+        """``owner``'s tick: read the sockets of its voices that are read on the tick."""
+        for connection, gate in list(self._watched.items()):
+            if gate.owner is owner:
+                mode = gate.mode()
+                if mode != QUIET:
+                    self._read(connection, gate, mode)
+
+    def _read(self, connection: Any, gate: VoiceGate, mode: str) -> None:
+        transports = _socket_transports(connection)
+        if transports is None:
+            del self._watched[connection]  # closed
+            return
+        for protocol, transport in transports:
+            if mode == PROMPT:
+                if not transport.is_reading():
+                    transport.resume_reading()
                 continue
-            quiet = gate.quiet
-            for protocol, transport in transports:
-                if not quiet:
-                    if not transport.is_reading():
-                        transport.resume_reading()
-                elif quiet_too:
-                    if transport.is_reading():
-                        transport.pause_reading()
-                    self.reads += _drain(protocol, transport)
+            if transport.is_reading():
+                transport._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+                transport.pause_reading()
+            self.reads += _drain(connection, protocol, transport)
 
     async def _poll_forever(self) -> None:
         while self._watched:
@@ -332,17 +390,27 @@ def _socket_transports(connection: Any) -> list[tuple[Any, Any]] | None:
     return found or None
 
 
-def _drain(protocol: Any, transport: Any) -> int:
+def _drain(connection: Any, protocol: Any, transport: Any) -> int:
     sock = transport._sock
+    datagram = connection._hearth_datagram
     for read in range(QUIET_READS_PER_POLL):
         try:
-            data, addr = sock.recvfrom(2048)
-        except (BlockingIOError, InterruptedError):
+            data, ancillary, _, addr = sock.recvmsg(2048, _ANCILLARY_SPACE)
+        except OSError:  # BlockingIOError: nothing more queued
             return read
-        except OSError:
-            return read
-        protocol.datagram_received(data, addr)
+        if 127 < data[0] < 192:  # RTP or RTCP (RFC 7983): aioice would pass it on unread
+            datagram(data, _arrival_ms(ancillary))
+        else:  # STUN (consent), DTLS
+            protocol.datagram_received(data, addr)
     return QUIET_READS_PER_POLL
+
+
+def _arrival_ms(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP and len(value) >= _TIMEVAL.size:
+            seconds, micros = _TIMEVAL.unpack_from(value)
+            return int((seconds + micros / 1e6 + NTP_UNIX_OFFSET) * 1000)
+    return None
 
 
 quiet_sockets = QuietSockets()
