@@ -6,14 +6,14 @@ Two decisions for the audio path's clock (signaling.audio), both pure:
   run the missed ticks back to back (a burst of stale frames, and latency that never comes
   back); it runs once, counts the missed ones as skipped (their frames are dropped) and keeps
   to the original 20 ms grid.
-- **Shed the mix when it cannot keep up.** Each tick reports how late it woke and how long
-  it took, both smoothed over a few ticks (in periods). When ticks wake a period late on
-  average (they are being skipped) while the mix itself takes a good share of the period,
-  the mixer sheds: it stops decoding and encoding and forwards the loudest voice unchanged,
-  which costs no codec work and does not wait for ticks. It mixes again once the ticks have
-  woken on time for ``calm_seconds``, so the choice does not flap. How late a tick wakes is
-  what the whole process is starved of, so shedding (which makes the ticks cheap) does not
-  by itself end the shedding.
+- **Shed the mix when it cannot keep up.** Each tick reports how late it woke and the CPU
+  time the process's mixing takes per tick, both smoothed over a few ticks (in periods).
+  When ticks wake a period late on average (they are being skipped) while mixing takes a
+  good share of the period, the mixer sheds: it stops decoding and encoding and forwards
+  the loudest voice unchanged, which costs no codec work and does not wait for ticks. It
+  mixes again once the ticks have woken on time for ``calm_seconds``, so the choice does
+  not flap. How late a tick wakes is what the whole process is starved of, so shedding
+  (which makes the ticks cheap) does not by itself end the shedding.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ def observe_tick(
     period: float,
     now: float,
 ) -> MixLoad:
-    """The load after a tick that woke ``late`` seconds after its deadline and took
-    ``cost`` seconds, at ``now``."""
+    """The load after a tick that woke ``late`` seconds after its deadline, at ``now``;
+    ``cost`` is the CPU time the process's mixing takes per tick (every circle's)."""
     w = limits.smoothing
     late_share = load.late + w * (min(limits.max_late, max(0.0, late) / period) - load.late)
     cost_share = load.cost + w * (max(0.0, cost) / period - load.cost)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -64,6 +65,9 @@ FORWARD_HOLD_TICKS = 10
 UNMEASURED_SPEECH_DBOV = -30.0
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
+
+# The CPU time of each circle's last tick (this process's circles share one loop).
+_tick_costs: weakref.WeakKeyDictionary[SharedMixAudioPath, float] = weakref.WeakKeyDictionary()
 
 Pcm = npt.NDArray[np.int16]
 if TYPE_CHECKING:
@@ -372,6 +376,7 @@ class SharedMixAudioPath:
             listener.stop()
 
     async def close(self) -> None:
+        _tick_costs.pop(self, None)
         for seat_id in list(self._voices) + list(self._listeners):
             self.detach(seat_id)
         if self._ticker is not None:
@@ -530,9 +535,12 @@ class SharedMixAudioPath:
             quiet_sockets.read_for(self)  # a voice now forwarded is read promptly from now on
 
     def observe_tick(self, *, late: float, cost: float, now: float) -> None:
-        """How late the last tick woke and what it cost: whether to shed the mix."""
+        """How late the last tick woke and what it cost: whether to shed the mix. The cost
+        that counts is the whole process's: every circle's last tick, all on one loop."""
+        _tick_costs[self] = cost
+        total = sum(_tick_costs.values())
         self._load = observe_tick(
-            self._load, self._shed_limits, late=late, cost=cost, period=TICK_SECONDS, now=now
+            self._load, self._shed_limits, late=late, cost=total, period=TICK_SECONDS, now=now
         )
         if self._load.shedding != self.shedding:
             self.shedding = self._load.shedding
@@ -550,10 +558,12 @@ async def _tick_forever(tick: Callable[[int], None], observe: Callable[..., None
         await asyncio.sleep(max(deadline - loop.time(), 0))
         woke = loop.time()
         plan = plan_tick(deadline, woke, TICK_SECONDS)
+        # The tick's CPU time, not its wall time: on a starved machine the wall time of even
+        # a cheap tick grows with every preemption, and shedding a cheap mix helps nobody.
+        cpu = time.thread_time()
         try:
             tick(plan.skipped)
         except Exception:  # the mixer must outlive one bad frame
             log.exception("audio mix tick failed")
-        done = loop.time()
-        observe(late=woke - deadline, cost=done - woke, now=done)
+        observe(late=woke - deadline, cost=time.thread_time() - cpu, now=loop.time())
         deadline = plan.next_deadline
