@@ -44,7 +44,6 @@ from signaling.voice import (
     opus_decoder,
     opus_encoder,
     quiet_sockets,
-    read_on_tick,
 )
 
 log = logging.getLogger(__name__)
@@ -342,9 +341,6 @@ class SharedMixAudioPath:
             else:
                 voice.put(seq, payload)
 
-        if self._run_clock:
-            # A voice in the mix is read right before each tick, not per packet (voice.py).
-            read_on_tick(inlet, self, lambda: seat_id != self._forwarded)
         self._ensure_ticking()
         return inlet
 
@@ -519,20 +515,8 @@ class SharedMixAudioPath:
             return
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.get_running_loop().create_task(
-                _tick_forever(self._clock_tick, self.observe_tick)
+                _tick_forever(self.mix_once, self.observe_tick)
             )
-
-    @property
-    def ticking(self) -> bool:
-        return self._ticker is not None and not self._ticker.done()
-
-    def _clock_tick(self, skipped: int) -> None:
-        # What the voices in the mix sent since the last tick, read now in one batch.
-        quiet_sockets.read_for(self)
-        forwarded = self._forwarded
-        self.mix_once(skipped)
-        if self._forwarded != forwarded:
-            quiet_sockets.read_for(self)  # a voice now forwarded is read promptly from now on
 
     def observe_tick(self, *, late: float, cost: float, now: float) -> None:
         """How late the last tick woke and what it cost: whether to shed the mix. The cost

@@ -15,7 +15,6 @@ import secrets
 import socket
 import struct
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -125,8 +124,7 @@ def bypass_receive_pipeline(
         receiver._RTCRtpReceiver__decoder_queue.put(None)  # type: ignore[attr-defined]
         if audible is not None:
             dtls = receiver.transport
-            gate = VoiceGate(audible, stats_for, _tick_readers.get(inlet))
-            gate_voice(dtls.transport._connection, gate, dtls)
+            gate_voice(dtls.transport._connection, VoiceGate(audible, stats_for), dtls)
 
     stock_handle_rtcp = receiver._handle_rtcp_packet
 
@@ -180,31 +178,19 @@ class VoiceGate:
     """
 
     def __init__(
-        self,
-        audible: Callable[[], bool],
-        stats_for: Callable[[int], ReceptionStats],
-        tick_reader: tuple[Any, Callable[[], bool]] | None = None,
+        self, audible: Callable[[], bool], stats_for: Callable[[int], ReceptionStats]
     ) -> None:
         self._audible = audible
         self._stats_for = stats_for
         self._last_passed = -1  # sequence number of the last RTP packet let through
         self.dropped = 0
-        # The audio path that reads this voice on its tick, and whether it does now.
-        self.owner: Any = None
-        self._on_tick: Callable[[], bool] | None = None
-        if tick_reader is not None:
-            self.owner, self._on_tick = tick_reader
 
     def mode(self) -> str:
         """How this voice's sockets are read (QuietSockets). Until media has arrived (ICE
         and DTLS are under way, their flights must not wait) always promptly."""
-        if self._last_passed < 0:
+        if self._last_passed < 0 or self._audible():
             return PROMPT
-        if not self._audible():
-            return QUIET
-        if self._on_tick is not None and self._on_tick():
-            return ON_TICK
-        return PROMPT
+        return QUIET
 
     def drops(self, data: bytes, arrival_ms: int | None = None) -> bool:
         # SRTP only (first byte 128-191), and not SRTCP (RFC 5761: second byte 192-223).
@@ -293,35 +279,23 @@ _SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
 _TIMEVAL = struct.Struct("@ll")
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMEVAL.size)
 
-# How a voice's sockets are read: by the event loop as each datagram arrives, by its audio
-# path on the mixer's tick, or on QuietSockets' slow clock.
-PROMPT, ON_TICK, QUIET = "prompt", "tick", "quiet"
-_tick_readers: weakref.WeakKeyDictionary[Any, tuple[Any, Callable[[], bool]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def read_on_tick(inlet: VoiceInlet, owner: Any, on_tick: Callable[[], bool]) -> None:
-    """While ``on_tick()``, the sockets of the voice feeding ``inlet`` are read by ``owner``
-    (its audio path) on the mixer's tick (``QuietSockets.read_for``) instead of waking the
-    loop per packet: a mixed voice's packets wait for the tick anyway."""
-    _tick_readers[inlet] = (owner, on_tick)
+# How a voice's sockets are read: by the event loop as each datagram arrives, or on
+# QuietSockets' slow clock.
+PROMPT, QUIET = "prompt", "quiet"
 
 
 class QuietSockets:
-    """Reads the sockets of voices that need no prompt reading, in batches, not per packet.
+    """Reads the sockets of voices nobody may hear in batches on a slow clock, not per packet.
 
     Every datagram that arrives wakes the event loop, and a wake-up costs far more than what
     is done with a packet (measured in docs/performance.md, "A muted voice nearly free"). So
     a voice nobody may hear (a muted browser without DTX still sends 50 packets a second) has
     its connection's sockets taken out of the loop's selector (``pause_reading``) and read
-    here every QUIET_POLL_SECONDS, all such sockets of the process in one turn of the loop;
-    and a voice that is being mixed (whose packets wait for the next 20 ms tick anyway) is
-    read by its audio path right before each tick (``read_for``). What was queued takes the
-    same path as before (STUN and DTLS to aioice, RTP through the gate, RTCP to aiortc), with
-    the kernel's receive time. A forwarded voice, and one whose sockets are read on neither
-    clock, stay in the selector; the moment a voice may be heard again (``wake``, called
-    when the audible set changes) its sockets go back into it.
+    here every QUIET_POLL_SECONDS, all such sockets of the process in one turn of the loop.
+    What was queued takes the same path as before (STUN and DTLS to aioice, RTP through the
+    gate, RTCP to aiortc), with the kernel's receive time. The moment a voice may be heard
+    again (``wake``, called when the audible set changes) its sockets go back into the
+    selector.
     """
 
     def __init__(self) -> None:
@@ -342,20 +316,9 @@ class QuietSockets:
                 self._read(connection, gate, PROMPT)
 
     def poll(self) -> None:
-        """The slow clock: read every quiet voice's sockets (and those of a voice read on a
-        tick that no longer runs: a socket is never left unread)."""
+        """The slow clock: read every quiet voice's sockets."""
         for connection, gate in list(self._watched.items()):
-            mode = gate.mode()
-            if mode != ON_TICK or not getattr(gate.owner, "ticking", False):
-                self._read(connection, gate, mode)
-
-    def read_for(self, owner: Any) -> None:
-        """``owner``'s tick: read the sockets of its voices that are read on the tick."""
-        for connection, gate in list(self._watched.items()):
-            if gate.owner is owner:
-                mode = gate.mode()
-                if mode != QUIET:
-                    self._read(connection, gate, mode)
+            self._read(connection, gate, gate.mode())
 
     def _read(self, connection: Any, gate: VoiceGate, mode: str) -> None:
         transports = _socket_transports(connection)
