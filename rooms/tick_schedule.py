@@ -2,10 +2,11 @@
 
 Two decisions for the audio path's clock (signaling.audio), both pure:
 
-- **Skip rather than fall behind.** A tick woken late by a whole period or more does not
-  run the missed ticks back to back (a burst of stale frames, and latency that never comes
-  back); it runs once, counts the missed ones as skipped (their frames are dropped) and keeps
-  to the original 20 ms grid.
+- **Skip rather than fall behind.** A tick woken a little late (under three periods) is
+  caught up: the next ones run at once, and no frame is lost. A tick later than that does
+  not run the missed ticks back to back (a burst of stale frames, and latency that never
+  comes back); it runs once, counts the missed ones as skipped (their frames are dropped)
+  and keeps to the original 20 ms grid.
 - **Shed the mix when it cannot keep up.** Each tick reports how late it woke and the CPU
   time the process's mixing takes per tick, both smoothed over a few ticks (in periods).
   When ticks wake a period late on average (they are being skipped) while mixing takes a
@@ -30,11 +31,17 @@ class TickPlan:
     next_deadline: float
 
 
+# A tick late by less than this many periods is caught up (the next ones run at once): the
+# voices' buffers hold that much, and a busy machine's short delays lose no frame. Later
+# than that, the missed ticks are skipped.
+CATCH_UP_PERIODS = 3
+
+
 def plan_tick(deadline: float, now: float, period: float) -> TickPlan:
-    """The tick due at ``deadline`` woke at ``now``: run it, skipping any whole periods
-    missed since, and stay on the grid of ``deadline``."""
+    """The tick due at ``deadline`` woke at ``now``: run it; if it is CATCH_UP_PERIODS or
+    more late, skip the whole periods missed since; stay on the grid of ``deadline``."""
     late = now - deadline
-    if late < period:
+    if late < CATCH_UP_PERIODS * period:
         return TickPlan(skipped=0, next_deadline=deadline + period)
     missed = int(late // period)
     return TickPlan(skipped=missed, next_deadline=deadline + (missed + 1) * period)
