@@ -9,11 +9,11 @@ Two decisions for the audio path's clock (signaling.audio), both pure:
   and keeps to the original 20 ms grid.
 - **Shed the mix when it cannot keep up.** Each tick reports how late it woke and the CPU
   time the process's mixing takes per tick, both smoothed over a few ticks (in periods).
-  When ticks wake a period late on average (they are being skipped) while mixing takes a
-  good share of the period, the mixer sheds: it stops decoding and encoding and forwards
-  the loudest voice unchanged, which costs no codec work and does not wait for ticks. It
-  mixes again once the ticks have woken on time for ``calm_seconds``, so the choice does
-  not flap. How late a tick wakes is what the whole process is starved of, so shedding
+  When ticks wake two and a half periods late on average (they are being skipped) while
+  mixing takes a good share of the period, the mixer sheds: it stops decoding and encoding
+  and forwards the loudest voice unchanged, which costs no codec work and does not wait
+  for ticks. It mixes again once the ticks have woken on time for ``calm_seconds``, so the
+  choice does not flap. How late a tick wakes is what the whole process is starved of, so shedding
   (which makes the ticks cheap) does not by itself end the shedding.
 """
 
@@ -49,8 +49,10 @@ def plan_tick(deadline: float, now: float, period: float) -> TickPlan:
 
 @dataclass(frozen=True, slots=True)
 class ShedLimits:
-    # Shed when ticks wake, on average, this many periods late (they are being skipped) ...
-    shed_late: float = 1.0
+    # Shed when ticks wake, on average, this many periods late (they are being skipped:
+    # CATCH_UP_PERIODS late or more) ... A first version shed at one period late and took
+    # two of three voices away on a machine at load 7-12 where the mix still kept up.
+    shed_late: float = 2.5
     # ... and the mix itself takes this share of the period: then shedding it helps. A
     # process starved by others while its mix is cheap keeps mixing.
     shed_cost: float = 0.2
@@ -60,7 +62,7 @@ class ShedLimits:
     # Weight of the newest tick in the smoothing (about 10 ticks, 200 ms).
     smoothing: float = 0.1
     # One stall counts at most this many periods (a lone hiccup does not shed).
-    max_late: float = 3.0
+    max_late: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,18 +55,21 @@ def feed(
 def test_the_mix_is_shed_only_when_ticks_stay_late_and_the_mix_is_what_costs() -> None:
     load, now = feed(MixLoad(), 0.3, 0.0, 100)
     assert not load.shedding  # a little late: mixing goes on
-    # A lone 300 ms stall does not shed: it counts as at most 3 periods.
+    # A lone 300 ms stall does not shed: it counts as at most 6 periods.
     load = observe_tick(load, ShedLimits(), late=0.3, cost=0.0, period=PERIOD, now=now + 0.3)
     assert not load.shedding
     # A process starved by others while its mix is cheap: shedding would not help.
-    starved, _ = feed(load, 2.0, now + 0.3, 50, cost=0.05)
+    starved, _ = feed(load, 4.0, now + 0.3, 50, cost=0.05)
     assert not starved.shedding
-    load, now = feed(load, 1.5, now + 0.3, 30)  # ticks a period and a half late, 0.6 s
+    # Ticks a period and a half late: caught up, no frame lost, mixing goes on.
+    load, now = feed(load, 1.5, now + 0.3, 50)
+    assert not load.shedding
+    load, now = feed(load, 4.0, now, 30)  # ticks 80 ms late, 0.6 s: skipped, shed
     assert load.shedding
 
 
 def test_shedding_ends_only_after_the_ticks_have_been_on_time_for_a_while() -> None:
-    load, now = feed(MixLoad(), 2.0, 0.0, 50)
+    load, now = feed(MixLoad(), 4.0, 0.0, 50)
     assert load.shedding
     # Shedding makes the ticks cheap; still late (the process is starved): it goes on.
     load, now = feed(load, 0.8, now, 100, cost=0.0)
