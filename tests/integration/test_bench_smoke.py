@@ -31,6 +31,7 @@ SUMMARY_KEYS = {
     "join_s_p95",
     "bot_cpu_cores",
     "loadavg_1m_at_window_start",
+    "loadavg_1m_at_window_end",
 }
 
 
