@@ -276,6 +276,8 @@ class JanusTarget:
 
 
 HOSTS_HEAD_START = 2.0
+# --stress processes start this long before the window, once everyone has joined.
+STRESS_LEAD = 1.0
 
 
 def plan_bots(
@@ -374,6 +376,11 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             proc.stdin.write(json.dumps(plan).encode())
             proc.stdin.close()
             procs.append(proc)
+        time.sleep(max(0.0, window[0] - STRESS_LEAD - time.monotonic()))
+        # A starved CPU for the window (the overload scenario): the same for every target.
+        stress = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.stress)
+        ]
         time.sleep(max(0.0, window[0] - time.monotonic()))
         metrics0 = target.scrape() if isinstance(target, HearthTarget) else {}
         cpu0, load0 = sum(cpu_seconds(p) for p in server), os.getloadavg()[0]
@@ -384,6 +391,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 [
                     *("py-spy", "record", "--pid", str(pid), "--duration", str(int(args.seconds))),
                     *("--format", "raw", "--output", args.py_spy, "--nonblocking"),
+                    *("--rate", str(args.py_spy_rate)),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -392,6 +400,9 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         cpu1 = sum(cpu_seconds(p) for p in server)
         load1 = os.getloadavg()[0]
         lag = lag_between(metrics0, target.scrape() if isinstance(target, HearthTarget) else {})
+        for hog in stress:
+            hog.kill()
+            hog.wait()
         rss_busy = sum(rss_mb(p) for p in server)
         bot_cpu = sum(cpu_seconds(proc.pid) for proc in procs) - bots0
         if spy is not None:
@@ -561,7 +572,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--loss", type=float, default=0.0, help="RTP loss each way, per bot")
     parser.add_argument("--jitter-ms", type=float, default=0.0, help="uniform delay 0..this")
     parser.add_argument("--reorder", type=float, default=0.0, help="share of packets reordered")
+    parser.add_argument(
+        "--stress",
+        type=int,
+        default=0,
+        help="busy-looping processes run through each target's window (a starved CPU)",
+    )
     parser.add_argument("--py-spy", help="profile Hearth's server in the window into this file")
+    parser.add_argument("--py-spy-rate", type=int, default=100, help="py-spy samples a second")
     parser.add_argument(
         "--workers", type=int, help="run Hearth as 'hearth serve --workers N' (default: 1 process)"
     )
@@ -603,6 +621,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "nodes": args.nodes or 1,
             "newcomer_circles": args.newcomer_circles,
             "busy_lag_ms": args.busy_lag_ms,
+            "stress_processes": args.stress,
             "database": "postgresql" if args.postgres else "sqlite",
             "listener_pps": args.listener_pps,
             "listener_sound": args.listener_sound,

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rooms.tick_schedule import MixLoad, ShedLimits, loudest, observe_tick, plan_tick
 from signaling.jitter_buffer import JitterBuffer
 from signaling.rtp_rewriter import OutboundTimeline
 from signaling.speech_detector import SpeechDetector
@@ -43,6 +45,7 @@ from signaling.voice import (
     DirectRtpWriter,
     VoiceInlet,
     opus_encoder,
+    quiet_sockets,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,9 @@ SILENCE_TAIL_FRAMES = 3
 FORWARD_HOLD_TICKS = 10
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
+
+# The CPU time of each circle's last tick (this process's circles share one loop).
+_tick_costs: weakref.WeakKeyDictionary[SharedMixAudioPath, float] = weakref.WeakKeyDictionary()
 
 Pcm = npt.NDArray[np.int16]
 if TYPE_CHECKING:
@@ -118,13 +124,15 @@ class ListenerTrack(MediaStreamTrack):
         data: bytes | None = None,
         seq: int | None = None,
         forwarded: bool = False,
+        now: float | None = None,
     ) -> None:
         """Send ``packet``; ``data`` is its bytes when the caller has them already (one
         conversion per packet, not one per listener); ``seq`` its place in the circle's
         sequence (signaling.rtp_rewriter), whose gaps a ``forwarded`` packet keeps."""
         writer = self._writer
         if packet is not None and writer is not None and writer.ready:
-            writer.write(bytes(packet) if data is None else data, packet.pts or 0, seq, forwarded)
+            payload = bytes(packet) if data is None else data
+            writer.write(payload, packet.pts or 0, seq, forwarded, now)
             return
         if len(self._packets) >= MAX_LISTENER_PACKETS:
             self._packets.popleft()
@@ -269,6 +277,11 @@ class SharedMixAudioPath:
         self._forwarded: str | None = None  # the lone voice sent on unchanged, if any
         self._ticker: asyncio.Task[None] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
+        self.skipped_ticks = 0  # ticks dropped because the clock woke late
+        # Whether the mix is shed (rooms.tick_schedule): the loudest voice is forwarded.
+        self.shedding = False
+        self._load = MixLoad()
+        self._shed_limits = ShedLimits()
 
     def is_audible(self, seat_id: str) -> bool:
         return seat_id in self._audible
@@ -316,6 +329,8 @@ class SharedMixAudioPath:
         for seat_id, voice in self._voices.items():
             if seat_id not in seat_ids:
                 voice.clear()
+        # A voice that may be heard again is read promptly from now on, not on the slow clock.
+        quiet_sockets.wake()
 
     def levels(self) -> Levels:
         return {seat_id: voice.level for seat_id, voice in self._voices.items()}
@@ -328,6 +343,7 @@ class SharedMixAudioPath:
             listener.stop()
 
     async def close(self) -> None:
+        _tick_costs.pop(self, None)
         for seat_id in list(self._voices) + list(self._listeners):
             self.detach(seat_id)
         if self._ticker is not None:
@@ -336,15 +352,34 @@ class SharedMixAudioPath:
                 await self._ticker
             self._ticker = None
 
-    def mix_once(self) -> None:
-        """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs."""
+    def mix_once(self, skipped: int = 0) -> None:
+        """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs.
+
+        ``skipped`` ticks were missed before this one (the clock woke late): their frames
+        are dropped, so what is mixed stays as recent as it would have been on time.
+        """
+        now = self._clock()
+        if skipped:
+            self._tick += skipped
+            self.skipped_ticks += skipped
+            for seat_id, voice in self._voices.items():
+                if seat_id != self._forwarded and seat_id in self._audible:
+                    for _ in range(skipped):
+                        if voice.buffer.pull(now) is None:
+                            break
         self._tick += 1
         tick_pts = self._tick * FRAME_SAMPLES
-        now = self._clock()
         self._choose_forwarded()
         contributions: dict[str, Pcm] = {}
         for seat_id, voice in self._voices.items():
             if seat_id == self._forwarded:
+                continue
+            if self._forwarded is not None and self.shedding:
+                # Shedding: only the forwarded voice is heard; the others are not decoded
+                # (what they had waiting is let go, so they start fresh when mixing resumes).
+                voice.buffer.clear()
+                if not voice.speaking(self._tick):
+                    voice.level = -127.0
                 continue
             pcm = voice.buffer.pull(now) if seat_id in self._audible else None
             if pcm is not None and not voice.level_from_header:
@@ -381,10 +416,11 @@ class SharedMixAudioPath:
                         self._own[seat_id] = _Stream()
                     own[seat_id] = self._encode(self._own[seat_id], pcm, pts)
         sent = False
+        now = time.time()
         for seat_id, listener in self._listeners.items():
             packet, data = (own[seat_id], None) if seat_id in own else (shared, shared_data)
             if packet is not None and seat_id != self._forwarded:
-                listener.push(packet, data, seq)
+                listener.push(packet, data, seq, now=now)
                 sent = True
         if sent:
             self._timeline.mixed(pts)
@@ -396,7 +432,12 @@ class SharedMixAudioPath:
             for seat_id, voice in self._voices.items()
             if seat_id in self._audible and voice.speaking(self._tick)
         ]
-        chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
+        chosen: str | None
+        if self.shedding:
+            # Mixing cannot keep up: the loudest voice goes on, forwarded (no codec work).
+            chosen = loudest({s: self._voices[s].level for s in speaking}, self._forwarded)
+        else:
+            chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
         if chosen == self._forwarded:
             return
         self._forwarded = chosen
@@ -430,9 +471,10 @@ class SharedMixAudioPath:
         packet = av.Packet(payload)
         packet.pts = placed.pts
         packet.time_base = TIME_BASE
+        now = time.time()
         for listener_id, listener in self._listeners.items():
             if listener_id != seat_id:
-                listener.push(packet, payload, placed.seq, forwarded=True)
+                listener.push(packet, payload, placed.seq, forwarded=True, now=now)
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:
@@ -444,21 +486,39 @@ class SharedMixAudioPath:
             return
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.get_running_loop().create_task(
-                _tick_forever(self.mix_once, TICK_SECONDS)
+                _tick_forever(self.mix_once, self.observe_tick)
             )
 
+    def observe_tick(self, *, late: float, cost: float, now: float) -> None:
+        """How late the last tick woke and what it cost: whether to shed the mix. The cost
+        that counts is the whole process's: every circle's last tick, all on one loop."""
+        _tick_costs[self] = cost
+        total = sum(_tick_costs.values())
+        self._load = observe_tick(
+            self._load, self._shed_limits, late=late, cost=total, period=TICK_SECONDS, now=now
+        )
+        if self._load.shedding != self.shedding:
+            self.shedding = self._load.shedding
+            state = "shed: forwarding the loudest voice" if self.shedding else "mixing again"
+            log.info("audio mix %s", state)
 
-async def _tick_forever(tick: Callable[[], None], period: float) -> None:
+
+async def _tick_forever(tick: Callable[[int], None], observe: Callable[..., None]) -> None:
+    """The circle's clock: one tick every TICK_SECONDS on a fixed grid; a late wake-up skips
+    the ticks it missed (rooms.tick_schedule) and reports how late it was and what the tick
+    cost, for the decision to shed the mix."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time()
+    deadline = loop.time() + TICK_SECONDS
     while True:
-        deadline += period
-        delay = deadline - loop.time()
-        if delay < -0.2:
-            # Far behind (a stalled loop): start afresh instead of sending a burst.
-            deadline = loop.time()
-        await asyncio.sleep(max(delay, 0))
+        await asyncio.sleep(max(deadline - loop.time(), 0))
+        woke = loop.time()
+        plan = plan_tick(deadline, woke, TICK_SECONDS)
+        # The tick's CPU time, not its wall time: on a starved machine the wall time of even
+        # a cheap tick grows with every preemption, and shedding a cheap mix helps nobody.
+        cpu = time.thread_time()
         try:
-            tick()
+            tick(plan.skipped)
         except Exception:  # the mixer must outlive one bad frame
             log.exception("audio mix tick failed")
+        observe(late=woke - deadline, cost=time.thread_time() - cpu, now=loop.time())
+        deadline = plan.next_deadline

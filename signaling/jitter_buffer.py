@@ -102,6 +102,11 @@ class JitterBuffer:
     def playing(self) -> bool:
         return self._playing
 
+    @property
+    def waiting(self) -> int:
+        """Packets held, not yet played."""
+        return len(self._packets)
+
     def put(self, seq: int, timestamp: int, payload: bytes, arrival: float) -> None:
         """A packet as it arrived (RTP sequence number and timestamp, Opus payload)."""
         highest = self._highest

@@ -12,12 +12,15 @@ import asyncio
 import fractions
 import random
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
+import aioice.ice
 import av
+import pylibsrtp
 from aiortc.codecs import CODECS
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
@@ -96,7 +99,7 @@ def bypass_receive_pipeline(
             stats = streams[ssrc] = ReceptionStats(SAMPLE_RATE)
         return stats
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def deliver(packet: RtpPacket, arrival_time_ms: int) -> None:
         stats_for(packet.ssrc).add(packet.sequence_number, packet.timestamp, arrival_time_ms)
         if packet.payload_type not in opus_types:
             return
@@ -108,6 +111,9 @@ def bypass_receive_pipeline(
             None if level is None else level[1],
         )
 
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        deliver(packet, arrival_time_ms)
+
     stock_receive = receiver.receive
 
     async def receive(parameters: Any) -> None:
@@ -118,7 +124,8 @@ def bypass_receive_pipeline(
         # The stock receive starts a decoder thread that will never be fed: let it end.
         receiver._RTCRtpReceiver__decoder_queue.put(None)  # type: ignore[attr-defined]
         if audible is not None:
-            gate_voice(receiver.transport.transport._connection, VoiceGate(audible, stats_for))
+            dtls = receiver.transport
+            gate_voice(dtls.transport._connection, VoiceGate(audible, stats_for), dtls)
 
     stock_handle_rtcp = receiver._handle_rtcp_packet
 
@@ -146,6 +153,7 @@ def bypass_receive_pipeline(
             pass
         receiver._RTCRtpReceiver__rtcp_exited.set()  # type: ignore[attr-defined]
 
+    receiver._hearth_deliver = deliver  # type: ignore[attr-defined]
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
     receiver._run_rtcp = run_rtcp  # type: ignore[method-assign]
@@ -178,7 +186,14 @@ class VoiceGate:
         self._last_passed = -1  # sequence number of the last RTP packet let through
         self.dropped = 0
 
-    def drops(self, data: bytes) -> bool:
+    def mode(self) -> str:
+        """How this voice's sockets are read (QuietSockets). Until media has arrived (ICE
+        and DTLS are under way, their flights must not wait) always promptly."""
+        if self._last_passed < 0 or self._audible():
+            return PROMPT
+        return QUIET
+
+    def drops(self, data: bytes, arrival_ms: int | None = None) -> bool:
         # SRTP only (first byte 128-191), and not SRTCP (RFC 5761: second byte 192-223).
         if len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
             return False
@@ -189,26 +204,181 @@ class VoiceGate:
         if self._last_passed < 0 or (seq - self._last_passed) & 0xFFFF >= ROC_REFRESH_PACKETS:
             self._last_passed = seq
             return False
-        # In aiortc's arrival clock (milliseconds since 1900), as the packets it passes on.
-        arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)
+        if arrival_ms is None:
+            arrival_ms = arrival_now_ms()
         self._stats_for(ssrc).add(seq, timestamp, arrival_ms)
         self.dropped += 1
         _dropped["inaudible"] += 1
         return True
 
 
-def gate_voice(ice_connection: Any, gate: VoiceGate) -> None:
-    """Put ``gate`` in front of an aioice connection's incoming datagrams (once)."""
+def arrival_now_ms() -> int:
+    """Now in aiortc's arrival clock (milliseconds since 1900), as the packets it passes on."""
+    return int((time.time() + NTP_UNIX_OFFSET) * 1000)
+
+
+def gate_voice(ice_connection: Any, gate: VoiceGate, dtls: Any = None) -> None:
+    """Put ``gate`` in front of an aioice connection's incoming datagrams (once).
+
+    With ``dtls`` (the connection's aiortc DTLS transport), an audible voice's RTP is also
+    taken here: decrypted, parsed and handed to its receiver's handler in this same call.
+    aiortc's way queues each datagram for the DTLS transport's task and runs four nested
+    coroutines per packet after a task switch; a voice's packets need none of that.
+    """
     if getattr(ice_connection, "_hearth_voice_gate", None) is not None:
         return
     stock = ice_connection.data_received
 
+    def receive(data: bytes, arrival_ms: int | None = None) -> bool:
+        """Whether ``data`` was handled here (dropped, or delivered); else aioice's turn."""
+        if gate.drops(data, arrival_ms):
+            return True
+        return dtls is not None and _deliver_rtp(dtls, data, arrival_ms)
+
     def data_received(data: bytes, component: int) -> None:
-        if not gate.drops(data):
+        if not receive(data):
             stock(data, component)
+
+    def datagram(data: bytes, arrival_ms: int | None) -> None:
+        # An RTP or RTCP datagram read in a batch (QuietSockets), with its receive time.
+        if not receive(data, arrival_ms):
+            stock(data, 1)
 
     ice_connection.data_received = data_received
     ice_connection._hearth_voice_gate = gate
+    ice_connection._hearth_datagram = datagram
+    quiet_sockets.watch(ice_connection, gate)
+
+
+def _deliver_rtp(dtls: Any, data: bytes, arrival_ms: int | None) -> bool:
+    # SRTP, not SRTCP (RFC 5761), once DTLS has given the keys; the rest goes aiortc's way.
+    if len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
+        return False
+    srtp = dtls._rx_srtp
+    if srtp is None or dtls._state is not DtlsState.CONNECTED:
+        return False
+    dtls._RTCDtlsTransport__rx_bytes += len(data)
+    dtls._RTCDtlsTransport__rx_packets += 1
+    try:
+        packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+    except (pylibsrtp.Error, ValueError):
+        return True  # as aiortc: a packet that fails authentication or parsing is dropped
+    receiver = dtls._rtp_router.route_rtp(packet)
+    deliver = getattr(receiver, "_hearth_deliver", None)
+    if deliver is not None:
+        deliver(packet, arrival_now_ms() if arrival_ms is None else arrival_ms)
+    return True
+
+
+# How often the sockets of voices nobody may hear are read. A consent check or RTCP report
+# from such a peer waits at most this long (consent allows 30 s).
+QUIET_POLL_SECONDS = 0.05
+# Datagrams read from one socket per turn, at most (50 ms of a voice is 2-3 packets).
+QUIET_READS_PER_POLL = 64
+# The kernel's receive time of each datagram read later (SO_TIMESTAMP, a struct timeval),
+# so reception statistics (RTCP jitter) stay true however late it is read.
+_SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
+_TIMEVAL = struct.Struct("@ll")
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMEVAL.size)
+
+# How a voice's sockets are read: by the event loop as each datagram arrives, or on
+# QuietSockets' slow clock.
+PROMPT, QUIET = "prompt", "quiet"
+
+
+class QuietSockets:
+    """Reads the sockets of voices nobody may hear in batches on a slow clock, not per packet.
+
+    Every datagram that arrives wakes the event loop, and a wake-up costs far more than what
+    is done with a packet (measured in docs/performance.md, "A muted voice nearly free"). So
+    a voice nobody may hear (a muted browser without DTX still sends 50 packets a second) has
+    its connection's sockets taken out of the loop's selector (``pause_reading``) and read
+    here every QUIET_POLL_SECONDS, all such sockets of the process in one turn of the loop.
+    What was queued takes the same path as before (STUN and DTLS to aioice, RTP through the
+    gate, RTCP to aiortc), with the kernel's receive time. The moment a voice may be heard
+    again (``wake``, called when the audible set changes) its sockets go back into the
+    selector.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[Any, VoiceGate] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.reads = 0  # datagrams read in batches (tests, the bench)
+
+    def watch(self, ice_connection: Any, gate: VoiceGate) -> None:
+        self._watched[ice_connection] = gate
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._poll_forever())
+
+    def wake(self) -> None:
+        """The audible set changed: voices now audible are read promptly again at once."""
+        for connection, gate in list(self._watched.items()):
+            if gate.mode() != QUIET:
+                self._read(connection, gate, PROMPT)
+
+    def poll(self) -> None:
+        """The slow clock: read every quiet voice's sockets."""
+        for connection, gate in list(self._watched.items()):
+            self._read(connection, gate, gate.mode())
+
+    def _read(self, connection: Any, gate: VoiceGate, mode: str) -> None:
+        transports = _socket_transports(connection)
+        if transports is None:
+            del self._watched[connection]  # closed
+            return
+        for protocol, transport in transports:
+            if mode == PROMPT:
+                if not transport.is_reading():
+                    transport.resume_reading()
+                continue
+            if transport.is_reading():
+                transport._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+                transport.pause_reading()
+            self.reads += _drain(connection, protocol, transport)
+
+    async def _poll_forever(self) -> None:
+        while self._watched:
+            await asyncio.sleep(QUIET_POLL_SECONDS)
+            self.poll()
+
+
+def _socket_transports(connection: Any) -> list[tuple[Any, Any]] | None:
+    """(protocol, transport) of each of the connection's own UDP sockets; None once closed."""
+    found = []
+    for protocol in connection._protocols:
+        transport = getattr(protocol, "transport", None)
+        if transport is None or transport.is_closing():
+            continue
+        if getattr(transport, "_sock", None) is not None:  # not a TURN relay
+            found.append((protocol, transport))
+    return found or None
+
+
+def _drain(connection: Any, protocol: Any, transport: Any) -> int:
+    sock = transport._sock
+    datagram = connection._hearth_datagram
+    for read in range(QUIET_READS_PER_POLL):
+        try:
+            data, ancillary, _, addr = sock.recvmsg(2048, _ANCILLARY_SPACE)
+        except OSError:  # BlockingIOError: nothing more queued
+            return read
+        if 127 < data[0] < 192:  # RTP or RTCP (RFC 7983): aioice would pass it on unread
+            datagram(data, _arrival_ms(ancillary))
+        else:  # STUN (consent), DTLS
+            protocol.datagram_received(data, addr)
+    return QUIET_READS_PER_POLL
+
+
+def _arrival_ms(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP and len(value) >= _TIMEVAL.size:
+            seconds, micros = _TIMEVAL.unpack_from(value)
+            return int((seconds + micros / 1e6 + NTP_UNIX_OFFSET) * 1000)
+    return None
+
+
+quiet_sockets = QuietSockets()
 
 
 def opus_decoder() -> Any:
@@ -235,6 +405,39 @@ def opus_encoder() -> Any:
 _RTP_HEADER = struct.Struct("!BBHLL")
 RTP_VERSION_BITS = 0x80  # version 2, no padding, no CSRC
 RTP_EXTENSION_BIT = 0x10
+
+
+def send_srtp(dtls: Any, packet: bytes) -> None:
+    """Protect one RTP packet and send it on the connection's selected pair, in this turn.
+
+    What aiortc's ``_send_rtp`` does, without its four nested coroutines (DTLS, ICE
+    transport, aioice connection, STUN protocol) per listener per packet: the profile of a
+    forwarded voice had them at a third of the writer's time (docs/performance.md). Through a
+    TURN relay (not a plain UDP socket of our own), aiortc's path is kept.
+    """
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        _dropped["send_error"] += 1
+        return  # not connected (any more)
+    protocol = pair.protocol
+    if type(protocol) is not aioice.ice.StunProtocol:
+        sending = dtls._send_rtp(packet)
+        try:
+            sending.send(None)
+        except StopIteration:
+            return
+        except ConnectionError:
+            _dropped["send_error"] += 1
+            return
+        sending.close()  # it would have waited: drop this one packet rather than block
+        _dropped["send_blocked"] += 1
+        return
+    data = dtls._tx_srtp.protect(packet)
+    # asyncio's datagram transport: sent at once, or queued if the socket is full.
+    protocol.transport.sendto(data, pair.remote_addr)
+    # aiortc's own counters (the metrics' packet totals read them).
+    dtls._RTCDtlsTransport__tx_bytes += len(data)
+    dtls._RTCDtlsTransport__tx_packets += 1
 
 
 class DirectRtpWriter:
@@ -296,8 +499,15 @@ class DirectRtpWriter:
         self._skip_gap = True
 
     def write(
-        self, payload: bytes, pts: int, seq: int | None = None, keep_gap: bool = False
+        self,
+        payload: bytes,
+        pts: int,
+        seq: int | None = None,
+        keep_gap: bool = False,
+        now: float | None = None,
     ) -> None:
+        """Send one packet now; ``now`` is the wall clock (``time.time()``) if the caller
+        read it already (once per packet, not once per listener)."""
         assert self._payload_type is not None
         dtls = self._sender.transport
         # The enum itself: `dtls.state` builds a string on every call, per listener per packet.
@@ -330,18 +540,8 @@ class DirectRtpWriter:
             timestamp,
             self._sender._ssrc,
         )
-        self.stats.sent(timestamp, len(payload), time.time())
-        sending = dtls._send_rtp(header + self._extension + payload)
-        try:
-            # SRTP and sendto never wait; driving the coroutine here saves a task per packet.
-            sending.send(None)
-        except StopIteration:
-            return
-        except ConnectionError:
-            _dropped["send_error"] += 1
-            return
-        sending.close()  # it would have waited: drop this one packet rather than block
-        _dropped["send_blocked"] += 1
+        self.stats.sent(timestamp, len(payload), time.time() if now is None else now)
+        send_srtp(dtls, header + self._extension + payload)
 
     async def _run_rtcp(self) -> None:
         """aiortc's sender RTCP loop, with sender reports from this writer's counts."""

@@ -23,6 +23,10 @@ class FakeDtls:
     def __init__(self) -> None:
         self._state = State.CONNECTED
         self.sent: list[bytes] = []
+        # A selected pair whose protocol is not a plain UDP socket of the server (as through
+        # a TURN relay): the writer hands the packet to aiortc's ``_send_rtp``, kept here.
+        pair = SimpleNamespace(protocol=object(), remote_addr=("127.0.0.1", 9))
+        self.transport = SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair}))
 
     async def _send_rtp(self, data: bytes) -> None:
         self.sent.append(data)

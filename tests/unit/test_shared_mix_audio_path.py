@@ -217,3 +217,48 @@ async def test_when_the_mix_ends_the_remaining_voice_reaches_the_other_speaker_u
     heard_by_a = [bytes(p) for p in circle.heard["a"]]  # type: ignore[arg-type]
     assert heard_by_a[-15:] == circle.sent["b"][-15:]
     await circle.path.close()
+
+
+async def test_when_the_mix_is_shed_the_loudest_voice_is_forwarded_without_codec_work() -> None:
+    circle = Circle(audible={"a", "b", "c"})
+    circle.tick({"a", "b"}, ticks=20)
+    encodes = circle.path.encodes
+    assert encodes > 0  # two voices: mixed
+    circle.path.shedding = True  # what observe_tick decides when ticks stay late
+    heard: dict[str, list[av.Packet]] = {seat: [] for seat in SEATS}
+    sent_b: list[bytes] = []
+    # "b" is louder (its packets carry RFC 6464 levels, as a browser's do).
+    for _ in range(30):
+        for seat, level in (("a", 40), ("b", 20)):
+            packet = circle.speakers[seat].packet()
+            if seat == "b":
+                sent_b.append(packet)
+            circle.inlets[seat](circle.seq, circle.seq * FRAME_SAMPLES, packet, level)
+        circle.seq += 1
+        circle.path.mix_once()
+        for seat, track in circle.tracks.items():
+            heard[seat] += drain(track)
+    # Everyone but "b" gets "b"'s packets unchanged (after the mix's short silence tail);
+    # "a" is not heard; "b" hears nobody; no codec work beyond that tail.
+    for seat in ("a", "c", "d"):
+        got = [bytes(p) for p in heard[seat]]
+        assert got[-25:] == sent_b[-25:]
+    assert heard["b"] == [] or len(heard["b"]) <= SILENCE_TAIL_FRAMES
+    assert circle.path.encodes - encodes <= SILENCE_TAIL_FRAMES * 3
+    await circle.path.close()
+
+
+async def test_a_late_tick_drops_the_frames_it_missed_instead_of_lagging_behind() -> None:
+    circle = Circle(audible={"a", "b", "c"})
+    circle.tick({"a", "b"}, ticks=10)
+    # The clock wakes three periods late: three packets of each voice arrived meanwhile.
+    for _ in range(4):
+        for seat in ("a", "b"):
+            packet = circle.speakers[seat].packet()
+            circle.inlets[seat](circle.seq, circle.seq * FRAME_SAMPLES, packet, None)
+        circle.seq += 1
+    circle.path.mix_once(skipped=3)
+    assert circle.path.skipped_ticks == 3
+    # Only the newest frame was mixed: nothing is left waiting in the voices' buffers.
+    assert all(not circle.path._voices[seat].buffer.waiting for seat in ("a", "b"))
+    await circle.path.close()

@@ -1,0 +1,112 @@
+"""When the mixer's 20 ms tick runs, and whether the mixer sheds load: time passed in.
+
+Two decisions for the audio path's clock (signaling.audio), both pure:
+
+- **Skip rather than fall behind.** A tick woken a little late (under three periods) is
+  caught up: the next ones run at once, and no frame is lost. A tick later than that does
+  not run the missed ticks back to back (a burst of stale frames, and latency that never
+  comes back); it runs once, counts the missed ones as skipped (their frames are dropped)
+  and keeps to the original 20 ms grid.
+- **Shed the mix when it cannot keep up.** Each tick reports how late it woke and the CPU
+  time the process's mixing takes per tick, both smoothed over a few ticks (in periods).
+  When ticks wake two and a half periods late on average (they are being skipped) while
+  mixing takes a good share of the period, the mixer sheds: it stops decoding and encoding
+  and forwards the loudest voice unchanged, which costs no codec work and does not wait
+  for ticks. It mixes again once the ticks have woken on time for ``calm_seconds``, so the
+  choice does not flap. How late a tick wakes is what the whole process is starved of, so shedding
+  (which makes the ticks cheap) does not by itself end the shedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TickPlan:
+    """What to do now that the tick due at some deadline woke: ``skipped`` ticks are
+    dropped before running this one, and the next is due at ``next_deadline``."""
+
+    skipped: int
+    next_deadline: float
+
+
+# A tick late by less than this many periods is caught up (the next ones run at once): the
+# voices' buffers hold that much, and a busy machine's short delays lose no frame. Later
+# than that, the missed ticks are skipped.
+CATCH_UP_PERIODS = 3
+
+
+def plan_tick(deadline: float, now: float, period: float) -> TickPlan:
+    """The tick due at ``deadline`` woke at ``now``: run it; if it is CATCH_UP_PERIODS or
+    more late, skip the whole periods missed since; stay on the grid of ``deadline``."""
+    late = now - deadline
+    if late < CATCH_UP_PERIODS * period:
+        return TickPlan(skipped=0, next_deadline=deadline + period)
+    missed = int(late // period)
+    return TickPlan(skipped=missed, next_deadline=deadline + (missed + 1) * period)
+
+
+@dataclass(frozen=True, slots=True)
+class ShedLimits:
+    # Shed when ticks wake, on average, this many periods late (they are being skipped:
+    # CATCH_UP_PERIODS late or more) ... A first version shed at one period late and took
+    # two of three voices away on a machine at load 7-12 where the mix still kept up.
+    shed_late: float = 2.5
+    # ... and the mix itself takes this share of the period: then shedding it helps. A
+    # process starved by others while its mix is cheap keeps mixing.
+    shed_cost: float = 0.2
+    # Mix again once ticks have woken less than this late for calm_seconds.
+    calm_late: float = 0.5
+    calm_seconds: float = 3.0
+    # Weight of the newest tick in the smoothing (about 10 ticks, 200 ms).
+    smoothing: float = 0.1
+    # One stall counts at most this many periods (a lone hiccup does not shed).
+    max_late: float = 6.0
+
+
+@dataclass(frozen=True, slots=True)
+class MixLoad:
+    """Smoothed lateness and cost of the ticks (in periods), whether the mixer sheds, and
+    since when the ticks have been on time while it does."""
+
+    late: float = 0.0
+    cost: float = 0.0
+    shedding: bool = False
+    calm_since: float | None = None
+
+
+def observe_tick(
+    load: MixLoad,
+    limits: ShedLimits,
+    *,
+    late: float,
+    cost: float,
+    period: float,
+    now: float,
+) -> MixLoad:
+    """The load after a tick that woke ``late`` seconds after its deadline, at ``now``;
+    ``cost`` is the CPU time the process's mixing takes per tick (every circle's)."""
+    w = limits.smoothing
+    late_share = load.late + w * (min(limits.max_late, max(0.0, late) / period) - load.late)
+    cost_share = load.cost + w * (max(0.0, cost) / period - load.cost)
+    if not load.shedding:
+        shedding = late_share > limits.shed_late and cost_share > limits.shed_cost
+        return MixLoad(late_share, cost_share, shedding=shedding)
+    if late_share >= limits.calm_late:
+        return MixLoad(late_share, cost_share, shedding=True)
+    calm_since = now if load.calm_since is None else load.calm_since
+    if now - calm_since >= limits.calm_seconds:
+        return MixLoad(late_share, cost_share, shedding=False)
+    return MixLoad(late_share, cost_share, shedding=True, calm_since=calm_since)
+
+
+def loudest(levels: dict[str, float], current: str | None) -> str | None:
+    """The voice to forward while shedding: the one already forwarded while it still
+    speaks (a switch costs the listener a jump in the stream), else the loudest (dBov),
+    ties broken by seat id so the choice does not depend on arrival order."""
+    if not levels:
+        return None
+    if current in levels:
+        return current
+    return max(sorted(levels), key=lambda seat_id: levels[seat_id])

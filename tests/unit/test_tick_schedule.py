@@ -1,0 +1,91 @@
+"""The mixer's clock under load: late ticks are skipped, not caught up in a burst, and a
+mix that cannot keep up is shed (the loudest voice forwarded) until the load has been calm."""
+
+from __future__ import annotations
+
+import pytest
+
+from rooms.tick_schedule import MixLoad, ShedLimits, TickPlan, loudest, observe_tick, plan_tick
+
+PERIOD = 0.02
+
+
+def test_a_tick_a_little_late_runs_and_the_next_catches_up_on_the_grid() -> None:
+    assert plan_tick(1.0, 1.0, PERIOD) == TickPlan(0, pytest.approx(1.02))
+    late = plan_tick(1.0, 1.045, PERIOD)  # 45 ms late: under three periods
+    assert late.skipped == 0
+    # The next is due at 1.02 (already past): it runs at once, no frame is lost.
+    assert late.next_deadline == pytest.approx(1.02)
+
+
+def test_a_tick_late_by_three_periods_or_more_skips_them_instead_of_a_burst() -> None:
+    plan = plan_tick(1.0, 1.075, PERIOD)  # 75 ms late: three whole ticks missed
+    assert plan.skipped == 3
+    # The next one is the first grid point after now, not one period after each missed.
+    assert plan.next_deadline == pytest.approx(1.08)
+    assert plan.next_deadline > 1.075
+
+
+def test_a_clock_that_keeps_waking_late_never_falls_further_behind() -> None:
+    deadline, now, ran, skipped = 0.0, 0.0, 0, 0
+    for _ in range(200):
+        now = max(now, deadline) + 0.075  # every wake-up 75 ms after its deadline
+        plan = plan_tick(deadline, now, PERIOD)
+        ran += 1
+        skipped += plan.skipped
+        deadline = plan.next_deadline
+        assert deadline > now  # never a tick already overdue: no back-to-back catch-up
+    # Every 20 ms slot of the elapsed time was either run or skipped, none twice.
+    assert ran + skipped == pytest.approx(deadline / PERIOD, abs=1)
+
+
+def feed(
+    load: MixLoad, late: float, start: float, ticks: int, cost: float = 0.3
+) -> tuple[MixLoad, float]:
+    """``ticks`` ticks waking ``late`` periods late, each taking ``cost`` of a period."""
+    now = start
+    for _ in range(ticks):
+        now += PERIOD
+        load = observe_tick(
+            load, ShedLimits(), late=late * PERIOD, cost=cost * PERIOD, period=PERIOD, now=now
+        )
+    return load, now
+
+
+def test_the_mix_is_shed_only_when_ticks_stay_late_and_the_mix_is_what_costs() -> None:
+    load, now = feed(MixLoad(), 0.3, 0.0, 100)
+    assert not load.shedding  # a little late: mixing goes on
+    # A lone 300 ms stall does not shed: it counts as at most 6 periods.
+    load = observe_tick(load, ShedLimits(), late=0.3, cost=0.0, period=PERIOD, now=now + 0.3)
+    assert not load.shedding
+    # A process starved by others while its mix is cheap: shedding would not help.
+    starved, _ = feed(load, 4.0, now + 0.3, 50, cost=0.05)
+    assert not starved.shedding
+    # Ticks a period and a half late: caught up, no frame lost, mixing goes on.
+    load, now = feed(load, 1.5, now + 0.3, 50)
+    assert not load.shedding
+    load, now = feed(load, 4.0, now, 30)  # ticks 80 ms late, 0.6 s: skipped, shed
+    assert load.shedding
+
+
+def test_shedding_ends_only_after_the_ticks_have_been_on_time_for_a_while() -> None:
+    load, now = feed(MixLoad(), 4.0, 0.0, 50)
+    assert load.shedding
+    # Shedding makes the ticks cheap; still late (the process is starved): it goes on.
+    load, now = feed(load, 0.8, now, 100, cost=0.0)
+    assert load.shedding
+    load, now = feed(load, 0.0, now, 100, cost=0.0)  # on time, under calm_seconds yet
+    assert load.shedding
+    load, now = feed(load, 0.0, now, 100, cost=0.0)
+    assert not load.shedding
+
+
+def test_while_shedding_the_voice_forwarded_stays_until_it_stops_then_the_loudest() -> None:
+    assert loudest({}, None) is None
+    assert loudest({"a": -40.0, "b": -20.0, "c": -30.0}, None) == "b"
+    # Already forwarded and still speaking: kept, even if another is louder now.
+    assert loudest({"a": -40.0, "b": -20.0}, "a") == "a"
+    # It stopped (not in the speaking voices any more): the loudest of the rest.
+    assert loudest({"b": -35.0, "c": -30.0}, "a") == "c"
+    # Equal levels: the same choice whatever the order they were seen in.
+    assert loudest({"c": -30.0, "b": -30.0}, None) == loudest({"b": -30.0, "c": -30.0}, None)
