@@ -32,10 +32,10 @@ const CLOSE_ENDED = 4410;
 const FINAL_CLOSES = new Set([CLOSE_SENT_AWAY, CLOSE_REPLACED, CLOSE_ENDED]);
 // Error codes that come just before such a close, and the close they mean.
 const FINAL_ERRORS = { removed: CLOSE_SENT_AWAY, denied: CLOSE_SENT_AWAY, replaced: CLOSE_REPLACED };
-// Refusals at the door: back to the join form, with the server's words.
 // Refusals at the door: back to the join form with the server's words (Join knocks again).
-// Those where waiting helps (a full circle, a busy server...) go to the door panel instead
-// (connection_state.js): it offers to wait or to try again now.
+// Those where waiting helps (a full circle, a busy server, the database away...) go to the
+// door panel instead (connection_state.js): it offers to wait or to try again now, and for the
+// server's own troubles (AUTO_WAIT there) waits and knocks again by itself.
 const DOOR_ERRORS = new Set([
     'passcode_required', 'circle_locked', 'banned', 'too_many_attempts', 'lobby_timeout',
 ]);
@@ -1040,8 +1040,8 @@ function onError(conn, code, message) {
         break;
     case 'storage_unavailable':
         // The server cannot reach its records: inside, a command was not made (say so);
-        // at the door, nobody new can come in for now (say so; Join knocks again); coming
-        // back to a seat the server did not hold, keep knocking with backoff.
+        // coming back to a seat the server did not hold, keep knocking with backoff. (A
+        // newcomer at the door got the door panel above, which knocks again by itself.)
         if (state.phase === 'in') {
             setNotice(message || 'That did not work just now. Please try again in a little while.');
         } else if (state.connection === 'reconnecting' && state.you) {
@@ -1052,7 +1052,8 @@ function onError(conn, code, message) {
         break;
     case 'server_busy':
     case 'server_draining':
-        // The server closes next (1013, 1012); marked reconnecting, the page knocks again with backoff.
+        // Someone coming back to their seat (a newcomer got the door panel above): the server
+        // closes next (1013, 1012); marked reconnecting, the page knocks again with backoff.
         setJoinStatus(message);
         setConnection('reconnecting');
         break;
