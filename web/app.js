@@ -805,7 +805,7 @@ async function connectAndJoin() {
     conn.onParticipantLeft = (p) => announce(`${p.display_name} left the circle.`);
     conn.onParticipantUpdated = (p, by) => onParticipantUpdated(conn, p, by);
     conn.onAnswer = (sdp) => onAnswer(conn, sdp);
-    conn.onError = (code, message) => onError(conn, code, message);
+    conn.onError = (code, message, ref, error) => onError(conn, code, message, error);
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);
     conn.onSpeaking = (ids) => { if (state.conn === conn) onSpeaking(ids); };
     conn.onRoom = () => { if (state.conn === conn) onRoom(); };
@@ -991,7 +991,7 @@ function showWaiting() {
     }
 }
 
-function onError(conn, code, message) {
+function onError(conn, code, message, error = {}) {
     if (state.conn !== conn) return;
     if (FINAL_ERRORS[code] || (code === 'banned' && state.you)) {
         showEnded(FINAL_ERRORS[code] || CLOSE_SENT_AWAY);
@@ -1014,7 +1014,7 @@ function onError(conn, code, message) {
         if (state.connection === 'reconnecting' && state.you) {
             showEnded(CLOSE_ENDED);
         } else {
-            showNotOpen();
+            showNotOpen(error.next_starts_at ?? null);
         }
         break;
     case 'invalid_display_name':
@@ -1179,7 +1179,27 @@ function reconnectNow() {
     connectAndJoin();
 }
 
-function showNotOpen() {
+// When the next meeting starts, in the visitor's own time zone and language ("Tuesday,
+// 8 December at 19:00 (your time)"), from the server's `next_starts_at` (UTC). Said only
+// for a valid link: an unknown one gets no date, so a guessed link learns nothing.
+function nextMeetingText(startsAt) {
+    if (typeof startsAt !== 'string') return '';
+    const when = new Date(startsAt);
+    if (Number.isNaN(when.getTime())) return '';
+    const day = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' })
+        .format(when);
+    const time = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' }).format(when);
+    return `The next meeting starts on ${day} at ${time} (your time).`;
+}
+
+// `nextStartsAt` comes with the `circle_not_open` error; the close that follows it calls
+// this again without one, which keeps what the error said.
+function showNotOpen(nextStartsAt = undefined) {
+    if (nextStartsAt !== undefined) {
+        const next = nextMeetingText(nextStartsAt);
+        $('not-open-next').textContent = next;
+        $('not-open-next').hidden = !next;
+    }
     if (door) door.hide();
     dropConnection();
     closePeer();
