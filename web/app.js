@@ -32,10 +32,10 @@ const CLOSE_ENDED = 4410;
 const FINAL_CLOSES = new Set([CLOSE_SENT_AWAY, CLOSE_REPLACED, CLOSE_ENDED]);
 // Error codes that come just before such a close, and the close they mean.
 const FINAL_ERRORS = { removed: CLOSE_SENT_AWAY, denied: CLOSE_SENT_AWAY, replaced: CLOSE_REPLACED };
-// Refusals at the door: back to the join form, with the server's words.
 // Refusals at the door: back to the join form with the server's words (Join knocks again).
-// Those where waiting helps (a full circle, a busy server...) go to the door panel instead
-// (connection_state.js): it offers to wait or to try again now.
+// Those where waiting helps (a full circle, a busy server, the database away...) go to the
+// door panel instead (connection_state.js): it offers to wait or to try again now, and for the
+// server's own troubles (AUTO_WAIT there) waits and knocks again by itself.
 const DOOR_ERRORS = new Set([
     'passcode_required', 'circle_locked', 'banned', 'too_many_attempts', 'lobby_timeout',
 ]);
@@ -805,7 +805,7 @@ async function connectAndJoin() {
     conn.onParticipantLeft = (p) => announce(`${p.display_name} left the circle.`);
     conn.onParticipantUpdated = (p, by) => onParticipantUpdated(conn, p, by);
     conn.onAnswer = (sdp) => onAnswer(conn, sdp);
-    conn.onError = (code, message) => onError(conn, code, message);
+    conn.onError = (code, message, ref, error) => onError(conn, code, message, error);
     conn.onClose = (code, _reason, wasLeaving) => onClose(conn, code, wasLeaving);
     conn.onSpeaking = (ids) => { if (state.conn === conn) onSpeaking(ids); };
     conn.onRoom = () => { if (state.conn === conn) onRoom(); };
@@ -991,7 +991,7 @@ function showWaiting() {
     }
 }
 
-function onError(conn, code, message) {
+function onError(conn, code, message, error = {}) {
     if (state.conn !== conn) return;
     if (FINAL_ERRORS[code] || (code === 'banned' && state.you)) {
         showEnded(FINAL_ERRORS[code] || CLOSE_SENT_AWAY);
@@ -1014,7 +1014,7 @@ function onError(conn, code, message) {
         if (state.connection === 'reconnecting' && state.you) {
             showEnded(CLOSE_ENDED);
         } else {
-            showNotOpen();
+            showNotOpen(error.next_starts_at ?? null);
         }
         break;
     case 'invalid_display_name':
@@ -1040,8 +1040,8 @@ function onError(conn, code, message) {
         break;
     case 'storage_unavailable':
         // The server cannot reach its records: inside, a command was not made (say so);
-        // at the door, nobody new can come in for now (say so; Join knocks again); coming
-        // back to a seat the server did not hold, keep knocking with backoff.
+        // coming back to a seat the server did not hold, keep knocking with backoff. (A
+        // newcomer at the door got the door panel above, which knocks again by itself.)
         if (state.phase === 'in') {
             setNotice(message || 'That did not work just now. Please try again in a little while.');
         } else if (state.connection === 'reconnecting' && state.you) {
@@ -1052,7 +1052,8 @@ function onError(conn, code, message) {
         break;
     case 'server_busy':
     case 'server_draining':
-        // The server closes next (1013, 1012); marked reconnecting, the page knocks again with backoff.
+        // Someone coming back to their seat (a newcomer got the door panel above): the server
+        // closes next (1013, 1012); marked reconnecting, the page knocks again with backoff.
         setJoinStatus(message);
         setConnection('reconnecting');
         break;
@@ -1178,7 +1179,27 @@ function reconnectNow() {
     connectAndJoin();
 }
 
-function showNotOpen() {
+// When the next meeting starts, in the visitor's own time zone and language ("Tuesday,
+// 8 December at 19:00 (your time)"), from the server's `next_starts_at` (UTC). Said only
+// for a valid link: an unknown one gets no date, so a guessed link learns nothing.
+function nextMeetingText(startsAt) {
+    if (typeof startsAt !== 'string') return '';
+    const when = new Date(startsAt);
+    if (Number.isNaN(when.getTime())) return '';
+    const day = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' })
+        .format(when);
+    const time = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' }).format(when);
+    return `The next meeting starts on ${day} at ${time} (your time).`;
+}
+
+// `nextStartsAt` comes with the `circle_not_open` error; the close that follows it calls
+// this again without one, which keeps what the error said.
+function showNotOpen(nextStartsAt = undefined) {
+    if (nextStartsAt !== undefined) {
+        const next = nextMeetingText(nextStartsAt);
+        $('not-open-next').textContent = next;
+        $('not-open-next').hidden = !next;
+    }
     if (door) door.hide();
     dropConnection();
     closePeer();

@@ -80,8 +80,10 @@ export class DeviceControls {
         this.box = el('details', { id: 'devices', className: 'devices', testid: 'devices' },
             el('summary', {}, 'Sound settings'), this.micField, this.speakerField, this.status);
         this.box.hidden = true;
+        // After the panels (the host tools, the hand queue): what needs the person now comes
+        // first, on a phone's first screen above the sticky bar; settings come after it.
         const anchor = document.getElementById('extra-panels');
-        anchor.before(this.box);
+        anchor.after(this.box);
     }
 
     /** Joined (or back): fill the lists and play on the speaker chosen before. */

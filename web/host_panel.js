@@ -67,10 +67,15 @@ function syncList(list, items, make, update) {
     }
     for (const li of existing.values()) {
         if (li.contains(document.activeElement)) {
-            // Focus goes to the next entry's first button, or to the group's heading.
-            const next = li.nextElementSibling || li.previousElementSibling;
-            const target = next && next.querySelector('button');
-            (target || list.closest('[tabindex]') || document.getElementById('host-area')).focus();
+            // Focus goes to the list itself while others are left in it, not to the next
+            // entry's button (a second press of Enter would let in or turn away the next
+            // person by mistake); to the host tools when the list is gone. Never the body.
+            if (list.closest('[hidden]') === null && list.children.length > 1) {
+                list.tabIndex = -1;
+                list.focus();
+            } else {
+                document.getElementById('host-area').focus();
+            }
         }
         li.remove();
     }

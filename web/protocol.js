@@ -24,7 +24,7 @@ export function socketUrl(loc = window.location) {
  *   onParticipantUpdated(participant, by) `by` is who caused it when not the person themselves
  *   onParticipantLeft(participant)        the person as last known
  *   onAnswer(sdp)
- *   onError(code, message, ref)
+ *   onError(code, message, ref, error)   (error: the whole message, with its details)
  *   onRoom(room)                          the room view changed (`joined`, `waiting`, `room_updated`)
  *   onSpeaking(ids, levels)               who is speaking now, loudest first (`speaking`)
  *   onMessageFirst(message)               every message, before the callbacks above (moderation.js)
@@ -192,7 +192,8 @@ export class ServerConnection {
             }
             break;
         case 'error':
-            this._call('onError', message.code, message.message ?? '', message.ref ?? null);
+            // The whole message too: some errors carry documented details (next_starts_at).
+            this._call('onError', message.code, message.message ?? '', message.ref ?? null, message);
             break;
         case 'waiting':
             if (typeof message.seat_token === 'string') this.seatToken = message.seat_token;

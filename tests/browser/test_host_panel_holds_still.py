@@ -614,9 +614,19 @@ async def test_screen_readers_hear_each_moment_once_in_the_second_person_with_re
         await expect(sp.get_by_test_id("connection-state")).to_have_attribute(
             "data-state", "connected", timeout=30_000
         )
-        said = await until_said(sp, "Reconnected. You are back in the circle.")
+        # Back muted whatever it was, and told so (issue 14: the microphone opens only when
+        # the person means it), once.
+        back = (
+            "Reconnected. You are back in the circle, muted: "
+            "nobody hears you until you press Unmute."
+        )
+        said = await until_said(sp, back)
         assert times_said(said, "The connection was lost.") == 1, said
-        assert times_said(said, "Reconnected. You are back in the circle.") == 1, said
+        assert times_said(said, back) == 1, said
+        assert times_said(said, "Reconnected.") == 1, said
+        await expect(sp.get_by_test_id("self-state")).to_have_text(
+            "You are muted. Nobody hears you."
+        )
 
         # Removal: the heading says what happened, and the reason is read out.
         await hp.get_by_role("button", name="Remove Sam").click()

@@ -215,14 +215,28 @@ async def test_focus_never_falls_to_the_body_and_space_on_a_control_never_opens_
         kim, _ = await person_in(browser, join_url, width=800)
         await join(kim.page, "Kim")
         await expect(host.page.get_by_test_id("waiting-person")).to_have_count(1, timeout=10_000)
-        await host.page.get_by_test_id("waiting-person").get_by_test_id("admit").focus()
+        lee, _ = await person_in(browser, join_url, width=800)
+        await join(lee.page, "Lee")
+        knocking = host.page.get_by_test_id("waiting-person")
+        await expect(knocking).to_have_count(2, timeout=10_000)
+        await knocking.filter(has_text="Kim").get_by_test_id("admit").focus()
         await host.page.keyboard.press("Enter")
-        await expect(host.page.get_by_test_id("waiting-person")).to_have_count(0, timeout=10_000)
+        await expect(knocking).to_have_count(1, timeout=10_000)
         await expect(row(kim.page, "Kim")).to_contain_text("(you)", timeout=10_000)
         # The lobby list itself: not the next person's button, which a second press would
-        # act on by mistake.
-        assert await active_testid(host.page) == "lobby-list"
-        for person in (host, guest, kim):
+        # act on by mistake. A second Enter lets nobody else in.
+        await expect(host.page.get_by_test_id("lobby-list")).to_be_focused()
+        await host.page.keyboard.press("Enter")
+        await asyncio.sleep(1)
+        await expect(knocking).to_have_count(1)
+        await expect(knocking).to_contain_text("Lee")
+        # The last one let in: the lobby is gone, focus is on the host tools that held it.
+        await knocking.get_by_test_id("admit").focus()
+        await host.page.keyboard.press("Enter")
+        await expect(knocking).to_have_count(0, timeout=10_000)
+        await expect(row(lee.page, "Lee")).to_contain_text("(you)", timeout=10_000)
+        assert await active_testid(host.page) == "host-panel"
+        for person in (host, guest, kim, lee):
             assert person.errors == [], person.errors
 
 
