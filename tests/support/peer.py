@@ -241,7 +241,9 @@ class ScriptedParticipant:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-        was_muted = bool(self.me and self.me["muted"])
+        # Their state as last told (a host may have muted them since they joined).
+        current = self.participants.get(self.me["id"], self.me) if self.me else None
+        was_muted = bool(current and current["muted"])
         joined = await self.join(muted=was_muted)
         # The server resumes a seat muted, whatever it was (docs/protocol.md); like a person
         # who was speaking, unmute again.
