@@ -103,6 +103,8 @@ async function signIn(token) {
     $("sign-in").hidden = true;
     $("console").hidden = false;
     $("token").value = "";
+    // The form that had the focus is hidden now: the week takes it, not the body.
+    if (document.activeElement === document.body || $("sign-in").contains(document.activeElement)) $("week-title").focus();
 }
 
 // --- the week ---------------------------------------------------------------------------
@@ -154,6 +156,7 @@ function copyButton(label, url) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = `Copy ${label}`;
+    button.dataset.testid = "copy";
     button.addEventListener("click", async () => {
         try {
             await navigator.clipboard.writeText(url);
@@ -209,6 +212,9 @@ async function renderSeries() {
             if (!confirm(`Delete “${s.title}” and all its occurrences?`)) return;
             await api("DELETE", `/series/${encodeURIComponent(s.id)}`);
             await refresh();
+            // The button went with the series: the list's heading keeps the focus.
+            $("series-title").focus();
+            say(`Deleted “${s.title}”.`);
         });
         const nextTitle = document.createElement("p");
         nextTitle.textContent = s.next_starts.length ? "Next dates:" : "No dates ahead.";
@@ -216,7 +222,7 @@ async function renderSeries() {
         moderation.type = "button";
         moderation.textContent = "Moderation settings";
         moderation.dataset.testid = "moderation-settings";
-        moderation.addEventListener("click", () => showModeration(s).catch((error) => showError("moderation-error", error)));
+        moderation.addEventListener("click", () => showModeration(s).catch((error) => say(`The settings could not be loaded: ${error.message}`)));
         li.append(title, when, nextTitle, next, links, roster(s), edit, " ", moderation, " ", remove);
         list.append(li);
     }
@@ -243,6 +249,15 @@ function showError(id, error) {
     box.hidden = !error;
 }
 
+// What a list action did, in the page's one lasting live region: the series list is drawn
+// anew after every change, and a region drawn anew is not reliably read out.
+function say(message) {
+    const status = $("series-status");
+    status.textContent = "";
+    // A fresh text node in a second task, so the same words twice are read twice.
+    setTimeout(() => { status.textContent = message; }, 50);
+}
+
 // --- the host-link roster ---------------------------------------------------------------
 
 function button(label, testid, onClick) {
@@ -260,12 +275,21 @@ function roster(s) {
     box.dataset.testid = "roster";
     const heading = document.createElement("h4");
     heading.textContent = "Host links";
+    heading.tabIndex = -1; // where the focus goes when the last link is revoked
+    heading.dataset.testid = "roster-title";
     const error = document.createElement("p");
     error.className = "error";
     error.setAttribute("role", "alert");
     error.dataset.testid = "roster-error";
     error.hidden = true;
     const fail = (e) => { error.textContent = e.message; error.hidden = false; };
+    // Every change redraws the list, so the control that was used is gone: the focus moves
+    // to the same place in the new drawing (or the nearest sensible one), never to the body.
+    const done = async (message, hostId, testid) => {
+        await refresh();
+        focusInRoster(s.id, hostId, testid);
+        say(message);
+    };
     const base = `/series/${encodeURIComponent(s.id)}/host-links`;
     const list = document.createElement("ul");
     list.className = "roster";
@@ -284,8 +308,8 @@ function roster(s) {
             name, " ",
             button("Save name", "host-rename", async () => {
                 try {
-                    await api("PATCH", `${base}/${encodeURIComponent(host.id)}`, { name: name.value });
-                    await refresh();
+                    const renamed = await api("PATCH", `${base}/${encodeURIComponent(host.id)}`, { name: name.value });
+                    await done(`Renamed to “${renamed.name}”.`, host.id, "host-name");
                 } catch (e) { fail(e); }
             }), " ",
             button("New link", "host-rotate", async () => {
@@ -293,7 +317,7 @@ function roster(s) {
                 try {
                     const link = await api("POST", `${base}/${encodeURIComponent(host.id)}/rotate`);
                     freshLinks.set(link.id, link.url);
-                    await refresh();
+                    await done(`New link for “${host.name}”; the old one no longer works. Copy it now, it is shown only this once.`, link.id, "copy");
                 } catch (e) { fail(e); }
             }), " ",
             button("Revoke", "host-revoke", async () => {
@@ -301,7 +325,10 @@ function roster(s) {
                 try {
                     await api("DELETE", `${base}/${encodeURIComponent(host.id)}`);
                     freshLinks.delete(host.id);
-                    await refresh();
+                    // The next link in the list takes the focus, else the one before, else the heading.
+                    const at = s.host_links.findIndex((h) => h.id === host.id);
+                    const neighbour = s.host_links[at + 1] || s.host_links[at - 1];
+                    await done(`Revoked the host link of “${host.name}”.`, neighbour?.id, "host-name");
                 } catch (e) { fail(e); }
             }),
         );
@@ -337,11 +364,20 @@ function roster(s) {
         try {
             const link = await api("POST", base, { name: newName.value });
             freshLinks.set(link.id, link.url);
-            await refresh();
+            await done(`Host link added for “${link.name}”. Copy it now, it is shown only this once.`, link.id, "copy");
         } catch (e) { fail(e); }
     });
     box.append(heading, list, add, error);
     return box;
+}
+
+function focusInRoster(seriesId, hostId, testid) {
+    const entry = [...$("series-list").children].find((li) => li.dataset.seriesId === seriesId);
+    const box = entry?.querySelector("[data-testid=roster]");
+    const row = hostId ? [...(box?.querySelectorAll("[data-testid=host-link]") || [])].find((li) => li.dataset.linkId === hostId) : null;
+    const target = row?.querySelector(`[data-testid="${testid}"]`) || row?.querySelector("input")
+        || box?.querySelector("[data-testid=roster-title]") || $("series-title");
+    target.focus();
 }
 
 // --- one occurrence ---------------------------------------------------------------------
@@ -460,6 +496,14 @@ async function showModeration(s) {
     $("moderation-status").textContent = "";
     $("moderation").hidden = false;
     $("moderation-title").focus();
+}
+
+// Back to the button that opened the form (the list may have been drawn anew meanwhile).
+function closeModeration() {
+    $("moderation").hidden = true;
+    const entry = [...$("series-list").children].find((li) => li.dataset.seriesId === moderationSeries?.id);
+    const opener = entry?.querySelector("[data-testid=moderation-settings]");
+    (opener || $("series-title")).focus();
 }
 
 async function saveModeration(event) {
@@ -646,7 +690,7 @@ function setUp() {
     $("move-form").addEventListener("submit", moveOccurrence);
     $("occurrence-close").addEventListener("click", () => { $("occurrence").hidden = true; $("week-title").focus(); });
     $("moderation-form").addEventListener("submit", saveModeration);
-    $("moderation-close").addEventListener("click", () => { $("moderation").hidden = true; $("series-title").focus(); });
+    $("moderation-close").addEventListener("click", closeModeration);
     $("week-prev").addEventListener("click", () => { weekStart.setDate(weekStart.getDate() - 7); renderWeek(); });
     $("week-next").addEventListener("click", () => { weekStart.setDate(weekStart.getDate() + 7); renderWeek(); });
     // Live counts change while the page is open.
