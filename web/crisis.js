@@ -5,6 +5,7 @@
 // (room.crisis_text: the series' own, or the deployment's HEARTH_CRISIS_TEXT).
 
 import * as hooks from './hooks.js';
+import { el } from './dom.js';
 
 const MODERATOR_ROLES = new Set(['host', 'cohost']);
 // Until the circle's own text arrives (before joining, or from an older server).
@@ -13,17 +14,6 @@ const FALLBACK_CRISIS = 'If you are in danger or thinking of harming yourself, p
 // A request the server has not confirmed in this time is said to be not sent.
 const CONFIRM_MS = 8000;
 
-function el(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props)) {
-        if (key === 'testid') node.setAttribute('data-testid', value);
-        else if (key === 'onclick') node.addEventListener('click', value);
-        else if (key in node) node[key] = value;
-        else node.setAttribute(key, value);
-    }
-    node.append(...children);
-    return node;
-}
 
 export class Care {
     constructor() {

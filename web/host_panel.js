@@ -15,20 +15,10 @@
 // decorateRow(); this file only shows it and sends requests. The server checks every command.
 
 import { forget, say } from './announce.js';
+import { el } from './dom.js';
 
 const MODERATORS = new Set(['host', 'cohost']);
 
-function el(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props)) {
-        if (key === 'testid') node.setAttribute('data-testid', value);
-        else if (key === 'onclick') node.addEventListener('click', value);
-        else if (key in node) node[key] = value;
-        else node.setAttribute(key, value);
-    }
-    node.append(...children);
-    return node;
-}
 
 /** A button whose accessible name says whom it is for: visible `text`, then a hidden `who`. */
 function personButton(testid, text, onclick, className = '') {

@@ -9,6 +9,7 @@
 import { say } from './announce.js';
 import { HostPanel } from './host_panel.js';
 import { confirmHand, speakTurn, turnLine } from './spoken.js';
+import { el } from './dom.js';
 
 const DEVICE_KEY = 'hearth.device';
 const SEAT_KEY = 'hearth.seat';
@@ -41,17 +42,6 @@ const ERROR_TEXT = {
 };
 const $ = (id) => document.getElementById(id);
 
-function el(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props)) {
-        if (key === 'testid') node.setAttribute('data-testid', value);
-        else if (key === 'onclick') node.addEventListener('click', value);
-        else if (key in node) node[key] = value;
-        else node.setAttribute(key, value);
-    }
-    node.append(...children);
-    return node;
-}
 
 function button(testid, text, onclick, className = 'small') {
     return el('button', { type: 'button', className, testid, onclick }, text);
