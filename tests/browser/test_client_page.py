@@ -96,10 +96,24 @@ def row(page: Page, name: str) -> Any:
     return page.locator(f'[data-testid="participant"][data-name="{name}"]')
 
 
+SETTLE_TRANSITIONS_JS = """
+async () => {
+    await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+    // Transitions only: the "Joining" spinner is an endless animation that never finishes.
+    const transitions = document.getAnimations().filter((a) => a instanceof CSSTransition);
+    await Promise.all(transitions.map((a) => a.finished.catch(() => undefined)));
+}
+"""
+
+
 async def axe_violations(page: Page) -> list[dict[str, Any]]:
     # Evaluated through the DevTools protocol: the page's own CSP (script-src 'self') would
     # rightly refuse an injected <script>, and the test must not loosen it.
     await page.evaluate(AXE.read_text() + "\n;undefined")
+    # Colours ease over 0.15 s (style.css), so a scan just after a colour-scheme switch would
+    # measure a button halfway between its light and dark colours. Let a frame start any
+    # transition, then wait until every running one has finished.
+    await page.evaluate(SETTLE_TRANSITIONS_JS)
     result = await page.evaluate(AXE_RUN_JS)
     # A scan that checked nothing would pass anything.
     assert result["passes"] >= 10, result
