@@ -22,7 +22,7 @@ test: $(VENV)/.installed machine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
 
 # What a fresh machine lacks for the tests: Chromium, a running PostgreSQL.
 machine:
