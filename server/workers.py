@@ -127,7 +127,8 @@ class WorkerSupervisor:
         )
         self._processes[index] = process
         self._started_at[index] = time.monotonic()
-        log.info("worker %d (pid %d) on %s:%d", index, process.pid, self.host, self.ports[index])
+        # The port only: the log redacts addresses (they are 127.0.0.1, or the front's own).
+        log.info("worker %d (pid %d) on port %d", index, process.pid, self.ports[index])
 
     def node_id(self, index: int) -> str:
         """A worker's id in the registry (with Redis)."""

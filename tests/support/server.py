@@ -128,15 +128,15 @@ class ServerProcess:
     def worker_processes(self) -> dict[int, tuple[int, int]]:
         """Each worker's (pid, port) as the front last logged it (a restart logs again)."""
         found: dict[int, tuple[int, int]] = {}
-        for index, pid, _, port in _WORKER_LINE.findall(self.log_text()):
+        for index, pid, port in _WORKER_LINE.findall(self.log_text()):
             found[int(index)] = (int(pid), int(port))
         return found
 
     def worker_url(self, index: int) -> str:
         """Where a worker listens: 127.0.0.1, or the front's address with Redis."""
-        hosts = {int(i): host for i, _, host, _ in _WORKER_LINE.findall(self.log_text())}
+        host = self.host if self.extra_env.get("HEARTH_REDIS_URL") else "127.0.0.1"
         _, port = self.worker_processes()[index]
-        return f"http://{hosts[index]}:{port}"
+        return f"http://{host}:{port}"
 
     def worker_live(self, index: int) -> dict[str, Any]:
         """A worker's internal /internal/live: its pid and the circles it runs."""
@@ -207,7 +207,7 @@ status, reply = _http_here(method, url, text.encode() if has_body else None, hea
 print(json.dumps([status, reply.decode()]))
 """
 
-_WORKER_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) on ([\d.]+):(\d+)")
+_WORKER_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) on port (\d+)")
 
 
 def link_token(url: str) -> str:
