@@ -65,6 +65,10 @@ BRIDGE_HEADER = "X-Hearth-Bridge"
 # a door: over 127.0.0.1 from the front (a worker without Redis listens there only), or with
 # the cluster secret (server/pages.py). Never logged or stored.
 CLIENT_ADDRESS_HEADER = "X-Hearth-Client-Address"
+# How long a door holds a join for a circle its draining node is handing over, and how
+# often it looks whether the lease is gone (see RegistryDirectory.place).
+HAND_OVER_WAIT = 3.0
+HAND_OVER_POLL = 0.02
 # Links whose process the door remembers for an outage (a few dozen bytes each).
 REMEMBERED_ROUTES = 10_000
 # Close codes a WebSocket may send (RFC 6455 7.4): what an owner's close is passed on with.
@@ -135,20 +139,36 @@ class RegistryDirectory:
         return self._serves_here and node_id == self._registry.node_id
 
     async def place(self, circle_id: str) -> Destination:
-        try:
-            owner = await self._registry.place_circle(circle_id)
-            if owner is None:
-                raise NoPlace
+        """The lease holder, else the node placed now. A circle whose node is draining is
+        being handed over (its sockets closed with 1012, its last writes stored, then its
+        lease given back): the door holds the join until the lease is gone, up to
+        HAND_OVER_WAIT, and places it afresh, instead of sending it to a node that would
+        refuse it and make the page come back after its backoff."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HAND_OVER_WAIT
+        while True:
+            try:
+                owner = await self._registry.place_circle(circle_id)
+                if owner is None:
+                    raise NoPlace
+                node = None
+                if owner == self._registry.node_id:
+                    handing_over = self._registry.draining
+                else:
+                    node = await self._registry.node(owner)
+                    handing_over = node is not None and node.draining
+            except (RedisError, OSError) as error:
+                # Nobody can tell who owns a circle: as a database outage.
+                raise StorageUnavailable(f"Redis: {type(error).__name__}") from error
+            if handing_over and loop.time() < deadline:
+                await asyncio.sleep(HAND_OVER_POLL)
+                continue
             if self._is_here(owner):
                 return HERE
-            node = await self._registry.node(owner)
-        except (RedisError, OSError) as error:
-            # Nobody can tell who owns a circle: as a database outage.
-            raise StorageUnavailable(f"Redis: {type(error).__name__}") from error
-        if node is None:
-            # Its lease outlived its record (killed): wait for the lease to expire.
-            raise OwnerAway(owner)
-        return Destination(node.url, owner)
+            if node is None:
+                # Its lease outlived its record (killed): wait for the lease to expire.
+                raise OwnerAway(owner)
+            return Destination(node.url, owner)
 
     async def running(self, circle_id: str) -> Destination | None:
         try:
