@@ -51,10 +51,6 @@ STOP_TIMEOUT = 10.0
 __all__ = ["WorkerDirectory", "WorkerSupervisor", "pick_worker"]
 
 
-def free_loopback_port() -> int:
-    return free_port("127.0.0.1")
-
-
 def free_port(host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as s:

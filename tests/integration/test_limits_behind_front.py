@@ -154,7 +154,8 @@ async def test_a_flood_before_joining_is_refused_and_closed_at_the_front(
         assert flooder.closed_code == 4429
         codes = [m.get("code") for m in flooder.messages if m["type"] == "error"]
         assert set(codes) == {"not_joined", "rate_limited"}
-        assert codes.count("not_joined") <= 12
+        # The burst, and what refilled while the door read the rest: far from all 60.
+        assert codes.count("not_joined") < 30
         # Another socket from the same address is not affected.
         host = await person(front, circle["host_url"], "Ana")
         await host.join()
