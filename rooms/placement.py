@@ -3,11 +3,13 @@
 A node reports its load to the registry (Redis) every heartbeat; a record older than its
 time to live is a node that stopped (killed, paused, cut off). A circle's first join places
 it on the least-loaded healthy node; from then on the node holding the circle's lease owns
-it, until the lease expires without renewal. See docs/architecture.md, "Nodes".
+it, until the lease expires without renewal. One machine's ``--workers N`` without Redis
+places by a stable hash instead (``pick_worker``). See docs/architecture.md, "Nodes".
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -36,6 +38,16 @@ class NodeLoad:
     # When the heartbeat was written (seconds, the registry's clock).
     seen_at: float
     draining: bool = False
+
+
+def pick_worker(key: str, workers: int) -> int:
+    """The worker slot (0 .. workers-1) of one machine's ``--workers N`` that runs a circle
+    (``key``: its id), when there is no Redis to hold leases: a stable hash, the same in every
+    process and every run, so every link of a circle reaches the same worker."""
+    if workers < 1:
+        raise ValueError("there must be at least one worker")
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % workers
 
 
 def is_alive(node: NodeLoad, now: float, ttl: float) -> bool:

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import WSCloseCode, web
@@ -24,26 +24,26 @@ from server.appkeys import (
     DOOR,
     HUB,
     NODES,
-    ROUTER,
     SETTINGS,
     SUPERVISOR,
 )
 from server.config import Settings
-from server.doors import NodeRouter
+from server.doors import Directory, Door, RegistryDirectory
 from server.errors import api_error_middleware
 from server.feeds import add_feed_routes
 from server.health import add_health_routes
 from server.live_settings import INTERNAL_PATH as LIVE_SETTINGS_PATH
 from server.live_settings import internal_apply as apply_live_settings
-from server.metrics import add_metrics, add_worker_metrics
+from server.metrics import WORKER_METRICS_PATH, add_metrics, add_worker_metrics
 from server.moderation_api import add_moderation_routes
 from server.nodes import NodeRegistry
-from server.nodes_api import add_node_routes, migrate_away
+from server.nodes_api import add_internal_drain, add_node_routes, migrate_away
 from server.ownership import OwnedCircleStore
 from server.pages import (
     OPEN_SOCKETS,
     add_page_routes,
     circle_info,
+    guards_from_settings,
     install_guards,
     security_headers,
     websocket,
@@ -52,7 +52,7 @@ from server.series_api import add_series_routes
 from server.storage.database import Database
 from server.storage.repository import SqlCircleStore
 from server.storage.series import SeriesStore
-from server.workers import FrontRouter, WorkerSupervisor, pick_worker
+from server.workers import WorkerDirectory, WorkerSupervisor, pick_worker
 from signaling.admission import CLOSE_SERVICE_RESTART, Admission
 from signaling.audio import SharedMixAudioPath
 from signaling.hub import CircleHub
@@ -70,6 +70,7 @@ from signaling.voice import tune_opus_for_voice
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # How often attendance past its keeping time is deleted while the server runs.
 PURGE_EVERY = timedelta(hours=1)
@@ -122,45 +123,32 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         purger = asyncio.get_running_loop().create_task(
             _purge_forever(series, store, settings, clock)
         )
-        supervisor: WorkerSupervisor | None = None
-        if settings.workers > 1:
-            supervisor = WorkerSupervisor(settings, settings.workers)
-            # Describes a circle whose worker is away; never opens one here.
-            describer = CircleHub(store, _audio_factory(settings), clock, hosts=lambda _: False)
-            router = FrontRouter(store, supervisor.ports, describer, app[ADMISSION])
-            await router.start()
-            app[ROUTER] = router
-            app[SUPERVISOR] = supervisor
-            try:
-                await supervisor.start()
-            except BaseException:
-                purger.cancel()
-                await supervisor.stop()
-                await router.close()
-                await database.close()
-                raise
-        elif settings.redis_url:
-            await _start_node(app, settings, store, clock)
-        else:
-            app[HUB] = CircleHub(
-                store,
-                _audio_factory(settings),
-                clock,
-                unstored_limit=settings.outage_keep_limit,
-            )
+        try:
+            if settings.workers > 1:
+                await _start_front(app, settings, store, clock)
+            elif settings.redis_url:
+                await _start_node(app, settings, store, clock)
+            else:
+                app[HUB] = CircleHub(
+                    store,
+                    _audio_factory(settings),
+                    clock,
+                    unstored_limit=settings.outage_keep_limit,
+                )
+        except BaseException:
+            purger.cancel()
+            await _stop_routing(app)
+            await database.close()
+            raise
         yield
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
-        if NODES in app:
-            await app[DOOR].close()
-        if supervisor is not None:
-            await supervisor.stop()
-            await app[ROUTER].close()
+        await _stop_routing(app)
         await database.close()
 
     if settings.redis_url and settings.workers == 1:
-        # Other nodes' doors hand this node its circles' new settings (secret checked).
+        # Other doors hand this node its circles' new settings (secret checked).
         app.router.add_post(LIVE_SETTINGS_PATH, apply_live_settings)
     app.cleanup_ctx.append(database_ctx)
     if settings.workers == 1:
@@ -170,8 +158,78 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     return app
 
 
-async def _start_node(
+async def _stop_routing(app: web.Application) -> None:
+    """The workers (drained), then the door's connections."""
+    supervisor = app.get(SUPERVISOR)
+    if supervisor is not None:
+        await supervisor.stop()
+    door = app.get(DOOR)
+    if door is not None:
+        await door.close()
+
+
+def _door(
+    app: web.Application, store: SqlCircleStore, directory: Directory, describer: CircleHub
+) -> Door:
+    return Door(
+        store,
+        directory,
+        describer,
+        admission=app[ADMISSION],
+        limits=guards_from_settings(app[SETTINGS]).sessions.limits,
+    )
+
+
+async def _start_front(
     app: web.Application, settings: Settings, store: SqlCircleStore, clock: Clock
+) -> None:
+    """``--workers N``: start and supervise the workers, and route sockets to them through
+    the door: by a stable hash without Redis; with it, the workers are nodes in the
+    registry and this front is one more door (it runs no circle, so it is not a node)."""
+    node_id = settings.node_id or NodeRegistry.new_id()
+    node_url = settings.node_url or _own_url(settings)
+    supervisor = WorkerSupervisor(settings, settings.workers, node_id=node_id, node_url=node_url)
+    app[SUPERVISOR] = supervisor
+    # Describes a circle nothing runs (or whose worker is away); never opens one here.
+    describer = CircleHub(store, _audio_factory(settings), clock, hosts=lambda _: False)
+    directory: Directory
+    if settings.redis_url:
+        registry = NodeRegistry(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            node_id=node_id,
+            url=node_url,
+            media_address=_media_address(settings),
+            load=lambda: (0, 0, 0.0),
+            registers=False,
+        )
+        app[NODES] = registry
+        directory = RegistryDirectory(registry, serves_here=False)
+    else:
+        directory = WorkerDirectory(supervisor)
+    door = _door(app, store, directory, describer)
+    await door.start()
+    app[DOOR] = door
+    if settings.redis_url:
+        await app[NODES].start()
+        # As a node does at start: seats of circles no node runs are closed.
+        await store.close_stale_seats(clock(), live=await app[NODES].leased_circles())
+    await supervisor.start()
+
+
+def _media_address(settings: Settings) -> str:
+    return settings.media_public_address or (
+        settings.ice_addresses[0] if settings.ice_addresses else settings.host
+    )
+
+
+async def _start_node(
+    app: web.Application,
+    settings: Settings,
+    store: SqlCircleStore,
+    clock: Clock,
+    *,
+    worker: bool = False,
 ) -> None:
     """Several nodes: register in Redis, own circles by lease, route sockets by owner."""
 
@@ -181,15 +239,12 @@ async def _start_node(
         participants = sum(len(c.state.seats) + len(c.state.lobby) for c in circles)
         return participants, len(circles), app[ADMISSION].smoothed_lag * 1000
 
-    media = settings.media_public_address or (
-        settings.ice_addresses[0] if settings.ice_addresses else settings.host
-    )
     registry = NodeRegistry(
         settings.redis_url,
         prefix=settings.redis_prefix,
         node_id=settings.node_id or NodeRegistry.new_id(),
         url=settings.node_url or _own_url(settings),
-        media_address=media,
+        media_address=_media_address(settings),
         load=load,
     )
     owned = OwnedCircleStore(store, registry)
@@ -202,13 +257,15 @@ async def _start_node(
     registry.on_lease_lost = lease_lost
     app[HUB] = hub
     app[NODES] = registry
-    door = NodeRouter(store, registry)
+    door = _door(app, store, RegistryDirectory(registry, serves_here=True), hub)
     await door.start()
     app[DOOR] = door
     await registry.start()
-    # Seats of circles no node runs (their node died and nobody came back) are closed, as
-    # one node does at start; the live circles' are left to their owners.
-    await store.close_stale_seats(clock(), live=await registry.leased_circles())
+    if not worker:
+        # Seats of circles no node runs (their node died and nobody came back) are closed,
+        # as one node does at start; the live circles' are left to their owners. (A
+        # worker's front did it before starting it.)
+        await store.close_stale_seats(clock(), live=await registry.leased_circles())
 
 
 def _own_url(settings: Settings) -> str:
@@ -225,23 +282,33 @@ def _own_url(settings: Settings) -> str:
 def create_worker_app(
     settings: Settings, index: int, workers: int, *, clock: Clock = utc_now
 ) -> web.Application:
-    """One worker of ``hearth serve --workers N``: the live circles ``pick_worker`` gives
-    it, reached only from the front over 127.0.0.1 (``/ws`` piped, ``/internal/...``).
+    """One worker of ``hearth serve --workers N``.
+
+    Without Redis: the live circles ``pick_worker`` gives it, reached only from the front
+    over 127.0.0.1 (``/ws`` piped, ``/circle-info``, ``/internal/...``). With Redis: a node
+    in the registry like any other (lease, fence, heartbeat), reached by any door with the
+    cluster secret; the front is one of those doors.
 
     No start-up tasks (migrations, stale seats, tokens, purges): the front ran them. A
     circle it loads after a restart restores its saved state, so people reconnecting with
     their seat token get their seat back.
     """
-    app = web.Application(middlewares=[security_headers], client_max_size=256 * 1024)
+    as_node = bool(settings.redis_url)
+    middlewares = [security_headers, _same_machine_only] if as_node else [security_headers]
+    app = web.Application(middlewares=middlewares, client_max_size=256 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[ADMISSION] = _admission(settings)
     _configure_media(settings)
     app[OPEN_SOCKETS] = set()
-    install_guards(app, behind_front=True)
+    # Without Redis only the front reaches it (127.0.0.1); as a node, its door tells a
+    # bridged request (cluster secret) from anyone else's.
+    install_guards(app, behind_front=not as_node)
     app.router.add_get("/ws", websocket)
-    app.router.add_post("/internal/circle-info", circle_info)
+    app.router.add_post("/circle-info", circle_info)
     app.router.add_post(LIVE_SETTINGS_PATH, apply_live_settings)
+    if as_node:
+        add_internal_drain(app)
 
     async def live(request: web.Request) -> web.Response:
         circles = [
@@ -256,16 +323,22 @@ def create_worker_app(
         await database.connect()  # already at the newest revision: the front migrated
         app[DATABASE] = database
         store = SqlCircleStore(database, clock)
-        app[HUB] = CircleHub(
-            store,
-            _audio_factory(settings),
-            clock,
-            hosts=lambda circle_id: pick_worker(circle_id, workers) == index,
-            unstored_limit=settings.outage_keep_limit,
-        )
+        if as_node:
+            await _start_node(app, settings, store, clock, worker=True)
+        else:
+            app[HUB] = CircleHub(
+                store,
+                _audio_factory(settings),
+                clock,
+                hosts=lambda circle_id: pick_worker(circle_id, workers) == index,
+                unstored_limit=settings.outage_keep_limit,
+            )
         orphaned = asyncio.get_running_loop().create_task(_stop_when_orphaned())
         yield
         orphaned.cancel()
+        door = app.get(DOOR)
+        if door is not None:
+            await door.close()
         await database.close()
 
     app.cleanup_ctx.append(database_ctx)
@@ -274,6 +347,18 @@ def create_worker_app(
         add_worker_metrics(app)  # gathered by the front's /metrics
     app.on_shutdown.append(close_connections)
     return app
+
+
+@web.middleware
+async def _same_machine_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A worker that is a node listens on the front's address, so other machines' doors
+    reach it; what only its front asks for (its circles, its metrics) is answered only on
+    this machine."""
+    if request.path in ("/internal/live", WORKER_METRICS_PATH):
+        remote = request.remote or ""
+        if not (remote.startswith("127.") or remote in ("::1", request.app[SETTINGS].host)):
+            raise web.HTTPNotFound()
+    return await handler(request)
 
 
 def _admission(settings: Settings) -> Admission:

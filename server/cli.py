@@ -45,7 +45,10 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     worker.add_argument("--index", type=int, required=True, help="this worker's number, from 0")
     worker.add_argument("--workers", type=int, required=True, help="how many workers there are")
-    worker.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    worker.add_argument("--port", type=int, required=True, help="port to listen on")
+    worker.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (the front's, with Redis)"
+    )
     worker.add_argument("--data-dir", type=Path, help="folder for the SQLite database")
 
     admin = commands.add_parser("admin", help="admin API tokens").add_subparsers(
@@ -152,10 +155,10 @@ def _worker(args: argparse.Namespace) -> int:
     # Every line a worker logs says which one it is; the access log redacts tokens here too.
     settings = _settings_or_exit()
     configure_logging(settings.log_format, f"worker-{args.index} ")
-    settings = settings.with_overrides(data_dir=args.data_dir, workers=args.workers)
-    asyncio.run(
-        serve(create_worker_app(settings, args.index, args.workers), "127.0.0.1", args.port)
+    settings = settings.with_overrides(
+        host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers
     )
+    asyncio.run(serve(create_worker_app(settings, args.index, args.workers), args.host, args.port))
     return 0
 
 

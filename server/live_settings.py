@@ -6,24 +6,22 @@ that may be live (stored and not ended). Each goes through the circle's own comm
 affected is told as when a host changes something. A circle that is not live takes the stored
 settings when it loads.
 
-With ``--workers N`` the front serves the API and the circles live in the workers: the front
-tells the worker that holds each circle (``POST /internal/settings`` on 127.0.0.1), which reads
-the settings from storage itself, so the internal endpoint never takes settings (or a
-passcode) from its caller.
+Where circles run in other processes (workers behind the front, other nodes), the door tells
+the process running each circle (``POST /internal/settings``, one call per process, with the
+cluster secret when there is one), which reads the settings from storage itself, so the
+internal endpoint never takes settings (or a passcode) from its caller.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from typing import Any
 
 from aiohttp import web
 
 from rooms.model import CircleSettings
-from server.appkeys import DATABASE, DOOR, HUB, ROUTER
+from server.appkeys import DATABASE, DOOR, HUB
 from server.storage.repository import SqlCircleStore
-from server.workers import pick_worker
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +35,14 @@ async def apply_live(
     circle_ids = await store.unended_circles_of(series_id)
     if not circle_ids:
         return
-    router = app.get(ROUTER)
     door = app.get(DOOR)
     if door is not None:
-        # Several nodes: each circle's owner applies them; the others' here (if live).
-        here = []
-        for circle_id in circle_ids:
-            body = {"series_id": series_id, "circle_ids": [circle_id]}
-            if await door.tell_owner(circle_id, INTERNAL_PATH, body) is None:
-                here.append(circle_id)
-        await _apply_here(app, here, settings)
-        return
-    if router is None:
+        # Each circle's process applies them; those running nowhere else, here (if live).
+        circle_ids = await door.tell_running(
+            circle_ids, INTERNAL_PATH, lambda ids: {"series_id": series_id, "circle_ids": ids}
+        )
+    if HUB in app:
         await _apply_here(app, circle_ids, settings)
-        return
-    by_worker: dict[int, list[str]] = defaultdict(list)
-    for circle_id in circle_ids:
-        by_worker[pick_worker(circle_id, router.worker_count)].append(circle_id)
-    for index, ids in by_worker.items():
-        await router.tell_worker(index, INTERNAL_PATH, {"series_id": series_id, "circle_ids": ids})
 
 
 async def _apply_here(app: web.Application, circle_ids: list[str], settings: CircleSettings) -> int:

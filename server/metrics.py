@@ -230,17 +230,17 @@ def merge_by_worker(parts: Sequence[tuple[str, Iterable[Metric]]]) -> list[Metri
     return list(merged.values())
 
 
-async def _workers_metrics(ports: Sequence[int]) -> list[tuple[str, Iterable[Metric]]]:
-    async def one(session: aiohttp.ClientSession, port: int) -> str | None:
+async def _workers_metrics(urls: Sequence[str]) -> list[tuple[str, Iterable[Metric]]]:
+    async def one(session: aiohttp.ClientSession, url: str) -> str | None:
         try:
-            async with session.get(f"http://127.0.0.1:{port}{WORKER_METRICS_PATH}") as response:
+            async with session.get(f"{url}{WORKER_METRICS_PATH}") as response:
                 return await response.text() if response.status == 200 else None
         except (TimeoutError, aiohttp.ClientError):
             return None
 
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        texts = await asyncio.gather(*(one(session, port) for port in ports))
+        texts = await asyncio.gather(*(one(session, url) for url in urls))
     parts: list[tuple[str, Iterable[Metric]]] = []
     for index, text in enumerate(texts):
         up = GaugeMetricFamily("hearth_worker_up", "Whether the worker answered this scrape")
@@ -287,7 +287,8 @@ def add_metrics(app: web.Application, host: str, port: int) -> None:
         if supervisor is None:
             body = generate_latest(metrics.registry)
         else:
-            workers = await _workers_metrics(supervisor.ports)
+            urls = [supervisor.base_url(i) for i in range(len(supervisor.ports))]
+            workers = await _workers_metrics(urls)
             # The front's own through the same text round trip, so both name families alike.
             own = generate_latest(metrics.registry).decode()
             parts = [("front", text_string_to_metric_families(own)), *workers]

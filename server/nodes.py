@@ -108,6 +108,7 @@ class NodeRegistry:
         url: str,
         media_address: str,
         load: Callable[[], tuple[int, int, float]],
+        registers: bool = True,
     ) -> None:
         # Short timeouts: a Redis that does not answer must not hold a join for long.
         self.redis = aioredis.from_url(
@@ -117,6 +118,9 @@ class NodeRegistry:
         self.node_id = node_id
         self.url = url
         self.media_address = media_address
+        # False for the front of ``--workers N``: a door that runs no circle, so it is not
+        # a node others place circles on (its workers are).
+        self.registers = registers
         # (participants, circles, smoothed loop lag in ms), read at each heartbeat.
         self._load = load
         self._meter = LoadMeter()
@@ -160,15 +164,18 @@ class NodeRegistry:
         self.secret = str(await self.redis.get(self._key("secret")))
         await self.beat()
         self._task = asyncio.get_running_loop().create_task(self._beat_forever())
-        log.info("node %s registered (%s)", self.node_id, self.url)
+        if self.registers:
+            log.info("node %s registered (%s)", self.node_id, self.url)
 
     async def beat(self) -> None:
         """One heartbeat: the record, then each lease renewed (or found lost)."""
-        record = self.record()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._key("node", self.node_id), json.dumps(asdict(record)), px=_ms(NODE_TTL))
-            pipe.sadd(self._key("nodes"), self.node_id)
-            await pipe.execute()
+        if self.registers:
+            record = self.record()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                key = self._key("node", self.node_id)
+                pipe.set(key, json.dumps(asdict(record)), px=_ms(NODE_TTL))
+                pipe.sadd(self._key("nodes"), self.node_id)
+                await pipe.execute()
         if not self.secret:
             # Redis restarted empty: the first node back sets a new secret for all.
             await self.redis.set(self._key("secret"), secrets.token_urlsafe(24), nx=True)
@@ -299,8 +306,9 @@ class NodeRegistry:
         with contextlib.suppress(RedisError, OSError):
             for circle_id in list(self.leases):
                 await self.release(circle_id)
-            await self.redis.delete(self._key("node", self.node_id))
-            await self.redis.srem(self._key("nodes"), self.node_id)
+            if self.registers:
+                await self.redis.delete(self._key("node", self.node_id))
+                await self.redis.srem(self._key("nodes"), self.node_id)
         await self.redis.aclose()
 
 

@@ -15,14 +15,12 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from server.api import no_store
 from server.appkeys import DOOR, HUB, NODES, SETTINGS
 from server.auth import require_admin
-from server.doors import BRIDGE_HEADER
 from server.errors import NODES_UNAVAILABLE, NOT_FOUND, ApiError
 from server.openapi import API_BASE
 from signaling.admission import CLOSE_SERVICE_RESTART
@@ -83,7 +81,7 @@ async def drain_node(request: web.Request) -> web.Response:
     registry = request.app.get(NODES)
     if registry is None or len(node_id) > MAX_NODE_ID:
         raise ApiError(404, NOT_FOUND, "No node has this id.")
-    if node_id == registry.node_id:
+    if node_id == registry.node_id and registry.registers:
         _start_drain(request.app)
         return no_store(web.json_response({"id": node_id, "draining": True}, status=202))
     try:
@@ -92,16 +90,7 @@ async def drain_node(request: web.Request) -> web.Response:
         raise ApiError(503, NODES_UNAVAILABLE, "The node registry cannot be reached.") from None
     if node is None:
         raise ApiError(404, NOT_FOUND, "No node has this id.")
-    try:
-        async with request.app[DOOR].http.post(
-            node.url + INTERNAL_DRAIN_PATH,
-            headers={BRIDGE_HEADER: registry.secret},
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as response:
-            taken = response.status == 202
-    except (aiohttp.ClientError, OSError, TimeoutError):
-        taken = False
-    if not taken:
+    if await request.app[DOOR].post(node.url, INTERNAL_DRAIN_PATH) != 202:
         raise ApiError(503, NODES_UNAVAILABLE, "That node did not answer; try again.")
     return no_store(web.json_response({"id": node_id, "draining": True}, status=202))
 
@@ -111,13 +100,21 @@ async def internal_drain(request: web.Request) -> web.Response:
     door = request.app.get(DOOR)
     if door is None or not door.is_bridged(request):
         return web.json_response({}, status=403)
+    if HUB not in request.app:
+        return web.json_response({}, status=404)  # a front over workers runs no circle
     _start_drain(request.app)
     return web.json_response({"draining": True}, status=202)
+
+
+def add_internal_drain(app: web.Application) -> None:
+    """Where another door hands this node a drain (a node, or a worker that is one)."""
+    app[_DRAINS] = set()
+    app.router.add_post(INTERNAL_DRAIN_PATH, internal_drain)
 
 
 def add_node_routes(app: web.Application) -> None:
     app[_DRAINS] = set()
     app.router.add_get(f"{API_BASE}/nodes", list_nodes)
     app.router.add_post(f"{API_BASE}/nodes/{{node_id}}/drain", drain_node)
-    if app[SETTINGS].redis_url:
+    if app[SETTINGS].redis_url and app[SETTINGS].workers == 1:
         app.router.add_post(INTERNAL_DRAIN_PATH, internal_drain)

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from rooms.limits import BackoffPolicy
-from server.appkeys import ADMISSION, DOOR, HUB, ROUTER, SETTINGS
+from server.appkeys import ADMISSION, DOOR, HUB, SETTINGS
 from server.config import Settings
-from server.workers import CLIENT_ADDRESS_HEADER
+from server.doors import CLIENT_ADDRESS_HEADER
 from signaling import protocol
 from signaling.guard import AddressGate, Guards, PasscodeGuard, RateByKey, SessionLimits
 from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS
@@ -79,7 +79,7 @@ async def circle_info(request: web.Request) -> web.Response:
     guards = request.app[PAGE_GUARDS]
     now = time.monotonic()
     door = request.app.get(DOOR)
-    # Asked by another node's door for a circle live here: that door limited the asker.
+    # Asked by another process's door for a circle live here: that door limited the asker.
     bridged = door is not None and door.is_bridged(request)
     if (
         not guards.behind_front
@@ -102,13 +102,10 @@ async def circle_info(request: web.Request) -> web.Response:
         token = None
     info = None
     if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS:
-        router = request.app.get(ROUTER)
         async with request.app[PAGE_GUARDS].circle_info_slots:
             try:
-                if router is not None:
-                    info = await router.describe_link(token)  # from the circle's worker
-                elif door is not None and not bridged:
-                    info = await door.describe_link(token, request.app[HUB])  # from its owner
+                if door is not None and not bridged:
+                    info = await door.describe_link(token)  # by the process running it
                 else:
                     info = await request.app[HUB].describe_link(token)
             except StorageUnavailable:
@@ -173,14 +170,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         )
     guards = request.app[PAGE_GUARDS]
     door = request.app.get(DOOR)
-    # Piped here by another node's door, which counted it by the client's address.
+    # Piped here by another process's door, which counted it by the client's address.
     bridged = door is not None and door.is_bridged(request)
-    router = request.app.get(ROUTER)
-    # The client's address keys the per-address limits. A worker behind the front sees only
-    # the front's connection; the front passes the client's address with the join. The
-    # unjoined sockets are counted where they are accepted: here, or at the front.
-    address = "" if bridged else _client_address(request, guards)
-    counted = bool(address) and not guards.behind_front
+    # The client's address keys the per-address limits. A process behind a door sees only
+    # the door's connection; the door passes the client's address with the join. The
+    # unjoined sockets are counted where they are accepted: at the door.
+    address = _client_address(request, guards, bridged)
+    counted = bool(address) and not guards.behind_front and not bridged
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     if counted and not guards.sessions.unjoined.enter(address):
@@ -202,30 +198,32 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     sockets.add(ws)
     try:
         join_timeout = settings.join_timeout_seconds
-        if router is not None:
-            # Piped to the worker that hosts the circle; it keeps the per-socket limits.
-            await router.serve(ws, join_timeout=join_timeout, address=address, on_joined=joined)
+        hub = request.app.get(HUB)
+
+        async def serve_here(first: str | None) -> None:
+            assert hub is not None
+            session = ClientSession(
+                ws,
+                hub,
+                join_timeout=join_timeout,
+                admission=request.app[ADMISSION],
+                guards=guards.sessions,
+                address=address,
+                on_joined=joined,
+            )
+            await session.run(first)
+
+        if door is not None and not bridged:
+            # Served here, or piped to the process running the circle (a worker, a node).
+            await door.serve(
+                ws,
+                join_timeout=join_timeout,
+                address=address,
+                on_joined=joined,
+                serve_here=serve_here if hub is not None else None,
+            )
         else:
-
-            async def serve_here(first: str | None) -> None:
-                session = ClientSession(
-                    ws,
-                    request.app[HUB],
-                    join_timeout=join_timeout,
-                    admission=request.app[ADMISSION],
-                    guards=guards.sessions,
-                    address=address,
-                    on_joined=joined,
-                )
-                await session.run(first)
-
-            if door is not None and not bridged:
-                # Several nodes: served here, or piped to the node owning the circle.
-                await door.serve(
-                    ws, join_timeout=join_timeout, serve_here=serve_here, on_piped=joined
-                )
-            else:
-                await serve_here(None)
+            await serve_here(None)
     finally:
         joined()
         sockets.discard(ws)
@@ -256,10 +254,11 @@ def _address(request: web.Request) -> str:
     return request.remote or ""
 
 
-def _client_address(request: web.Request, guards: PageGuards) -> str:
-    """The address of the person on this socket: the peer's, or behind the front (a
-    worker, listening on 127.0.0.1 only) the one the front saw and passed on."""
-    if guards.behind_front:
+def _client_address(request: web.Request, guards: PageGuards, bridged: bool = False) -> str:
+    """The address of the person on this socket: the peer's, or the one a door saw and
+    passed on: behind the front (a worker without Redis, listening on 127.0.0.1 only), or
+    from a door that proved itself with the cluster secret."""
+    if guards.behind_front or bridged:
         return request.headers.get(CLIENT_ADDRESS_HEADER, "")
     return _address(request)
 

@@ -137,3 +137,30 @@ def test_circle_info_is_limited_per_address_at_the_front(front: ServerProcess) -
     assert answers.count(429) >= 3 and set(answers) == {200, 429}, answers
     # Another address has its own bucket.
     assert post_circle_info(front, ELSEWHERE) == 200
+
+
+async def test_a_flood_before_joining_is_refused_and_closed_at_the_front(
+    front: ServerProcess,
+) -> None:
+    # Burst 10, then 5 a second, closed after 20 refused: the same per-socket rate as a
+    # session's, kept by the door before it knows which worker the socket goes to.
+    circle = front.create_circle()
+    flooder = await person(front, circle["join_url"], "Flood")
+    calm = await person(front, circle["join_url"], "Calm")
+    try:
+        for _ in range(60):
+            await flooder.send({"type": "raise_hand"})
+        await flooder.wait_until(lambda: flooder.closed_code is not None)
+        assert flooder.closed_code == 4429
+        codes = [m.get("code") for m in flooder.messages if m["type"] == "error"]
+        assert set(codes) == {"not_joined", "rate_limited"}
+        # The burst, and what refilled while the door read the rest: far from all 60.
+        assert codes.count("not_joined") < 30
+        # Another socket from the same address is not affected.
+        host = await person(front, circle["host_url"], "Ana")
+        await host.join()
+        assert (await calm.join())["you"]["display_name"] == "Calm"
+        await host.close()
+    finally:
+        await flooder.close()
+        await calm.close()

@@ -84,7 +84,12 @@ async def test_refusals_and_confused_messages_are_answered_as_by_one_process(
 
 def test_internal_endpoints_are_not_on_the_public_port(workers: ServerProcess) -> None:
     # The workers' internal endpoints are on their own 127.0.0.1 ports, never the public one.
-    for method, path in (("GET", "/internal/live"), ("POST", "/internal/circle-info")):
+    for method, path in (
+        ("GET", "/internal/live"),
+        ("GET", "/internal/metrics"),
+        ("POST", "/internal/settings"),
+        ("POST", "/internal/drain"),
+    ):
         data = b"{}" if method == "POST" else None
         request = urllib.request.Request(f"{workers.base_url}{path}", method=method, data=data)
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from server.doors import HERE, RegistryDirectory
 from server.nodes import LEASE_TTL, NodeRegistry, OwnedElsewhere
 from tests.nodes.conftest import REDIS_URL
 
@@ -96,3 +97,28 @@ async def test_two_doors_placing_one_circle_at_once_agree_on_its_node(
     await chosen.acquire("circle-2")
     with pytest.raises(OwnedElsewhere):
         await other.acquire("circle-2")
+
+
+async def test_a_join_for_a_circle_being_handed_over_waits_for_the_lease_and_goes_to_the_new_node(
+    pair: tuple[NodeRegistry, NodeRegistry],
+) -> None:
+    a, b = pair
+    # Node A runs the circle and starts draining: placement skips it at once.
+    await a.acquire("circle-3")
+    a.draining = True
+    await a.beat()
+    # A person reconnects (closed with 1012 by A) through B's door while A is still
+    # storing the circle's last writes: the door holds the join instead of sending it to
+    # A, which would refuse it and make the page come back after its backoff.
+    door = RegistryDirectory(b, serves_here=True)
+    placing = asyncio.get_running_loop().create_task(door.place("circle-3"))
+    await asyncio.sleep(0.3)
+    assert not placing.done()
+    loop = asyncio.get_running_loop()
+    released_at = loop.time()
+    await a.release("circle-3")  # A has stored everything and lets go
+    placed = await placing
+    # Straight to the one node that takes circles (B itself), within a few polls.
+    assert placed is HERE
+    assert loop.time() - released_at < 0.5
+    assert await a.owner("circle-3") == "b"

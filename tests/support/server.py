@@ -132,10 +132,15 @@ class ServerProcess:
             found[int(index)] = (int(pid), int(port))
         return found
 
+    def worker_url(self, index: int) -> str:
+        """Where a worker listens: 127.0.0.1, or the front's address with Redis."""
+        host = self.host if self.extra_env.get("HEARTH_REDIS_URL") else "127.0.0.1"
+        _, port = self.worker_processes()[index]
+        return f"http://{host}:{port}"
+
     def worker_live(self, index: int) -> dict[str, Any]:
         """A worker's internal /internal/live: its pid and the circles it runs."""
-        _, port = self.worker_processes()[index]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/live", timeout=5) as r:
+        with urllib.request.urlopen(f"{self.worker_url(index)}/internal/live", timeout=5) as r:
             return dict(json.loads(r.read()))
 
     def log_text(self) -> str:
@@ -202,7 +207,7 @@ status, reply = _http_here(method, url, text.encode() if has_body else None, hea
 print(json.dumps([status, reply.decode()]))
 """
 
-_WORKER_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) on 127\.0\.0\.1:(\d+)")
+_WORKER_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) on port (\d+)")
 
 
 def link_token(url: str) -> str:
