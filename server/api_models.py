@@ -20,11 +20,14 @@ input with its own error body, where this API's error shape and codes are a cont
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from rooms.machine import MAX_SHARE_SECONDS, MIN_SHARE_SECONDS
+from rooms.recurrence import FIRST_YEAR, LAST_YEAR, RecurrenceError, check_year
 from server.config import MAX_CAPACITY
 from server.errors import ERROR_CODES
 
@@ -36,6 +39,8 @@ MAX_HOST_NAME = 100
 MAX_RULE = 500
 MAX_PREVIEW = 20
 MAX_LISTED = 5000
+DEFAULT_RANGE_DAYS = 28
+MAX_RANGE_DAYS = 400
 NEXT_STARTS_SHOWN = 5
 MAX_CRISIS_TEXT = 4000
 MAX_PASSCODE = 100
@@ -290,6 +295,58 @@ class OccurrenceList(Answer):
             "soonest): ask again from the last one's start for the rest."
         )
     )
+
+
+def parse_instant(name: str, value: Any) -> datetime:
+    """A query's instant (ISO 8601 with an offset, in the years a schedule may reach), in UTC;
+    a value error (pydantic's, with the API's stable message) otherwise."""
+
+    def refused(message: str) -> PydanticCustomError:
+        return PydanticCustomError("invalid_field", "{message}", {"message": message})
+
+    if not isinstance(value, str):
+        raise refused(f"'{name}' is not an ISO 8601 date-time.")
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise refused(f"'{name}' is not an ISO 8601 date-time.") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise refused(f"'{name}' needs an offset, e.g. +01:00 or Z.")
+    try:
+        instant = instant.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC
+        raise refused(f"'{name}' must be in the years {FIRST_YEAR} to {LAST_YEAR}.") from None
+    try:
+        check_year(name, instant)
+    except RecurrenceError as error:
+        raise refused(error.message) from None
+    return instant
+
+
+class OccurrenceRange(BaseModel):
+    """The query of the occurrence lists (``?from=...&to=...``). Each value is checked here;
+    what needs the clock (the defaults, `to` after `from`, the longest span) is checked
+    beside the parsing (server/series_api.py ``parse_range``). Other parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    from_: datetime | None = Field(
+        default=None,
+        alias="from",
+        description="Start of the range (ISO 8601 with offset); default now.",
+    )
+    to: datetime | None = Field(
+        default=None,
+        description=(
+            f"End of the range (exclusive); default `from` + {DEFAULT_RANGE_DAYS} days, "
+            f"at most {MAX_RANGE_DAYS} days."
+        ),
+    )
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _instant(cls, value: Any, info: ValidationInfo) -> datetime:
+        return parse_instant("from" if info.field_name == "from_" else "to", value)
 
 
 class OccurrenceChange(Body):

@@ -33,6 +33,7 @@ class Operation:
     responses: dict[int, tuple[Content, str]]
     body: type[BaseModel] | None = None
     parameters: tuple[dict[str, Any], ...] = ()
+    query: type[BaseModel] | None = None  # its fields are the query parameters
     description: str | None = None
     public: bool = False  # no bearer token needed
 
@@ -47,24 +48,31 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def _query_time(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string", "format": "date-time"},
-    }
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """A query model's fields (server/api_models.py) as OpenAPI query parameters: the name
+    the client sends, the description and the value's schema from the model itself."""
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field in schema["properties"].items():
+        # An absent parameter is the model's None; a query has no null to send.
+        (value,) = [o for o in field.get("anyOf", [field]) if o.get("type") != "null"]
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "description": field["description"],
+                "schema": {k: v for k, v in value.items() if k not in ("title", "default")},
+            }
+        )
+    return parameters
 
 
 CIRCLE_ID = _path_param("circle_id", "A circle (occurrence) id.")
 SERIES_ID = _path_param("series_id", "A series id.")
 OCCURRENCE_ID = _path_param("occurrence_id", "An occurrence id (from the occurrence list).")
 LINK_ID = _path_param("link_id", "A host link id.")
-RANGE = (
-    _query_time("from", "Start of the range (ISO 8601 with offset); default now."),
-    _query_time("to", "End of the range (exclusive); default `from` + 28 days, at most 400 days."),
-)
 
 UNAUTHORIZED = {401: (m.Error, "No bearer token, or not an admin token (`unauthorized`).")}
 BAD_BODY: dict[int, tuple[Content, str]] = {
@@ -209,7 +217,8 @@ OPERATIONS: tuple[Operation, ...] = (
             **NO_SERIES,
             **BAD_RANGE,
         },
-        parameters=(SERIES_ID, *RANGE),
+        parameters=(SERIES_ID,),
+        query=m.OccurrenceRange,
     ),
     Operation(
         "patch",
@@ -274,7 +283,7 @@ OPERATIONS: tuple[Operation, ...] = (
             **UNAUTHORIZED,
             **BAD_RANGE,
         },
-        parameters=RANGE,
+        query=m.OccurrenceRange,
     ),
     Operation(
         "post",
@@ -419,8 +428,11 @@ def _operation(op: Operation) -> dict[str, Any]:
         result["description"] = op.description
     if op.public:
         result["security"] = []
-    if op.parameters:
-        result["parameters"] = [dict(p) for p in op.parameters]
+    parameters = [dict(p) for p in op.parameters]
+    if op.query is not None:
+        parameters += _query_parameters(op.query)
+    if parameters:
+        result["parameters"] = parameters
     if op.body is not None:
         result["requestBody"] = {
             "required": True,

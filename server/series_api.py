@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from rooms.lifecycle import (
     DEFAULT_GRACE_MINUTES,
@@ -23,8 +23,6 @@ from rooms.lifecycle import (
     phase,
 )
 from rooms.recurrence import (
-    FIRST_YEAR,
-    LAST_YEAR,
     RecurrenceError,
     SeriesSchedule,
     check_year,
@@ -45,10 +43,13 @@ from server.api import (
     read_json_object,
 )
 from server.api_models import (
+    DEFAULT_RANGE_DAYS,
     MAX_LISTED,
+    MAX_RANGE_DAYS,
     NEXT_STARTS_SHOWN,
     HostLinkCreate,
     OccurrenceChange,
+    OccurrenceRange,
     RecurrencePreviewRequest,
     SeriesCreate,
     SeriesUpdate,
@@ -66,8 +67,8 @@ from server.storage.series import (
     SeriesStore,
 )
 
-MAX_RANGE = timedelta(days=400)
-DEFAULT_RANGE = timedelta(days=28)
+MAX_RANGE = timedelta(days=MAX_RANGE_DAYS)
+DEFAULT_RANGE = timedelta(days=DEFAULT_RANGE_DAYS)
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -156,28 +157,18 @@ def within_years(name: str, instant: datetime) -> None:
         raise invalid_field(name, error.message) from None
 
 
-def _instant(name: str, value: str | None, default: datetime) -> datetime:
-    if value is None:
-        return default
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        raise invalid_field(name, f"'{name}' is not an ISO 8601 date-time.") from None
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise invalid_field(name, f"'{name}' needs an offset, e.g. +01:00 or Z.")
-    try:
-        instant = instant.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC
-        raise invalid_field(
-            name, f"'{name}' must be in the years {FIRST_YEAR} to {LAST_YEAR}."
-        ) from None
-    within_years(name, instant)
-    return instant
-
-
 def parse_range(request: web.Request, now: datetime) -> tuple[datetime, datetime]:
-    after = _instant("from", request.query.get("from"), now)
-    before = _instant("to", request.query.get("to"), after + DEFAULT_RANGE)
+    """``from`` and ``to`` of an occurrence list (server/api_models.py ``OccurrenceRange``),
+    with their defaults, in order, and at most MAX_RANGE apart; a 422 naming the first
+    parameter at fault otherwise."""
+    asked = {name: request.query[name] for name in ("from", "to") if name in request.query}
+    try:
+        query = OccurrenceRange.model_validate(asked)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise invalid_field(str(problem["loc"][0]), problem["msg"]) from None
+    after = now if query.from_ is None else query.from_
+    before = after + DEFAULT_RANGE if query.to is None else query.to
     if before <= after:
         raise invalid_field("to", "'to' must be after 'from'.")
     if before - after > MAX_RANGE:

@@ -2,6 +2,8 @@
 // The token lives in sessionStorage only (gone when the tab closes) and is sent only to
 // this server. Everything shown comes from the API; nothing here decides a schedule.
 
+import { el } from "./dom.js";
+
 const API = "/api/v1";
 const TOKEN_KEY = "hearth-admin-token";
 const DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
@@ -16,6 +18,7 @@ let seriesById = new Map();
 const freshLinks = new Map();
 let openOccurrence = null; // the occurrence shown in the occurrence panel
 let moderationSeries = null; // the series whose settings are in the moderation form
+let editedSeries = null; // the id of the series in the form, while it is being edited
 
 class ApiError extends Error {
     constructor(status, error) {
@@ -152,17 +155,18 @@ async function renderWeek() {
 
 // --- series -----------------------------------------------------------------------------
 
+// Copying is said in the lasting live region too: "Copied" on the button alone is not read
+// out by every screen reader.
 function copyButton(label, url) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = `Copy ${label}`;
-    button.dataset.testid = "copy";
+    const button = el("button", { type: "button", testid: "copy" }, `Copy ${label}`);
     button.addEventListener("click", async () => {
         try {
             await navigator.clipboard.writeText(url);
             button.textContent = "Copied";
+            say("Link copied.");
         } catch {
             button.textContent = "Select the link and copy it";
+            say("The link could not be copied: select it and copy it.");
         }
         setTimeout(() => { button.textContent = `Copy ${label}`; }, 2000);
     });
@@ -201,10 +205,7 @@ async function renderSeries() {
         const links = document.createElement("ul");
         links.className = "links";
         links.append(linkLine("Join link (everyone)", s.join_url));
-        const edit = document.createElement("button");
-        edit.type = "button";
-        edit.textContent = "Edit";
-        edit.addEventListener("click", () => startEdit(s));
+        const edit = el("button", { type: "button", testid: "edit", onclick: () => startEdit(s) }, "Edit");
         const remove = document.createElement("button");
         remove.type = "button";
         remove.textContent = "Delete";
@@ -260,15 +261,6 @@ function say(message) {
 
 // --- the host-link roster ---------------------------------------------------------------
 
-function button(label, testid, onClick) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = label;
-    if (testid) b.dataset.testid = testid;
-    b.addEventListener("click", onClick);
-    return b;
-}
-
 function roster(s) {
     const box = document.createElement("div");
     box.className = "roster-box";
@@ -304,33 +296,36 @@ function roster(s) {
         name.setAttribute("aria-label", `Name of the host link “${host.name}”`);
         name.dataset.testid = "host-name";
         const url = host.url || freshLinks.get(host.id);
+        const rename = async () => {
+            try {
+                const renamed = await api("PATCH", `${base}/${encodeURIComponent(host.id)}`, { name: name.value });
+                await done(`Renamed to “${renamed.name}”.`, host.id, "host-name");
+            } catch (e) { fail(e); }
+        };
+        const rotate = async () => {
+            if (!confirm(`Give “${host.name}” a new link? The old one stops working at once.`)) return;
+            try {
+                const link = await api("POST", `${base}/${encodeURIComponent(host.id)}/rotate`);
+                freshLinks.set(link.id, link.url);
+                await done(`New link for “${host.name}”; the old one no longer works. Copy it now, it is shown only this once.`, link.id, "copy");
+            } catch (e) { fail(e); }
+        };
+        const revoke = async () => {
+            if (!confirm(`Revoke the host link of “${host.name}”? It stops working at once.`)) return;
+            try {
+                await api("DELETE", `${base}/${encodeURIComponent(host.id)}`);
+                freshLinks.delete(host.id);
+                // The next link in the list takes the focus, else the one before, else the heading.
+                const at = s.host_links.findIndex((h) => h.id === host.id);
+                const neighbour = s.host_links[at + 1] || s.host_links[at - 1];
+                await done(`Revoked the host link of “${host.name}”.`, neighbour?.id, "host-name");
+            } catch (e) { fail(e); }
+        };
         li.append(
             name, " ",
-            button("Save name", "host-rename", async () => {
-                try {
-                    const renamed = await api("PATCH", `${base}/${encodeURIComponent(host.id)}`, { name: name.value });
-                    await done(`Renamed to “${renamed.name}”.`, host.id, "host-name");
-                } catch (e) { fail(e); }
-            }), " ",
-            button("New link", "host-rotate", async () => {
-                if (!confirm(`Give “${host.name}” a new link? The old one stops working at once.`)) return;
-                try {
-                    const link = await api("POST", `${base}/${encodeURIComponent(host.id)}/rotate`);
-                    freshLinks.set(link.id, link.url);
-                    await done(`New link for “${host.name}”; the old one no longer works. Copy it now, it is shown only this once.`, link.id, "copy");
-                } catch (e) { fail(e); }
-            }), " ",
-            button("Revoke", "host-revoke", async () => {
-                if (!confirm(`Revoke the host link of “${host.name}”? It stops working at once.`)) return;
-                try {
-                    await api("DELETE", `${base}/${encodeURIComponent(host.id)}`);
-                    freshLinks.delete(host.id);
-                    // The next link in the list takes the focus, else the one before, else the heading.
-                    const at = s.host_links.findIndex((h) => h.id === host.id);
-                    const neighbour = s.host_links[at + 1] || s.host_links[at - 1];
-                    await done(`Revoked the host link of “${host.name}”.`, neighbour?.id, "host-name");
-                } catch (e) { fail(e); }
-            }),
+            el("button", { type: "button", testid: "host-rename", onclick: rename }, "Save name"), " ",
+            el("button", { type: "button", testid: "host-rotate", onclick: rotate }, "New link"), " ",
+            el("button", { type: "button", testid: "host-revoke", onclick: revoke }, "Revoke"),
         );
         const shown = document.createElement("p");
         if (url) {
@@ -636,7 +631,18 @@ function startEdit(s) {
     for (const d of DAYS) $(`day-${d}`).checked = preset === "weekly" && (parts.BYDAY || "").split(",").includes(d);
     if (monthly) { $("nth").value = monthly[1]; $("month-day").value = monthly[2]; }
     $("cancel-edit").hidden = false;
+    editedSeries = s.id;
     $("title").focus();
+}
+
+// Back to the Edit button that opened the form (the list may have been drawn anew meanwhile),
+// else the list's heading: never the body.
+function stopEditing() {
+    const id = editedSeries;
+    resetForm();
+    const entry = [...$("series-list").children].find((li) => li.dataset.seriesId === id);
+    const opener = entry?.querySelector("[data-testid=edit]");
+    (opener || $("series-title")).focus();
 }
 
 function resetForm() {
@@ -645,6 +651,7 @@ function resetForm() {
     $("timezone").value = viewerZone;
     $("form-title").textContent = "New series";
     $("cancel-edit").hidden = true;
+    editedSeries = null;
     $("preview-list").replaceChildren();
     $("preview-title").hidden = true;
 }
@@ -682,7 +689,7 @@ function setUp() {
     $("sign-out").addEventListener("click", () => signOut(""));
     $("series-form").addEventListener("submit", save);
     $("preview").addEventListener("click", preview);
-    $("cancel-edit").addEventListener("click", resetForm);
+    $("cancel-edit").addEventListener("click", stopEditing);
     $("occurrence-cancel").addEventListener("click", () => {
         const cancelled = openOccurrence.status === "cancelled";
         changeOccurrence({ cancelled: !cancelled }, cancelled ? "Restored." : "Cancelled.");

@@ -3,6 +3,7 @@
 // where the circle plays (HTMLMediaElement.setSinkId, where the browser has it), and follow a
 // headset plugged in or out (`devicechange`).
 
+import { el } from './dom.js';
 import { openMicrophone, stopStream } from './rtc.js';
 
 const MIC_KEY = 'hearth.mic';
@@ -31,17 +32,6 @@ async function listDevices() {
     } catch {
         return [];
     }
-}
-
-function el(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props)) {
-        if (key === 'testid') node.setAttribute('data-testid', value);
-        else if (key in node) node[key] = value;
-        else node.setAttribute(key, value);
-    }
-    node.append(...children);
-    return node;
 }
 
 export const canChooseSpeaker = typeof HTMLMediaElement !== 'undefined'

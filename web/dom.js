@@ -1,5 +1,6 @@
-// Building the page's elements: one helper for the modules that draw (crisis.js,
-// host_panel.js, moderation.js), so a property is set the same way everywhere.
+// Building the page's elements: one helper for the modules that draw (crisis.js, devices.js,
+// host_panel.js, moderation.js, and admin.js in the console), so a property is set the same
+// way everywhere.
 
 export function el(tag, props = {}, ...children) {
     const node = document.createElement(tag);

@@ -9,7 +9,7 @@ let bridge = null;
 
 /**
  * Calls `fn(message)` for every message of `type` from the server ('*' for all of them), after
- * app.js has handled it. Also receives the page's own events (see web/README.md), such as
+ * the page has handled it (joining.js). Also receives the page's own events (see web/README.md), such as
  * 'hearth:joined', 'hearth:connection' and 'hearth:left'. Returns a function that unsubscribes.
  */
 export function on(type, fn) {
@@ -18,7 +18,7 @@ export function on(type, fn) {
     return () => listeners.get(type).delete(fn);
 }
 
-/** Used by app.js. A listener that throws is reported and does not stop the others. */
+/** Used by the page's modules. A listener that throws is reported and does not stop the others. */
 export function emit(type, message) {
     for (const key of [type, '*']) {
         const set = listeners.get(key);

@@ -2,9 +2,10 @@
 // view and unmute requests (the support signal and the crisis panel: crisis.js). The server decides every
 // rule (docs/protocol.md); this file only shows its word and sends requests.
 //
-// app.js hooks in at four places, each marked "moderation hook": it passes every message in
-// (handle), adds our fields to `join` (joinExtras), decorates the rows of the list
-// (decorateRows) and asks whether a close is final (finalClose).
+// app.js makes it (as `page.moderation`, state.js); the page's modules call it where they
+// say `page.moderation`: every message in (handle, joining.js), our fields of `join`
+// (joinExtras, joining.js), the rows of the list (decorateRows, people.js), the circle's intro
+// (circleInfo, views.js), a final close and leaving (finalClose, forgetSeat: endings.js).
 
 import { say } from './announce.js';
 import { HostPanel } from './host_panel.js';

@@ -1,8 +1,10 @@
-"""An admin changes a series' moderation settings and its host-link roster with the keyboard
-alone (Tab, Shift+Tab, Enter, Space, arrows and typing; nothing is clicked) in Chromium. Each
-change is stored (asked of the API), the focus lands on a sensible control after each action
-(never the body, even though the list is drawn anew), and what happened is said in a live
-region that lasted across the redraw, so a screen reader reads it out.
+"""An admin changes a series' moderation settings and its host-link roster, copies a link, and
+opens and leaves a series' edit form with the keyboard alone (Tab, Shift+Tab, Enter, Space,
+arrows and typing; nothing is clicked) in Chromium. Each change is stored (asked of the API),
+the focus lands on a sensible control after each action (never the body, even though the list
+is drawn anew; back on the Edit button after "Stop editing"), and what happened ("Link
+copied." included) is said in a live region that lasted across the redraw, so a screen reader
+reads it out.
 
 The confirmations before rotating and revoking are the browser's own dialogs (keyboard
 operable by nature); Playwright answers them.
@@ -95,6 +97,9 @@ async def test_moderation_settings_and_host_roster_by_keyboard_alone(
         )
         try:
             context = await browser.new_context(locale="en-GB", timezone_id="Europe/Berlin")
+            await context.grant_permissions(
+                ["clipboard-read", "clipboard-write"], origin=hearth_server.base_url
+            )
             page = await context.new_page()
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
@@ -183,7 +188,15 @@ async def test_moderation_settings_and_host_roster_by_keyboard_alone(
             kim = roster.locator('[data-host-name="Kim"]')
             await expect(kim.get_by_test_id("copy")).to_be_focused()
             await assert_lasting_live_region(series_status, "Host link added for “Kim”")
-            kim_token = link_token(await kim.get_by_test_id("host-url").inner_text())
+            kim_url = await kim.get_by_test_id("host-url").inner_text()
+            kim_token = link_token(kim_url)
+
+            # Copy it with Enter: the link is on the clipboard, and "Link copied." is said in
+            # the lasting live region (the button's own "Copied" is not read out everywhere).
+            await keys.press("Enter")
+            await assert_lasting_live_region(series_status, "Link copied.")
+            assert await page.evaluate("navigator.clipboard.readText()") == kim_url
+            await expect(kim.get_by_test_id("copy")).to_be_focused()
             names = [
                 h["name"] for h in api(hearth_server, "GET", f"/api/v1/series/{sid}")["host_links"]
             ]
@@ -232,6 +245,19 @@ async def test_moderation_settings_and_host_roster_by_keyboard_alone(
             await assert_lasting_live_region(series_status, "Revoked the host link of “Kim”.")
             await focus_is_not_lost(page)
             assert api(hearth_server, "GET", f"/api/v1/series/{sid}")["host_links"] == []
+
+            # --- edit the series, then "Stop editing": the focus goes back to its Edit button.
+            edit = entry.get_by_test_id("edit")
+            await tab_to(page, edit)
+            await keys.press("Enter")
+            await expect(page.locator("#title")).to_be_focused()
+            await expect(page.locator("#title")).to_have_value(title)
+            await tab_to(page, page.locator("#cancel-edit"))
+            await keys.press("Enter")
+            await expect(edit).to_be_focused()
+            await expect(page.locator("#form-title")).to_have_text("New series")
+            await expect(page.locator("#cancel-edit")).to_be_hidden()
+            await focus_is_not_lost(page)
             await page.screenshot(path=str(artifacts_dir / "admin-keyboard.png"), full_page=True)
         finally:
             await browser.close()

@@ -5,6 +5,7 @@ join page and the client's files and migrates its database."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from tests.deploy.conftest import run_checked as _run
 from tests.support.server import free_port
+
+WEB = Path(__file__).resolve().parents[2] / "web"
 
 
 def test_the_installed_wheel_serves_the_join_page_and_its_assets(
@@ -54,8 +57,19 @@ def test_the_installed_wheel_serves_the_join_page_and_its_assets(
         with urllib.request.urlopen(f"{base}/c/some-link-token", timeout=5) as page:
             html = page.read().decode()
         assert page.status == 200 and '<script type="module"' in html
-        with urllib.request.urlopen(f"{base}/static/app.js", timeout=5) as script:
-            assert script.status == 200 and b"import" in script.read()
+        # Every module the page loads, followed from app.js import by import (the wheel's
+        # package data is web/*.js: a module left out would break the page, not the build).
+        wanted, served = ["app.js"], set()
+        while wanted:
+            name = wanted.pop()
+            with urllib.request.urlopen(f"{base}/static/{name}", timeout=5) as script:
+                source = script.read().decode()
+            assert script.status == 200, name
+            served.add(name)
+            imported = set(re.findall(r"from ['\"]\./([\w.]+\.js)['\"]", source))
+            wanted.extend(imported - served - set(wanted))
+        assert {"app.js", "state.js", "joining.js", "rtc.js", "protocol.js", "dom.js"} <= served
+        assert served == {p.name for p in WEB.glob("*.js")} - {"admin.js"}, served
         with urllib.request.urlopen(f"{base}/admin", timeout=5) as admin:
             assert admin.status == 200
     finally:

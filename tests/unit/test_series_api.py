@@ -17,6 +17,7 @@ from aiohttp import web
 from icalendar import Calendar
 
 from rooms.model import CircleState, Role, Seat
+from rooms.recurrence import FIRST_YEAR, LAST_YEAR
 from server.app import create_app
 from server.appkeys import DATABASE
 from server.config import Settings
@@ -622,6 +623,92 @@ async def test_ranges_reaching_far_years_are_a_422(client: Client, params: dict[
             client, "GET", path, headers=AUTH, params=params, documented_as=documented
         )
         assert (status, body["error"]["code"]) == (422, "invalid_field"), (path, params)
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"from": "yesterday"}, "from", "'from' is not an ISO 8601 date-time."),
+        ({"from": "soon", "to": "later"}, "from", "'from' is not an ISO 8601 date-time."),
+        ({"to": "2026-10-20T00:00:00"}, "to", "'to' needs an offset, e.g. +01:00 or Z."),
+        (
+            {"from": "0001-01-01T00:00:00+01:00"},
+            "from",
+            f"'from' must be in the years {FIRST_YEAR} to {LAST_YEAR}.",
+        ),
+        (
+            {"from": "2026-10-01T00:00:00Z", "to": "9999-12-31T23:59:59-05:00"},
+            "to",
+            f"'to' must be in the years {FIRST_YEAR} to {LAST_YEAR}.",
+        ),
+        (
+            {"from": "2026-10-20T00:00:00Z", "to": "2026-10-13T00:00:00Z"},
+            "to",
+            "'to' must be after 'from'.",
+        ),
+        # `from` defaults to now (2026-10-01T12:00Z).
+        ({"to": "2026-09-30T00:00:00Z"}, "to", "'to' must be after 'from'."),
+        (
+            {"from": "2026-10-13T00:00:00Z", "to": "2027-11-18T00:00:00Z"},
+            "to",
+            "The range may span at most 400 days.",
+        ),
+    ],
+)
+async def test_a_bad_range_is_refused_with_its_stable_code_field_and_message(
+    client: Client, params: dict[str, str], field: str, message: str
+) -> None:
+    _, series = await create(client)
+    for path, documented in (
+        (f"{S}/{series['id']}/occurrences", OCCURRENCES),
+        ("/api/v1/occurrences", "/api/v1/occurrences"),
+    ):
+        status, body = await call(
+            client, "GET", path, headers=AUTH, params=params, documented_as=documented
+        )
+        assert status == 422, (path, params)
+        assert body["error"] == {"code": "invalid_field", "field": field, "message": message}
+
+
+async def test_a_range_defaults_to_28_days_from_now_or_from_from(client: Client) -> None:
+    _, series = await create(client)  # Tuesdays from 2026-10-13 19:00 Berlin; now is 10-01
+    path = f"{S}/{series['id']}/occurrences"
+    status, body = await call(client, "GET", path, headers=AUTH, documented_as=OCCURRENCES)
+    assert status == 200
+    assert [o["starts_at"][:10] for o in body["occurrences"]] == [
+        "2026-10-13",
+        "2026-10-20",
+        "2026-10-27",
+    ]
+    status, body = await call(
+        client,
+        "GET",
+        path,
+        headers=AUTH,
+        params={"from": "2026-10-21T00:00:00+02:00", "unknown": "ignored"},
+        documented_as=OCCURRENCES,
+    )
+    assert status == 200
+    assert [o["starts_at"][:10] for o in body["occurrences"]] == [
+        "2026-10-27",
+        "2026-11-03",
+        "2026-11-10",
+        "2026-11-17",
+    ]
+
+
+async def test_the_document_lists_the_range_parameters_from_the_query_model(
+    client: Client,
+) -> None:
+    _, document = await call(client, "GET", "/api/v1/openapi.json")
+    for path in ("/api/v1/occurrences", OCCURRENCES):
+        parameters = document["paths"][path]["get"]["parameters"]
+        query = {p["name"]: p for p in parameters if p["in"] == "query"}
+        assert set(query) == {"from", "to"}, path
+        for parameter in query.values():
+            assert parameter["required"] is False
+            assert parameter["schema"] == {"type": "string", "format": "date-time"}
+        assert "400 days" in query["to"]["description"]
 
 
 async def test_the_first_01_30_of_a_fall_back_night_is_the_instant_everything_gives(
