@@ -14,6 +14,12 @@ import { announce, setConnection, setJoining, setJoinStatus } from './views.js';
 
 const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 15000;
+// A node that drains closes with 1012 once it has handed the circle on, and any door holds a
+// join until the new owner can take it: coming back after a short spread (not the first
+// backoff step) keeps the audio gap of a move well under a second.
+const CLOSE_SERVICE_RESTART = 1012;
+const HANDED_ON_MIN_MS = 50;
+const HANDED_ON_SPREAD_MS = 200;
 
 export function dropConnection() {
     if (state.conn) state.conn.close();
@@ -60,10 +66,12 @@ export function onClose(conn, code, wasLeaving) {
         }
         return;
     }
-    if (state.phase === 'in' || state.phase === 'joining' || state.phase === 'waiting') connectionLost();
+    if (state.phase === 'in' || state.phase === 'joining' || state.phase === 'waiting') {
+        connectionLost({ handedOn: code === CLOSE_SERVICE_RESTART });
+    }
 }
 
-export function connectionLost() {
+export function connectionLost({ handedOn = false } = {}) {
     endPushToTalk();
     closePeer();
     dropConnection();
@@ -78,11 +86,11 @@ export function connectionLost() {
     }
     setConnection('reconnecting');
     state.speaking = new Set();
-    scheduleReconnect();
+    scheduleReconnect({ handedOn });
 }
 
 // Exponential backoff with jitter (so a server restart is not met by everyone at once).
-export function scheduleReconnect() {
+export function scheduleReconnect({ handedOn = false } = {}) {
     clearRetry();
     state.phase = 'joining';
     if (!isOnline()) {
@@ -92,7 +100,9 @@ export function scheduleReconnect() {
     }
     setConnection('reconnecting');
     const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** state.reconnectAttempts);
-    const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
+    const delay = handedOn && state.reconnectAttempts === 0
+        ? Math.round(HANDED_ON_MIN_MS + HANDED_ON_SPREAD_MS * Math.random())
+        : Math.round(base * (0.8 + 0.4 * Math.random()));
     state.reconnectAttempts += 1;
     const seconds = Math.max(1, Math.round(delay / 1000));
     $('reconnect-text').replaceChildren(
