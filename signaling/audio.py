@@ -356,7 +356,8 @@ class SharedMixAudioPath:
         """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs.
 
         ``skipped`` ticks were missed before this one (the clock woke late): their frames
-        are dropped, so what is mixed stays as recent as it would have been on time.
+        are dropped undecoded (JitterBuffer.skip), so what is mixed stays as recent as it
+        would have been on time, and a late tick costs no more than one on time.
         """
         now = self._clock()
         if skipped:
@@ -364,9 +365,7 @@ class SharedMixAudioPath:
             self.skipped_ticks += skipped
             for seat_id, voice in self._voices.items():
                 if seat_id != self._forwarded and seat_id in self._audible:
-                    for _ in range(skipped):
-                        if voice.buffer.pull(now) is None:
-                            break
+                    voice.buffer.skip(skipped, now)
         self._tick += 1
         tick_pts = self._tick * FRAME_SAMPLES
         self._choose_forwarded()

@@ -257,8 +257,14 @@ async def test_a_late_tick_drops_the_frames_it_missed_instead_of_lagging_behind(
             packet = circle.speakers[seat].packet()
             circle.inlets[seat](circle.seq, circle.seq * FRAME_SAMPLES, packet, None)
         circle.seq += 1
+    runs = {seat: circle.path._voices[seat].buffer.decoder.runs for seat in ("a", "b")}
     circle.path.mix_once(skipped=3)
     assert circle.path.skipped_ticks == 3
-    # Only the newest frame was mixed: nothing is left waiting in the voices' buffers.
+    # Only the newest frame was mixed: nothing is left waiting in the voices' buffers, and
+    # the three missed frames of each voice were dropped undecoded (one decode per voice).
     assert all(not circle.path._voices[seat].buffer.waiting for seat in ("a", "b"))
+    assert {s: circle.path._voices[s].buffer.decoder.runs - runs[s] for s in runs} == {
+        "a": 1,
+        "b": 1,
+    }
     await circle.path.close()
