@@ -34,6 +34,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rooms.tick_schedule import MixLoad, ShedLimits, loudest, observe_tick, plan_tick
 from signaling.jitter_buffer import JitterBuffer
+from signaling.opus_codec import silk_flags
 from signaling.rtp_rewriter import OutboundTimeline
 from signaling.speech_detector import SpeechDetector
 from signaling.telemetry import dropped_packets as _dropped
@@ -61,6 +62,10 @@ SILENCE_TAIL_FRAMES = 3
 FORWARD_HOLD_TICKS = 10
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
+# A voice without levels that was heard speaking is judged again only once this many ticks
+# have passed since (FORWARD_HOLD_TICKS keeps it speaking in between): a forwarded voice's
+# packets are not each decoded just for the speech detector.
+JUDGE_EVERY_TICKS = 5
 
 # The CPU time of each circle's last tick (this process's circles share one loop).
 _tick_costs: weakref.WeakKeyDictionary[SharedMixAudioPath, float] = weakref.WeakKeyDictionary()
@@ -177,9 +182,26 @@ class _Voice:
         self.level_from_header = False
         self.detector: SpeechDetector | None = None
         self.last_speech = -(10**9)  # tick of the last packet or frame carrying speech
+        self.judged_seq: int | None = None  # the last forwarded packet decoded to be judged
 
     def speaking(self, tick: int) -> bool:
         return tick - self.last_speech <= FORWARD_HOLD_TICKS
+
+    def judged_lately(self, tick: int) -> bool:
+        """Heard speaking so recently that the next verdict can wait (JUDGE_EVERY_TICKS)."""
+        return tick - self.last_speech < JUDGE_EVERY_TICKS
+
+    def hear(self, payload: bytes, seq: int, tick: int) -> None:
+        """A packet of a forwarded voice without levels: whether it still speaks, decoding
+        only when that is in question (its packets skip the jitter buffer and its decoder)."""
+        if self.judged_lately(tick) or encoder_says_silent(payload):
+            return
+        decoder = self.buffer.decoder
+        if self.judged_seq is None or (seq - self.judged_seq) & 0xFFFF != 1:
+            decoder.reset()  # not the packet after the last one decoded: start afresh
+        self.judged_seq = seq
+        with contextlib.suppress(ValueError):
+            self.judge(decoder.decode(payload), tick)
 
     def judge(self, pcm: Pcm, tick: int) -> None:
         """A decoded frame of a voice without levels: is it speech, and how loud."""
@@ -222,6 +244,17 @@ class _Stream:
         packet.pts = pts
         packet.time_base = TIME_BASE
         return packet
+
+
+def encoder_says_silent(payload: bytes) -> bool:
+    """Whether the sender's own encoder marked the packet as without voice activity: DTX,
+    or the SILK layer's VAD flags all clear (read without decoding, signaling.opus_codec).
+    Such a packet is never speech; one that claims voice (or carries no SILK layer) still
+    has to be judged from its audio."""
+    if len(payload) <= DTX_MAX_BYTES:
+        return True
+    flags = silk_flags(payload)
+    return flags is not None and not flags[0]
 
 
 def is_speech(payload: bytes, level: int) -> bool:
@@ -302,11 +335,12 @@ class SharedMixAudioPath:
                     voice.level = -float(level)
                 elif not forwarded and not voice.speaking(self._tick):
                     return  # background between talkspurts: never decoded, never mixed
-            elif forwarded and len(payload) > DTX_MAX_BYTES:
+            elif forwarded:
                 # No level in the header: whether the lone voice still speaks is heard from
-                # its audio, decoded here since its packets skip the jitter buffer.
-                with contextlib.suppress(ValueError):
-                    voice.judge(voice.buffer.decoder.decode(payload), self._tick)
+                # its audio, decoded here (its packets skip the jitter buffer) when in doubt.
+                voice.hear(payload, seq, self._tick)
+            elif not voice.speaking(self._tick) and encoder_says_silent(payload):
+                return  # background its own encoder calls silent: never decoded, never mixed
             if forwarded:
                 self._forward(seat_id, payload, seq, timestamp)
             else:
@@ -382,7 +416,8 @@ class SharedMixAudioPath:
                 continue
             pcm = voice.buffer.pull(now) if seat_id in self._audible else None
             if pcm is not None and not voice.level_from_header:
-                voice.judge(pcm, self._tick)
+                if not voice.judged_lately(self._tick):
+                    voice.judge(pcm, self._tick)
             if not voice.speaking(self._tick):
                 voice.level = -127.0
                 continue  # silence (or background noise) is never mixed
