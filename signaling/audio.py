@@ -415,9 +415,12 @@ class SharedMixAudioPath:
                     voice.level = -127.0
                 continue
             pcm = voice.buffer.pull(now) if seat_id in self._audible else None
-            if pcm is not None and not voice.level_from_header:
-                if not voice.judged_lately(self._tick):
-                    voice.judge(pcm, self._tick)
+            if (
+                pcm is not None
+                and not voice.level_from_header
+                and not voice.judged_lately(self._tick)
+            ):
+                voice.judge(pcm, self._tick)
             if not voice.speaking(self._tick):
                 voice.level = -127.0
                 continue  # silence (or background noise) is never mixed
