@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rooms.slots import assign_slots
 from rooms.tick_schedule import MixLoad, ShedLimits, loudest, observe_tick, plan_tick
 from signaling.jitter_buffer import JitterBuffer
 from signaling.opus_codec import silk_flags
@@ -60,6 +61,9 @@ SILENCE_TAIL_FRAMES = 3
 # A voice is speaking until this many ticks after its last speech packet. While exactly one
 # voice speaks, its packets are forwarded unchanged (no decode, no encode, no tick wait).
 FORWARD_HOLD_TICKS = 10
+# Receive slots a listener's connection may have (docs/architecture.md): while no more voices
+# speak than the circle's listeners all have slots for, each goes to its own slot unchanged.
+MAX_SLOTS = 3
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
 # A voice without levels that was heard speaking is judged again only once this many ticks
@@ -83,6 +87,12 @@ class AudioPath(Protocol):
 
     def listener_track(self, seat_id: str) -> MediaStreamTrack:
         """A new outbound track carrying what ``seat_id`` should hear."""
+        ...
+
+    def listener_tracks(self, seat_id: str, slots: int) -> list[MediaStreamTrack]:
+        """New outbound tracks for a connection that offered ``slots`` receive tracks: the
+        first carries the mix or a voice, the others (at most MAX_SLOTS in all) one voice
+        each while several speak."""
         ...
 
     def set_audible(self, seat_ids: frozenset[str]) -> None:
@@ -300,14 +310,19 @@ class SharedMixAudioPath:
         )
         self._forward_lone_voice = forward_lone_voice
         self._voices: dict[str, _Voice] = {}
-        self._listeners: dict[str, ListenerTrack] = {}
+        # Each listener's tracks, one per receive slot (the first also carries the mix).
+        self._listeners: dict[str, list[ListenerTrack]] = {}
         self._audible: frozenset[str] = frozenset()
         self._shared = _Stream()
         self._own: dict[str, _Stream] = {}  # mix-minus streams of the voices in the mix
         self._tick = 0
         # The circle's outbound sequence numbers and timestamps (forwarded packets by offset).
         self._timeline = OutboundTimeline(FRAME_SAMPLES, SAMPLE_RATE)
-        self._forwarded: str | None = None  # the lone voice sent on unchanged, if any
+        # The voices forwarded unchanged, each in its slot (rooms.slots); empty while mixing.
+        self._slots: dict[str, int] = {}
+        self._last_slot: dict[str, int] = {}
+        # Slots 1.. have timelines of their own (slot 0 shares the mix's).
+        self._slot_timelines: list[OutboundTimeline] = []
         self._ticker: asyncio.Task[None] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
         self.skipped_ticks = 0  # ticks dropped because the clock woke late
@@ -327,7 +342,7 @@ class SharedMixAudioPath:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
                 _dropped["inaudible"] += 1
                 return  # muted, without the floor, or replaced: dropped right here
-            forwarded = self._forwarded == seat_id
+            forwarded = seat_id in self._slots
             voice.level_from_header = level is not None
             if level is not None:
                 if is_speech(payload, level):
@@ -350,13 +365,20 @@ class SharedMixAudioPath:
         return inlet
 
     def listener_track(self, seat_id: str) -> MediaStreamTrack:
-        old = self._listeners.pop(seat_id, None)
-        if old is not None:
+        return self.listener_tracks(seat_id, 1)[0]
+
+    def listener_tracks(self, seat_id: str, slots: int) -> list[MediaStreamTrack]:
+        for old in self._listeners.pop(seat_id, []):
             old.stop()
-        track = ListenerTrack()
-        self._listeners[seat_id] = track
+        tracks = [ListenerTrack() for _ in range(max(1, min(slots, MAX_SLOTS)))]
+        self._listeners[seat_id] = tracks
         self._ensure_ticking()
-        return track
+        return list(tracks)
+
+    @property
+    def forwarded(self) -> dict[str, int]:
+        """The voices forwarded unchanged now, and the slot each is in."""
+        return dict(self._slots)
 
     def set_audible(self, seat_ids: frozenset[str]) -> None:
         self._audible = seat_ids
@@ -372,9 +394,9 @@ class SharedMixAudioPath:
     def detach(self, seat_id: str) -> None:
         self._voices.pop(seat_id, None)
         self._own.pop(seat_id, None)
-        listener = self._listeners.pop(seat_id, None)
-        if listener is not None:
+        for listener in self._listeners.pop(seat_id, []):
             listener.stop()
+        self._last_slot.pop(seat_id, None)
 
     async def close(self) -> None:
         _tick_costs.pop(self, None)
@@ -398,16 +420,16 @@ class SharedMixAudioPath:
             self._tick += skipped
             self.skipped_ticks += skipped
             for seat_id, voice in self._voices.items():
-                if seat_id != self._forwarded and seat_id in self._audible:
+                if seat_id not in self._slots and seat_id in self._audible:
                     voice.buffer.skip(skipped, now)
         self._tick += 1
         tick_pts = self._tick * FRAME_SAMPLES
         self._choose_forwarded()
         contributions: dict[str, Pcm] = {}
         for seat_id, voice in self._voices.items():
-            if seat_id == self._forwarded:
+            if seat_id in self._slots:
                 continue
-            if self._forwarded is not None and self.shedding:
+            if self._slots and self.shedding:
                 # Shedding: only the forwarded voice is heard; the others are not decoded
                 # (what they had waiting is let go, so they start fresh when mixing resumes).
                 voice.buffer.clear()
@@ -439,7 +461,7 @@ class SharedMixAudioPath:
                     del self._own[seat_id]
         shared: Encoded | None = None
         shared_data: bytes | None = None
-        if self._forwarded is None:
+        if not self._slots:
             shared_pcm: Pcm | None = None
             minus: dict[str, Pcm | None] = {}
             if contributions:
@@ -454,53 +476,78 @@ class SharedMixAudioPath:
                     own[seat_id] = self._encode(self._own[seat_id], pcm, pts)
         sent = False
         now = time.time()
-        for seat_id, listener in self._listeners.items():
+        for seat_id, tracks in self._listeners.items():
             packet, data = (own[seat_id], None) if seat_id in own else (shared, shared_data)
-            if packet is not None and seat_id != self._forwarded:
-                listener.push(packet, data, seq, now=now)
+            if packet is not None and seat_id not in self._slots:
+                tracks[0].push(packet, data, seq, now=now)
                 sent = True
         if sent:
             self._timeline.mixed(pts)
 
     def _choose_forwarded(self) -> None:
-        """Forward the one voice speaking, unchanged; mix when several are (or none is)."""
+        """Forward the voices speaking unchanged, each in a slot of its own, while they fit in
+        every listener's slots (rooms.slots); mix when more speak (or none does)."""
         speaking = [
             seat_id
             for seat_id, voice in self._voices.items()
             if seat_id in self._audible and voice.speaking(self._tick)
         ]
-        chosen: str | None
+        chosen: dict[str, int] | None
         if self.shedding:
             # Mixing cannot keep up: the loudest voice goes on, forwarded (no codec work).
-            chosen = loudest({s: self._voices[s].level for s in speaking}, self._forwarded)
+            current = next((s for s, slot in self._slots.items() if slot == 0), None)
+            voice = loudest({s: self._voices[s].level for s in speaking}, current)
+            chosen = None if voice is None else {voice: 0}
+        elif not self._forward_lone_voice:
+            chosen = None
         else:
-            chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
-        if chosen == self._forwarded:
+            slots = min((len(tracks) for tracks in self._listeners.values()), default=1)
+            chosen = assign_slots(speaking, slots, self._slots, self._last_slot)
+        chosen = chosen or {}
+        if chosen == self._slots:
             return
-        self._forwarded = chosen
-        self._timeline.switch()
-        if chosen is not None:
-            # The mix's streams stop here (they would delay the voice); what the voice had
-            # buffered goes out at once. The lone speaker hears nobody while forwarded, so
-            # no stream of the mix is kept for them either.
+        if not self._slots:
+            # The mix's streams stop here (they would delay the voices). A speaker forwarded
+            # hears the others in their slots, so no stream of the mix is kept for them either.
             self._shared.tail = 0
             self._own.clear()
-            if chosen in self._listeners:
-                self._listeners[chosen].skip_gap()
-            for payload in self._voices[chosen].buffer.drain():
-                self._forward(chosen, payload)
+        previous, self._slots = self._slots, chosen
+        changed = {slot for voice, slot in chosen.items() if previous.get(voice) != slot}
+        changed |= {slot for voice, slot in previous.items() if chosen.get(voice) != slot}
+        for slot in sorted(changed):
+            # Another voice (or none) in this slot: its timeline anchors afresh on the next
+            # packet, and every listener's stream in it goes on without a gap.
+            self._timeline_for(slot).switch()
+            for tracks in self._listeners.values():
+                if slot < len(tracks):
+                    tracks[slot].skip_gap()
+        for voice, slot in chosen.items():
+            self._last_slot[voice] = slot
+            if previous.get(voice) != slot:
+                # What the voice had buffered goes out at once.
+                for payload in self._voices[voice].buffer.drain():
+                    self._forward(voice, payload)
+
+    def _timeline_for(self, slot: int) -> OutboundTimeline:
+        if slot == 0:
+            return self._timeline
+        while len(self._slot_timelines) < slot:
+            self._slot_timelines.append(OutboundTimeline(FRAME_SAMPLES, SAMPLE_RATE))
+        return self._slot_timelines[slot - 1]
 
     def _forward(
         self, seat_id: str, payload: bytes, seq: int | None = None, timestamp: int | None = None
     ) -> None:
-        """Send one packet of the lone voice to everyone else, placed on the circle's timeline
-        by offset from its own numbering (signaling.rtp_rewriter); one without (drained from
-        the voice's buffer) goes out next."""
+        """Send one packet of a forwarded voice to everyone else, in the voice's slot, placed
+        on that slot's timeline by offset from its own numbering (signaling.rtp_rewriter);
+        one without (drained from the voice's buffer) goes out next."""
+        slot = self._slots[seat_id]
+        timeline = self._timeline_for(slot)
         now_pts = self._tick * FRAME_SAMPLES
         placed = (
-            self._timeline.mixed(now_pts)
+            timeline.mixed(now_pts)
             if seq is None or timestamp is None
-            else self._timeline.forwarded(seq, timestamp, now_pts)
+            else timeline.forwarded(seq, timestamp, now_pts)
         )
         if placed is None:
             _dropped["late"] += 1
@@ -509,9 +556,9 @@ class SharedMixAudioPath:
         packet.pts = placed.pts
         packet.time_base = TIME_BASE
         now = time.time()
-        for listener_id, listener in self._listeners.items():
-            if listener_id != seat_id:
-                listener.push(packet, payload, placed.seq, forwarded=True, now=now)
+        for listener_id, tracks in self._listeners.items():
+            if listener_id != seat_id and slot < len(tracks):
+                tracks[slot].push(packet, payload, placed.seq, forwarded=True, now=now)
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:

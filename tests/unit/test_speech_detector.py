@@ -88,7 +88,7 @@ async def test_voices_without_levels_sending_noise_are_never_mixed() -> None:
     assert sent_while_noise == 0
     # s0 speaks: the other eleven hear it. Its first frame is judged after decoding, so it
     # goes out mixed; from the next tick on it is forwarded as sent (no mix, no encode).
-    assert path._forwarded == "s0"
+    assert path.forwarded == {"s0": 0}
     assert len(heard) >= 30 and set(heard[1:]) <= set(speech)
     await path.close()
 
@@ -119,7 +119,7 @@ async def test_voices_without_levels_are_decoded_only_when_in_doubt() -> None:
             inlets[seat](tick, tick * FRAME, payload, None)
             runs[seat] += decoders[seat].runs - before
         path.mix_once()
-        forwarded_ticks += path._forwarded == "s0"
+        forwarded_ticks += path.forwarded == {"s0": 0}
         if tick >= 120 + 20:
             sent_after_speech.append(sum(len(t._packets) for t in tracks.values()))
         for track in tracks.values():
@@ -131,6 +131,6 @@ async def test_voices_without_levels_are_decoded_only_when_in_doubt() -> None:
     quiet_runs = sum(decoders[s].runs for s in ("s1", "s2"))
     assert quiet_runs <= 0.1 * 2 * 190
     # After the speech, noise only: forwarding ended and nothing at all was sent.
-    assert path._forwarded is None
+    assert path.forwarded == {}
     assert sum(sent_after_speech) == 0
     await path.close()
