@@ -3,7 +3,7 @@
 // where the circle plays (HTMLMediaElement.setSinkId, where the browser has it), and follow a
 // headset plugged in or out (`devicechange`).
 
-import { openMicrophone, stopStream } from './rtc.js';
+import { followSpeaker, openMicrophone, stopStream } from './rtc.js';
 
 const MIC_KEY = 'hearth.mic';
 const SPEAKER_KEY = 'hearth.speaker';
@@ -155,6 +155,7 @@ export class DeviceControls {
         if (!canChooseSpeaker) return false;
         try {
             await this.audio.setSinkId(deviceId);
+            followSpeaker();
         } catch {
             if (!quiet) this.page.say('The circle could not be played there.');
             return false;
