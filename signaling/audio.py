@@ -67,8 +67,8 @@ MAX_SLOTS = 3
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
 # A voice without levels that was heard speaking is judged again only once this many ticks
-# have passed since (FORWARD_HOLD_TICKS keeps it speaking in between): a forwarded voice's
-# packets are not each decoded just for the speech detector.
+# have passed since; its packets in between count as speech as long as its own encoder says
+# they carry voice. A forwarded voice's packets are not each decoded for the speech detector.
 JUDGE_EVERY_TICKS = 5
 
 # The CPU time of each circle's last tick (this process's circles share one loop).
@@ -193,31 +193,45 @@ class _Voice:
         self.detector: SpeechDetector | None = None
         self.last_speech = -(10**9)  # tick of the last packet or frame carrying speech
         self.judged_seq: int | None = None  # the last forwarded packet decoded to be judged
+        self.judged_at = -(10**9)  # tick of the last frame judged
+        self.judged_speech = False  # and whether it was speech
+        self.previous: tuple[int, bytes] | None = None  # the last packet heard (seq, payload)
 
     def speaking(self, tick: int) -> bool:
         return tick - self.last_speech <= FORWARD_HOLD_TICKS
 
     def judged_lately(self, tick: int) -> bool:
-        """Heard speaking so recently that the next verdict can wait (JUDGE_EVERY_TICKS)."""
-        return tick - self.last_speech < JUDGE_EVERY_TICKS
+        """Judged speaking so recently that the next verdict can wait (JUDGE_EVERY_TICKS):
+        until then what it sends is taken as speech, as the last verdict said."""
+        return self.judged_speech and tick - self.judged_at < JUDGE_EVERY_TICKS
 
     def hear(self, payload: bytes, seq: int, tick: int) -> None:
         """A packet of a forwarded voice without levels: whether it still speaks, decoding
         only when that is in question (its packets skip the jitter buffer and its decoder)."""
-        if self.judged_lately(tick) or encoder_says_silent(payload):
+        previous, self.previous = self.previous, (seq, payload)
+        if encoder_says_silent(payload):
+            return
+        if self.judged_lately(tick):
+            self.last_speech = tick
             return
         decoder = self.buffer.decoder
-        if self.judged_seq is None or (seq - self.judged_seq) & 0xFFFF != 1:
-            decoder.reset()  # not the packet after the last one decoded: start afresh
-        self.judged_seq = seq
         with contextlib.suppress(ValueError):
+            if self.judged_seq is None or (seq - self.judged_seq) & 0xFFFF != 1:
+                # Not the packet after the last one decoded: start afresh, from the packet
+                # before if it is at hand (a decoder's first frame is not yet the voice's).
+                decoder.reset()
+                if previous is not None and (seq - previous[0]) & 0xFFFF == 1:
+                    decoder.decode(previous[1])
+            self.judged_seq = seq
             self.judge(decoder.decode(payload), tick)
 
     def judge(self, pcm: Pcm, tick: int) -> None:
         """A decoded frame of a voice without levels: is it speech, and how loud."""
         if self.detector is None:
             self.detector = SpeechDetector()
-        if self.detector.is_speech(pcm):
+        self.judged_at = tick
+        self.judged_speech = self.detector.is_speech(pcm)
+        if self.judged_speech:
             self.last_speech = tick
             self.level = dbov(pcm)
 
@@ -437,12 +451,11 @@ class SharedMixAudioPath:
                     voice.level = -127.0
                 continue
             pcm = voice.buffer.pull(now) if seat_id in self._audible else None
-            if (
-                pcm is not None
-                and not voice.level_from_header
-                and not voice.judged_lately(self._tick)
-            ):
-                voice.judge(pcm, self._tick)
+            if pcm is not None and not voice.level_from_header:
+                if voice.judged_lately(self._tick):
+                    voice.last_speech = self._tick
+                else:
+                    voice.judge(pcm, self._tick)
             if not voice.speaking(self._tick):
                 voice.level = -127.0
                 continue  # silence (or background noise) is never mixed
