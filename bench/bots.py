@@ -109,6 +109,18 @@ class _HeaderOnly:
 
 
 @dataclass
+class Slot:
+    """One receive track: its packets, and for a sampled bot its own decoder and meter."""
+
+    seqs: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    decoder: Any = None
+    meter: media.ToneMeter | None = None
+    quiet_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
+    downlink: ImpairedLink | None = None
+
+
+@dataclass
 class Bot:
     spec: dict[str, Any]
     window: tuple[float, float]
@@ -117,10 +129,11 @@ class Bot:
     phase: float
     sampled: bool
     listener_pps: float = 1 / media.DTX_INTERVAL
+    slots: int = 1  # receive tracks offered (Hearth's page offers several)
     noise: list[bytes] | None = None  # a silent listener's background noise, if not DTX
     impairment: Impairment = field(default_factory=Impairment)
     marks_sent: list[float] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
+    receiving: list[Slot] = field(default_factory=list)
     onsets: list[tuple[int, float]] = field(default_factory=list)  # (tone index, time)
     loud_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
     frames: int = 0
@@ -128,62 +141,79 @@ class Bot:
     joined_at: float | None = None
     error: str | None = None
     pc: RTCPeerConnection | None = None
-    _decoder: Any = None
-    _meter: media.ToneMeter | None = None
-    _quiet_frames: list[int] = field(default_factory=lambda: [0, 0, 0])
-    received: list[Received] = field(default_factory=list)
-    downlink: ImpairedLink | None = None
     uplink: ImpairedLink | None = None
 
-    def arrive(self, seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
-        """A packet off the wire: through the impaired link, if any, to the inlet."""
-        if self.downlink is None:
-            self.inlet(seq, timestamp, payload, level)
-        else:
-            self.downlink.put(seq, timestamp, payload, level)
+    def __post_init__(self) -> None:
+        self.receiving = [Slot() for _ in range(max(1, self.slots))]
+
+    def arriving(self, slot: int) -> Any:
+        """The receive hook of one receive track."""
+
+        def arrive(seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+            """A packet off the wire: through the impaired link, if any, to the inlet."""
+            link = self.receiving[slot].downlink
+            if link is None:
+                self.inlet(slot, seq, timestamp, payload, level)
+            else:
+                link.put(slot, seq, timestamp, payload, level)
+
+        return arrive
 
     def measuring(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         return self.window[0] <= now < self.window[1]
 
-    def inlet(self, seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+    def inlet(self, slot: int, seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
         now = time.monotonic()
         if not self.measuring(now):
             return
-        self.seqs.append(seq)
+        receiving = self.receiving[slot]
+        receiving.seqs.append(seq)
         if not self.sampled:
             return
-        self.received.append((now, seq, timestamp, payload))
-        if self._decoder is None:
-            self._decoder = av.CodecContext.create("libopus", "r")
-            self._decoder.format = "s16"
-            self._decoder.layout = "mono"
-            self._decoder.sample_rate = media.SAMPLE_RATE
-            self._meter = media.ToneMeter()
-        assert self._meter is not None
+        receiving.received.append((now, seq, timestamp, payload))
+        if receiving.decoder is None:
+            receiving.decoder = av.CodecContext.create("libopus", "r")
+            receiving.decoder.format = "s16"
+            receiving.decoder.layout = "mono"
+            receiving.decoder.sample_rate = media.SAMPLE_RATE
+            receiving.meter = media.ToneMeter()
+        assert receiving.meter is not None
         try:
-            decoded = self._decoder.decode(av.Packet(payload))
+            decoded = receiving.decoder.decode(av.Packet(payload))
         except av.error.FFmpegError:
             return
+        quiet_frames = receiving.quiet_frames
         for frame in decoded:
-            amplitudes = self._meter.amplitudes(frame.to_ndarray().reshape(-1))
-            self.frames += 1
+            amplitudes = receiving.meter.amplitudes(frame.to_ndarray().reshape(-1))
+            if slot == 0:
+                self.frames += 1
             for i, amplitude in enumerate(amplitudes):
                 if amplitude < LOUD:
-                    self._quiet_frames[i] += 1
+                    quiet_frames[i] += 1
                     continue
                 self.loud_frames[i] += 1
                 # A burst starts after a few quiet frames (counted in frames, not time, so
                 # late arrivals do not look like new bursts).
-                if self._quiet_frames[i] >= QUIET_BEFORE_ONSET:
+                if quiet_frames[i] >= QUIET_BEFORE_ONSET:
                     self.onsets.append((i, now))
-                self._quiet_frames[i] = 0
+                quiet_frames[i] = 0
 
     def play_out(self) -> tuple[list[int], list[tuple[int, float]]]:
-        """Frames at level per tone, and each burst's start as played (tone, time)."""
+        """Frames at level per tone, and each burst's start as played (tone, time), over
+        every receive track (each through a receiver of its own, as a page plays them)."""
         at_level = [0, 0, 0]
         onsets: list[tuple[int, float]] = []
-        if not self.received:
+        for receiving in self.receiving:
+            levels, starts = self._play_out(receiving.received)
+            at_level = [a + b for a, b in zip(at_level, levels, strict=True)]
+            onsets += starts
+        return at_level, sorted(onsets, key=lambda o: o[1])
+
+    def _play_out(self, received: list[Received]) -> tuple[list[int], list[tuple[int, float]]]:
+        at_level = [0, 0, 0]
+        onsets: list[tuple[int, float]] = []
+        if not received:
             return at_level, onsets
         # A browser's receiver: a lost frame comes back from the next packet's FEC copy if it
         # has one, or is concealed (NetEq does the same with libopus).
@@ -191,7 +221,7 @@ class Bot:
         meter = media.ToneMeter()
         quiet = [QUIET_BEFORE_ONSET] * 3
         previous: int | None = None
-        for played_at, seq, payload in play_out(self.received):
+        for played_at, seq, payload in play_out(received):
             frames = []
             if previous is not None and seq - previous > 1:
                 missing = seq - previous - 1
@@ -225,8 +255,8 @@ class Bot:
             # Each refusal met on the way in (server_busy, circle_not_open), in order.
             "refusals": self.spec.get("refusals", []),
             "error": self.error,
-            "received": len(set(self.seqs)),
-            "expected": _expected(self.seqs),
+            "received": sum(len(set(r.seqs)) for r in self.receiving),
+            "expected": sum(_expected(r.seqs) for r in self.receiving),
             "marks_sent": self.marks_sent,
             "onsets": self.onsets,
             "loud_frames": self.loud_frames,
@@ -234,7 +264,7 @@ class Bot:
             "at_level_frames": at_level,
             "played_onsets": played_onsets,
             "uplink_dropped": self.uplink.dropped if self.uplink else 0,
-            "downlink_dropped": self.downlink.dropped if self.downlink else 0,
+            "downlink_dropped": sum(r.downlink.dropped for r in self.receiving if r.downlink),
         }
 
 
@@ -257,9 +287,11 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             bot.pc = pc
             pc.addTrack(PacedPackets(bot))
+            for _ in range(bot.slots - 1):  # more receive tracks, as Hearth's page offers
+                pc.addTransceiver("audio", direction="recvonly")
             await pc.setLocalDescription(await pc.createOffer())
-            for transceiver in pc.getTransceivers():
-                bypass_receive_pipeline(transceiver.receiver, bot.arrive)
+            for slot, transceiver in enumerate(pc.getTransceivers()):
+                bypass_receive_pipeline(transceiver.receiver, bot.arriving(slot))
             answer = await session.exchange(pc.localDescription.sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             async with asyncio.timeout(30):
@@ -275,7 +307,8 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
             if bot.impairment.active:
                 rng = random.Random(bot.spec["name"])  # the same network in every run
                 bot.uplink = impair_rtp_sending(dtls, bot.impairment, rng)
-                bot.downlink = ImpairedLink(bot.impairment, bot.inlet, rng)
+                for receiving in bot.receiving:
+                    receiving.downlink = ImpairedLink(bot.impairment, bot.inlet, rng)
             await asyncio.sleep(max(0.0, bot.window[1] - time.monotonic()))
             await session.leave()
     except Exception as exc:
@@ -307,6 +340,7 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
             phase=(spec.get("tone") or 0) * media.CYCLE_FRAMES * media.FRAME_SECONDS / 3,
             sampled=spec.get("sampled", False),
             listener_pps=plan.get("listener_pps", 1 / media.DTX_INTERVAL),
+            slots=plan.get("slots", 1),
             noise=noise[j % len(noise)] if noise else None,
             impairment=impairment,
         )

@@ -80,6 +80,8 @@ class HearthTarget:
         "hearth_mixing_only": ("0", "1"),
         "hearth_aiortc_sender": ("1", "0"),
         "hearth_unprotected": ("1", "1"),
+        # The same server; its bots offer one receive track (a page before receive slots).
+        "hearth_one_slot": ("1", "1"),
     }
     # Variants that take every arrival however late the event loop is.
     UNPROTECTED = {"hearth_unprotected"}
@@ -359,6 +361,9 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 "bots": bots[p :: args.bot_procs],
                 "listener_pps": args.listener_pps,
                 "listener_sound": args.listener_sound,
+                # Receive tracks each bot offers: Hearth's page offers several (web/rtc.js);
+                # Janus's AudioBridge sends one mix.
+                "slots": 1 if target.name in ("janus", "hearth_one_slot") else args.slots,
                 "impairment": {
                     "loss": args.loss,
                     "jitter_ms": args.jitter_ms,
@@ -554,6 +559,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="any of janus, " + ", ".join(HearthTarget.VARIANTS),
     )
     parser.add_argument(
+        "--slots", type=int, default=3, help="receive tracks a Hearth bot offers, as the page"
+    )
+    parser.add_argument(
         "--listener-pps",
         type=float,
         default=1 / media.DTX_INTERVAL,
@@ -625,6 +633,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "database": "postgresql" if args.postgres else "sqlite",
             "listener_pps": args.listener_pps,
             "listener_sound": args.listener_sound,
+            "slots": args.slots,
             "muted_listeners": args.muted_listeners,
             "impairment": {"loss": args.loss, "jitter_ms": args.jitter_ms, "reorder": args.reorder},
         },

@@ -32,8 +32,10 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rooms.slots import assign_slots
 from rooms.tick_schedule import MixLoad, ShedLimits, loudest, observe_tick, plan_tick
 from signaling.jitter_buffer import JitterBuffer
+from signaling.opus_codec import silk_flags
 from signaling.rtp_rewriter import OutboundTimeline
 from signaling.speech_detector import SpeechDetector
 from signaling.telemetry import dropped_packets as _dropped
@@ -59,8 +61,15 @@ SILENCE_TAIL_FRAMES = 3
 # A voice is speaking until this many ticks after its last speech packet. While exactly one
 # voice speaks, its packets are forwarded unchanged (no decode, no encode, no tick wait).
 FORWARD_HOLD_TICKS = 10
+# Receive slots a listener's connection may have (docs/architecture.md): while no more voices
+# speak than the circle's listeners all have slots for, each goes to its own slot unchanged.
+MAX_SLOTS = 3
 # A packet whose RFC 6464 level is below -SILENT_LEVEL dBov is background, not speech.
 SILENT_LEVEL = 60
+# A voice without levels that was heard speaking is judged again only once this many ticks
+# have passed since; its packets in between count as speech as long as its own encoder says
+# they carry voice. A forwarded voice's packets are not each decoded for the speech detector.
+JUDGE_EVERY_TICKS = 5
 
 # The CPU time of each circle's last tick (this process's circles share one loop).
 _tick_costs: weakref.WeakKeyDictionary[SharedMixAudioPath, float] = weakref.WeakKeyDictionary()
@@ -78,6 +87,12 @@ class AudioPath(Protocol):
 
     def listener_track(self, seat_id: str) -> MediaStreamTrack:
         """A new outbound track carrying what ``seat_id`` should hear."""
+        ...
+
+    def listener_tracks(self, seat_id: str, slots: int) -> list[MediaStreamTrack]:
+        """New outbound tracks for a connection that offered ``slots`` receive tracks: the
+        first carries the mix or a voice, the others (at most MAX_SLOTS in all) one voice
+        each while several speak."""
         ...
 
     def set_audible(self, seat_ids: frozenset[str]) -> None:
@@ -177,15 +192,46 @@ class _Voice:
         self.level_from_header = False
         self.detector: SpeechDetector | None = None
         self.last_speech = -(10**9)  # tick of the last packet or frame carrying speech
+        self.judged_seq: int | None = None  # the last forwarded packet decoded to be judged
+        self.judged_at = -(10**9)  # tick of the last frame judged
+        self.judged_speech = False  # and whether it was speech
+        self.previous: tuple[int, bytes] | None = None  # the last packet heard (seq, payload)
 
     def speaking(self, tick: int) -> bool:
         return tick - self.last_speech <= FORWARD_HOLD_TICKS
+
+    def judged_lately(self, tick: int) -> bool:
+        """Judged speaking so recently that the next verdict can wait (JUDGE_EVERY_TICKS):
+        until then what it sends is taken as speech, as the last verdict said."""
+        return self.judged_speech and tick - self.judged_at < JUDGE_EVERY_TICKS
+
+    def hear(self, payload: bytes, seq: int, tick: int) -> None:
+        """A packet of a forwarded voice without levels: whether it still speaks, decoding
+        only when that is in question (its packets skip the jitter buffer and its decoder)."""
+        previous, self.previous = self.previous, (seq, payload)
+        if encoder_says_silent(payload):
+            return
+        if self.judged_lately(tick):
+            self.last_speech = tick
+            return
+        decoder = self.buffer.decoder
+        with contextlib.suppress(ValueError):
+            if self.judged_seq is None or (seq - self.judged_seq) & 0xFFFF != 1:
+                # Not the packet after the last one decoded: start afresh, from the packet
+                # before if it is at hand (a decoder's first frame is not yet the voice's).
+                decoder.reset()
+                if previous is not None and (seq - previous[0]) & 0xFFFF == 1:
+                    decoder.decode(previous[1])
+            self.judged_seq = seq
+            self.judge(decoder.decode(payload), tick)
 
     def judge(self, pcm: Pcm, tick: int) -> None:
         """A decoded frame of a voice without levels: is it speech, and how loud."""
         if self.detector is None:
             self.detector = SpeechDetector()
-        if self.detector.is_speech(pcm):
+        self.judged_at = tick
+        self.judged_speech = self.detector.is_speech(pcm)
+        if self.judged_speech:
             self.last_speech = tick
             self.level = dbov(pcm)
 
@@ -222,6 +268,17 @@ class _Stream:
         packet.pts = pts
         packet.time_base = TIME_BASE
         return packet
+
+
+def encoder_says_silent(payload: bytes) -> bool:
+    """Whether the sender's own encoder marked the packet as without voice activity: DTX,
+    or the SILK layer's VAD flags all clear (read without decoding, signaling.opus_codec).
+    Such a packet is never speech; one that claims voice (or carries no SILK layer) still
+    has to be judged from its audio."""
+    if len(payload) <= DTX_MAX_BYTES:
+        return True
+    flags = silk_flags(payload)
+    return flags is not None and not flags[0]
 
 
 def is_speech(payload: bytes, level: int) -> bool:
@@ -267,14 +324,19 @@ class SharedMixAudioPath:
         )
         self._forward_lone_voice = forward_lone_voice
         self._voices: dict[str, _Voice] = {}
-        self._listeners: dict[str, ListenerTrack] = {}
+        # Each listener's tracks, one per receive slot (the first also carries the mix).
+        self._listeners: dict[str, list[ListenerTrack]] = {}
         self._audible: frozenset[str] = frozenset()
         self._shared = _Stream()
         self._own: dict[str, _Stream] = {}  # mix-minus streams of the voices in the mix
         self._tick = 0
         # The circle's outbound sequence numbers and timestamps (forwarded packets by offset).
         self._timeline = OutboundTimeline(FRAME_SAMPLES, SAMPLE_RATE)
-        self._forwarded: str | None = None  # the lone voice sent on unchanged, if any
+        # The voices forwarded unchanged, each in its slot (rooms.slots); empty while mixing.
+        self._slots: dict[str, int] = {}
+        self._last_slot: dict[str, int] = {}
+        # Slots 1.. have timelines of their own (slot 0 shares the mix's).
+        self._slot_timelines: list[OutboundTimeline] = []
         self._ticker: asyncio.Task[None] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
         self.skipped_ticks = 0  # ticks dropped because the clock woke late
@@ -294,7 +356,7 @@ class SharedMixAudioPath:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
                 _dropped["inaudible"] += 1
                 return  # muted, without the floor, or replaced: dropped right here
-            forwarded = self._forwarded == seat_id
+            forwarded = seat_id in self._slots
             voice.level_from_header = level is not None
             if level is not None:
                 if is_speech(payload, level):
@@ -302,11 +364,12 @@ class SharedMixAudioPath:
                     voice.level = -float(level)
                 elif not forwarded and not voice.speaking(self._tick):
                     return  # background between talkspurts: never decoded, never mixed
-            elif forwarded and len(payload) > DTX_MAX_BYTES:
+            elif forwarded:
                 # No level in the header: whether the lone voice still speaks is heard from
-                # its audio, decoded here since its packets skip the jitter buffer.
-                with contextlib.suppress(ValueError):
-                    voice.judge(voice.buffer.decoder.decode(payload), self._tick)
+                # its audio, decoded here (its packets skip the jitter buffer) when in doubt.
+                voice.hear(payload, seq, self._tick)
+            elif not voice.speaking(self._tick) and encoder_says_silent(payload):
+                return  # background its own encoder calls silent: never decoded, never mixed
             if forwarded:
                 self._forward(seat_id, payload, seq, timestamp)
             else:
@@ -316,13 +379,20 @@ class SharedMixAudioPath:
         return inlet
 
     def listener_track(self, seat_id: str) -> MediaStreamTrack:
-        old = self._listeners.pop(seat_id, None)
-        if old is not None:
+        return self.listener_tracks(seat_id, 1)[0]
+
+    def listener_tracks(self, seat_id: str, slots: int) -> list[MediaStreamTrack]:
+        for old in self._listeners.pop(seat_id, []):
             old.stop()
-        track = ListenerTrack()
-        self._listeners[seat_id] = track
+        tracks = [ListenerTrack() for _ in range(max(1, min(slots, MAX_SLOTS)))]
+        self._listeners[seat_id] = tracks
         self._ensure_ticking()
-        return track
+        return list(tracks)
+
+    @property
+    def forwarded(self) -> dict[str, int]:
+        """The voices forwarded unchanged now, and the slot each is in."""
+        return dict(self._slots)
 
     def set_audible(self, seat_ids: frozenset[str]) -> None:
         self._audible = seat_ids
@@ -338,9 +408,9 @@ class SharedMixAudioPath:
     def detach(self, seat_id: str) -> None:
         self._voices.pop(seat_id, None)
         self._own.pop(seat_id, None)
-        listener = self._listeners.pop(seat_id, None)
-        if listener is not None:
+        for listener in self._listeners.pop(seat_id, []):
             listener.stop()
+        self._last_slot.pop(seat_id, None)
 
     async def close(self) -> None:
         _tick_costs.pop(self, None)
@@ -356,25 +426,24 @@ class SharedMixAudioPath:
         """One 20 ms tick: forward a lone voice, or mix the voices and send each listener theirs.
 
         ``skipped`` ticks were missed before this one (the clock woke late): their frames
-        are dropped, so what is mixed stays as recent as it would have been on time.
+        are dropped undecoded (JitterBuffer.skip), so what is mixed stays as recent as it
+        would have been on time, and a late tick costs no more than one on time.
         """
         now = self._clock()
         if skipped:
             self._tick += skipped
             self.skipped_ticks += skipped
             for seat_id, voice in self._voices.items():
-                if seat_id != self._forwarded and seat_id in self._audible:
-                    for _ in range(skipped):
-                        if voice.buffer.pull(now) is None:
-                            break
+                if seat_id not in self._slots and seat_id in self._audible:
+                    voice.buffer.skip(skipped, now)
         self._tick += 1
         tick_pts = self._tick * FRAME_SAMPLES
         self._choose_forwarded()
         contributions: dict[str, Pcm] = {}
         for seat_id, voice in self._voices.items():
-            if seat_id == self._forwarded:
+            if seat_id in self._slots:
                 continue
-            if self._forwarded is not None and self.shedding:
+            if self._slots and self.shedding:
                 # Shedding: only the forwarded voice is heard; the others are not decoded
                 # (what they had waiting is let go, so they start fresh when mixing resumes).
                 voice.buffer.clear()
@@ -383,7 +452,10 @@ class SharedMixAudioPath:
                 continue
             pcm = voice.buffer.pull(now) if seat_id in self._audible else None
             if pcm is not None and not voice.level_from_header:
-                voice.judge(pcm, self._tick)
+                if voice.judged_lately(self._tick):
+                    voice.last_speech = self._tick
+                else:
+                    voice.judge(pcm, self._tick)
             if not voice.speaking(self._tick):
                 voice.level = -127.0
                 continue  # silence (or background noise) is never mixed
@@ -402,7 +474,7 @@ class SharedMixAudioPath:
                     del self._own[seat_id]
         shared: Encoded | None = None
         shared_data: bytes | None = None
-        if self._forwarded is None:
+        if not self._slots:
             shared_pcm: Pcm | None = None
             minus: dict[str, Pcm | None] = {}
             if contributions:
@@ -417,53 +489,78 @@ class SharedMixAudioPath:
                     own[seat_id] = self._encode(self._own[seat_id], pcm, pts)
         sent = False
         now = time.time()
-        for seat_id, listener in self._listeners.items():
+        for seat_id, tracks in self._listeners.items():
             packet, data = (own[seat_id], None) if seat_id in own else (shared, shared_data)
-            if packet is not None and seat_id != self._forwarded:
-                listener.push(packet, data, seq, now=now)
+            if packet is not None and seat_id not in self._slots:
+                tracks[0].push(packet, data, seq, now=now)
                 sent = True
         if sent:
             self._timeline.mixed(pts)
 
     def _choose_forwarded(self) -> None:
-        """Forward the one voice speaking, unchanged; mix when several are (or none is)."""
+        """Forward the voices speaking unchanged, each in a slot of its own, while they fit in
+        every listener's slots (rooms.slots); mix when more speak (or none does)."""
         speaking = [
             seat_id
             for seat_id, voice in self._voices.items()
             if seat_id in self._audible and voice.speaking(self._tick)
         ]
-        chosen: str | None
+        chosen: dict[str, int] | None
         if self.shedding:
             # Mixing cannot keep up: the loudest voice goes on, forwarded (no codec work).
-            chosen = loudest({s: self._voices[s].level for s in speaking}, self._forwarded)
+            current = next((s for s, slot in self._slots.items() if slot == 0), None)
+            voice = loudest({s: self._voices[s].level for s in speaking}, current)
+            chosen = None if voice is None else {voice: 0}
+        elif not self._forward_lone_voice:
+            chosen = None
         else:
-            chosen = speaking[0] if self._forward_lone_voice and len(speaking) == 1 else None
-        if chosen == self._forwarded:
+            slots = min((len(tracks) for tracks in self._listeners.values()), default=1)
+            chosen = assign_slots(speaking, slots, self._slots, self._last_slot)
+        chosen = chosen or {}
+        if chosen == self._slots:
             return
-        self._forwarded = chosen
-        self._timeline.switch()
-        if chosen is not None:
-            # The mix's streams stop here (they would delay the voice); what the voice had
-            # buffered goes out at once. The lone speaker hears nobody while forwarded, so
-            # no stream of the mix is kept for them either.
+        if not self._slots:
+            # The mix's streams stop here (they would delay the voices). A speaker forwarded
+            # hears the others in their slots, so no stream of the mix is kept for them either.
             self._shared.tail = 0
             self._own.clear()
-            if chosen in self._listeners:
-                self._listeners[chosen].skip_gap()
-            for payload in self._voices[chosen].buffer.drain():
-                self._forward(chosen, payload)
+        previous, self._slots = self._slots, chosen
+        changed = {slot for voice, slot in chosen.items() if previous.get(voice) != slot}
+        changed |= {slot for voice, slot in previous.items() if chosen.get(voice) != slot}
+        for slot in sorted(changed):
+            # Another voice (or none) in this slot: its timeline anchors afresh on the next
+            # packet, and every listener's stream in it goes on without a gap.
+            self._timeline_for(slot).switch()
+            for tracks in self._listeners.values():
+                if slot < len(tracks):
+                    tracks[slot].skip_gap()
+        for voice, slot in chosen.items():
+            self._last_slot[voice] = slot
+            if previous.get(voice) != slot:
+                # What the voice had buffered goes out at once.
+                for payload in self._voices[voice].buffer.drain():
+                    self._forward(voice, payload)
+
+    def _timeline_for(self, slot: int) -> OutboundTimeline:
+        if slot == 0:
+            return self._timeline
+        while len(self._slot_timelines) < slot:
+            self._slot_timelines.append(OutboundTimeline(FRAME_SAMPLES, SAMPLE_RATE))
+        return self._slot_timelines[slot - 1]
 
     def _forward(
         self, seat_id: str, payload: bytes, seq: int | None = None, timestamp: int | None = None
     ) -> None:
-        """Send one packet of the lone voice to everyone else, placed on the circle's timeline
-        by offset from its own numbering (signaling.rtp_rewriter); one without (drained from
-        the voice's buffer) goes out next."""
+        """Send one packet of a forwarded voice to everyone else, in the voice's slot, placed
+        on that slot's timeline by offset from its own numbering (signaling.rtp_rewriter);
+        one without (drained from the voice's buffer) goes out next."""
+        slot = self._slots[seat_id]
+        timeline = self._timeline_for(slot)
         now_pts = self._tick * FRAME_SAMPLES
         placed = (
-            self._timeline.mixed(now_pts)
+            timeline.mixed(now_pts)
             if seq is None or timestamp is None
-            else self._timeline.forwarded(seq, timestamp, now_pts)
+            else timeline.forwarded(seq, timestamp, now_pts)
         )
         if placed is None:
             _dropped["late"] += 1
@@ -472,9 +569,9 @@ class SharedMixAudioPath:
         packet.pts = placed.pts
         packet.time_base = TIME_BASE
         now = time.time()
-        for listener_id, listener in self._listeners.items():
-            if listener_id != seat_id:
-                listener.push(packet, payload, placed.seq, forwarded=True, now=now)
+        for listener_id, tracks in self._listeners.items():
+            if listener_id != seat_id and slot < len(tracks):
+                tracks[slot].push(packet, payload, placed.seq, forwarded=True, now=now)
 
     def _encode(self, stream: _Stream, pcm: Pcm | None, pts: int) -> Encoded | None:
         if pcm is not None or stream.tail:

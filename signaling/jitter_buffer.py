@@ -75,6 +75,7 @@ class JitterStats:
     concealed_ticks: int = 0  # ticks of concealment while waiting for a late packet
     dropped_for_depth: int = 0
     overflow: int = 0
+    skipped: int = 0  # dropped undecoded because the mixer's clock skipped their ticks
 
 
 class JitterBuffer:
@@ -97,6 +98,7 @@ class JitterBuffer:
         self._min_ahead: int | None = None
         self._window_ticks = 0
         self._trim = False  # drop one frame, a quiet one if there is
+        self._fresh = False  # audio was skipped: the next decode starts from a fresh state
 
     @property
     def playing(self) -> bool:
@@ -167,6 +169,66 @@ class JitterBuffer:
             self._watch_depth()
         return pcm[:FRAME_SAMPLES]
 
+    def skip(self, frames: int, now: float) -> None:
+        """The mixer missed ``frames`` ticks (its clock woke late): move this voice's playout
+        on by that much without decoding anything. Packets whose audio would have played in
+        those ticks are dropped; a DTX packet or a pause among them ends the talkspurt, as it
+        would have on time; ticks with nothing here count as ticks waited for a late packet.
+        If audio was dropped, the next decode starts from a fresh decoder state: the old one
+        (and its concealment) belongs to audio from before the gap."""
+        if frames <= 0 or (not self._playing and not self._start(now)):
+            return
+        assert self._next_seq is not None
+        need = frames * FRAME_SAMPLES
+        held = min(len(self._pcm), need)
+        self._pcm = self._pcm[held:]
+        need -= held
+        dropped = held > 0
+        end_ts = self._next_ts + need
+        while need > 0:
+            seq = self._next_seq
+            packet = self._packets.get(seq)
+            if packet is None:
+                later = self._later_packet()
+                if later is None:
+                    # Nothing here: the ticks count as waited for a late packet.
+                    ticks = -(-need // FRAME_SAMPLES)
+                    self._underruns += ticks
+                    self._waited += need
+                    if self._underruns > MAX_UNDERRUN_TICKS:
+                        self._stop()
+                    break
+                self.stats.lost += later - seq
+                self._next_seq = seq = later
+                packet = self._packets[later]
+            if (
+                len(packet.payload) <= DTX_MAX_BYTES
+                or packet.timestamp - self._next_ts > PAUSE_SAMPLES
+            ):
+                if len(packet.payload) <= DTX_MAX_BYTES:
+                    del self._packets[seq]
+                    self._next_seq = seq + 1
+                self._stop()
+                break
+            if packet.timestamp >= end_ts:
+                self._next_ts = end_ts
+                break  # its audio is after the ticks skipped: it plays next
+            del self._packets[seq]
+            self._next_seq = seq + 1
+            try:
+                duration = self.decoder.samples_in(packet.payload)
+            except OpusDecodeError:
+                duration = self._last_duration
+            self._next_ts = packet.timestamp + duration
+            self._last_duration = duration
+            self._underruns = 0
+            self._waited = 0
+            self.stats.skipped += 1
+            dropped = True
+            need = end_ts - self._next_ts
+        if dropped:
+            self._fresh = True
+
     def drain(self) -> list[bytes]:
         """Every packet still waiting, in order (the voice is now forwarded unchanged)."""
         payloads = [self._packets[seq].payload for seq in sorted(self._packets)]
@@ -222,6 +284,9 @@ class JitterBuffer:
     def _next_chunk(self, now: float) -> Pcm | None:
         """The next stretch of the voice's timeline; None when the talkspurt is over."""
         assert self._next_seq is not None
+        if self._fresh:
+            self._fresh = False
+            self.decoder.reset()
         packet = self._packets.get(self._next_seq)
         if packet is not None:
             payload = packet.payload

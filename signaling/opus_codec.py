@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import opuslib_next.api.ctl as _ctl
 import opuslib_next.api.decoder as _opus
 
 SAMPLE_RATE = 48_000
@@ -41,6 +42,7 @@ class OpusDecoder:
         self._state: Any = _opus.create_state(SAMPLE_RATE, 1)
         self._buffer: Pcm = np.zeros(MAX_PACKET_SAMPLES, dtype=np.int16)
         self._pointer = self._buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_int16))
+        self.runs = 0  # calls into libopus's decoder (decodes, recoveries, concealments)
 
     def __del__(self) -> None:
         state = getattr(self, "_state", None)
@@ -61,6 +63,11 @@ class OpusDecoder:
         """``samples`` of loss concealment, continuing what was decoded last."""
         return self._run(b"", _steps(samples), False)
 
+    def reset(self) -> None:
+        """Start afresh (OPUS_RESET_STATE): what comes next does not follow what was decoded
+        last, so neither concealment nor the codec's overlap should continue it."""
+        _opus.decoder_ctl(self._state, _ctl.reset_state)
+
     def samples_in(self, payload: bytes) -> int:
         """How long the packet is, in samples (without decoding it)."""
         count = _opus.libopus_get_nb_samples(self._state, payload, len(payload))
@@ -69,6 +76,7 @@ class OpusDecoder:
         return int(count)
 
     def _run(self, payload: bytes, samples: int, fec: bool) -> Pcm:
+        self.runs += 1
         count = _opus.libopus_decode(
             self._state, payload, len(payload), self._pointer, samples, int(fec)
         )

@@ -14,7 +14,7 @@ import secrets
 import time
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,7 +221,12 @@ class MediaPeer:
         self._pc: RTCPeerConnection | None = None
         _live_peers.add(self)
 
-    async def answer(self, offer_sdp: str, outbound: MediaStreamTrack) -> str:
+    async def answer(
+        self, offer_sdp: str, outbound: Callable[[int], Sequence[MediaStreamTrack]]
+    ) -> str:
+        """Answer ``offer_sdp``. ``outbound(n)`` gives the tracks to send when the offer has
+        ``n`` audio sections: one per receive slot the page offered (the first carries the
+        microphone's section too), sent on those sections in order."""
         await self.close()
         # No ICE servers: the server has its own addresses and never asks a third party.
         # (The page may relay through this deployment's TURN; the server reaches the relay.)
@@ -242,9 +247,16 @@ class MediaPeer:
             inlet = self._inlet_for()
             for transceiver in audio:
                 bypass_receive_pipeline(transceiver.receiver, inlet, self._audible)
-            sender = pc.addTrack(outbound)
-            if _direct_rtp and isinstance(outbound, ListenerTrack):
-                outbound.write_directly(DirectRtpWriter(sender, outbound.writer_ready))
+            # The sections the page receives on, in order (aiortc keeps each offered direction,
+            # reversed to its own side: the page's recvonly is our sendonly).
+            receiving = [
+                t for t in audio if getattr(t, "_offerDirection", None) in ("sendonly", "sendrecv")
+            ] or audio[:1]
+            for transceiver, track in zip(receiving, outbound(len(receiving)), strict=False):
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendrecv"  # answered sendonly where the page only receives
+                if _direct_rtp and isinstance(track, ListenerTrack):
+                    track.write_directly(DirectRtpWriter(transceiver.sender, track.writer_ready))
             await pc.setLocalDescription(await pc.createAnswer())
         except ProtocolError:
             await self.close()

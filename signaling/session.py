@@ -412,7 +412,7 @@ class ClientSession:
             self._peer = MediaPeer(
                 lambda: live.audio.voice_inlet(seat_id), lambda: live.audio.is_audible(seat_id)
             )
-        answer = await self._peer.answer(sdp, live.audio.listener_track(seat_id))
+        answer = await self._peer.answer(sdp, lambda n: live.audio.listener_tracks(seat_id, n))
         self.send({"type": "answer", "sdp": answer})
 
     def _send_error(

@@ -4,7 +4,7 @@
 // headset plugged in or out (`devicechange`).
 
 import { el } from './dom.js';
-import { openMicrophone, stopStream } from './rtc.js';
+import { followSpeaker, openMicrophone, stopStream } from './rtc.js';
 
 const MIC_KEY = 'hearth.mic';
 const SPEAKER_KEY = 'hearth.speaker';
@@ -145,6 +145,7 @@ export class DeviceControls {
         if (!canChooseSpeaker) return false;
         try {
             await this.audio.setSinkId(deviceId);
+            followSpeaker();
         } catch {
             if (!quiet) this.page.say('The circle could not be played there.');
             return false;

@@ -9,6 +9,15 @@ const VOICE_CONSTRAINTS = {
 // If ICE gathering never reports 'complete', send what was gathered by then.
 const GATHERING_TIMEOUT_MS = 3000;
 
+// Receive tracks offered to the server (docs/architecture.md, "receive slots"): while no more
+// people speak at once than this, each voice comes unchanged in a track of its own; the first
+// track also carries the server's mix when more speak.
+export const RECEIVE_SLOTS = 3;
+
+// The page's own player (audio_out.js plays the first track in it); each further slot plays in an
+// <audio> element of its own beside it, on the same speaker.
+const MAIN_AUDIO_ID = 'circle-audio';
+
 // This deployment's TURN server with short-lived credentials, from the server's `joined`
 // message (docs/protocol.md); never a third party's STUN or TURN.
 let iceServers = [];
@@ -129,8 +138,60 @@ function waitForGathering(pc, timeoutMs) {
 }
 
 /**
+ * Plays one further receive slot in a hidden <audio> beside the page's own player: the same
+ * speaker (setSinkId), autoplay; where the browser holds the sound back until a gesture, the
+ * next click or key (the "Tap to hear" button among them) starts it with the page's player.
+ */
+class SlotPlayer {
+    constructor(track) {
+        const main = document.getElementById(MAIN_AUDIO_ID);
+        this.element = document.createElement('audio');
+        this.element.autoplay = true;
+        this.element.hidden = true;
+        this.element.dataset.testid = 'circle-audio-slot';
+        this.element.srcObject = new MediaStream([track]);
+        if (main && main.parentNode) main.parentNode.insertBefore(this.element, main.nextSibling);
+        else document.body.appendChild(this.element);
+        this.retry = () => this.play();
+        document.addEventListener('click', this.retry, true);
+        document.addEventListener('keydown', this.retry, true);
+        this.play();
+    }
+
+    play() {
+        const main = document.getElementById(MAIN_AUDIO_ID);
+        const sink = main && main.sinkId;
+        if (sink !== undefined && this.element.sinkId !== sink && this.element.setSinkId) {
+            this.element.setSinkId(sink).catch(() => {});
+        }
+        if (!this.element.paused) return;
+        const played = this.element.play();
+        if (played && typeof played.catch === 'function') played.catch(() => {});
+    }
+
+    stop() {
+        document.removeEventListener('click', this.retry, true);
+        document.removeEventListener('keydown', this.retry, true);
+        this.element.pause();
+        this.element.srcObject = null;
+        this.element.remove();
+    }
+}
+
+/** Each slot's player follows the page's player to the speaker chosen there (devices.js). */
+export function followSpeaker() {
+    for (const element of document.querySelectorAll('[data-testid="circle-audio-slot"]')) {
+        const main = document.getElementById(MAIN_AUDIO_ID);
+        if (main && element.setSinkId && element.sinkId !== main.sinkId) {
+            element.setSinkId(main.sinkId).catch(() => {});
+        }
+    }
+}
+
+/**
  * One peer connection to the server: sends the microphone track (or nothing, to listen only)
- * and receives the circle's audio as one remote stream.
+ * and receives the circle's audio: the first receive slot as the remote stream the page
+ * plays, the others (RECEIVE_SLOTS in all) each in a player of their own (SlotPlayer).
  *
  * Callbacks: onRemoteStream(stream), onStateChange(connectionState).
  */
@@ -141,6 +202,7 @@ export class AudioPeer {
         this.sender = null;
         this.onRemoteStream = null;
         this.onStateChange = null;
+        this.slotPlayers = [];
         // Only this deployment's TURN (for networks that block UDP); no third party.
         this.pc = new RTCPeerConnection({ iceServers });
         this.pc.addEventListener('track', (event) => this._gotTrack(event));
@@ -156,6 +218,9 @@ export class AudioPeer {
             const transceiver = this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [stream] });
             this.sender = transceiver.sender;
         } else {
+            this.pc.addTransceiver('audio', { direction: 'recvonly' });
+        }
+        for (let slot = 1; slot < RECEIVE_SLOTS; slot++) {
             this.pc.addTransceiver('audio', { direction: 'recvonly' });
         }
         const offer = await this.pc.createOffer();
@@ -187,6 +252,8 @@ export class AudioPeer {
     close() {
         this.onRemoteStream = null;
         this.onStateChange = null;
+        for (const player of this.slotPlayers) player.stop();
+        this.slotPlayers = [];
         try {
             this.pc.close();
         } catch {
@@ -195,17 +262,18 @@ export class AudioPeer {
     }
 
     _gotTrack(event) {
-        // The server may send its track without a stream id; then we make the stream ourselves.
-        const stream = event.streams && event.streams[0]
-            ? event.streams[0]
-            : new MediaStream([event.track]);
-        if (this.remoteStream && this.remoteStream !== stream) {
-            const known = this.remoteStream.getTracks();
-            for (const track of stream.getTracks()) {
-                if (!known.includes(track)) this.remoteStream.addTrack(track);
-            }
-        } else {
-            this.remoteStream = stream;
+        const slot = this.pc.getTransceivers().indexOf(event.transceiver);
+        if (slot > 0) {
+            this.slotPlayers.push(new SlotPlayer(event.track));
+            return;
+        }
+        // The first slot's track alone in the stream the page plays: the server's stream id
+        // (if any) groups every slot's track, and a player plays only one of them.
+        if (!this.remoteStream) {
+            this.remoteStream = new MediaStream([event.track]);
+        } else if (!this.remoteStream.getTracks().includes(event.track)) {
+            for (const track of this.remoteStream.getTracks()) this.remoteStream.removeTrack(track);
+            this.remoteStream.addTrack(event.track);
         }
         if (this.onRemoteStream) this.onRemoteStream(this.remoteStream);
     }

@@ -42,16 +42,19 @@ ABSENT_DB = 10.0
 #   "floor":     the median level over 200-3000 Hz (median over time as well).
 MEASURE_JS = """
 async ([tones, seconds]) => {
-    const audio = document.querySelector('[data-testid="circle-audio"]');
-    const stream = audio && audio.srcObject;
-    if (!stream || stream.getAudioTracks().length === 0) return null;
+    // Everything the page plays: its player and each further receive slot's (web/rtc.js).
+    const players = document.querySelectorAll(
+        '[data-testid="circle-audio"], [data-testid="circle-audio-slot"]');
+    const streams = [...players].map((a) => a.srcObject)
+        .filter((s) => s && s.getAudioTracks().length > 0);
+    if (streams.length === 0) return null;
     const ctx = new AudioContext();
     await ctx.resume();
-    const source = ctx.createMediaStreamSource(stream);
+    const sources = streams.map((s) => ctx.createMediaStreamSource(s));
     const analyser = ctx.createAnalyser();
     analyser.fftSize = 8192;
     analyser.smoothingTimeConstant = 0;
-    source.connect(analyser);
+    for (const source of sources) source.connect(analyser);
     const bins = new Float32Array(analyser.frequencyBinCount);
     const hzPerBin = ctx.sampleRate / analyser.fftSize;
     const level = (v) => (Number.isFinite(v) ? v : -200);
@@ -81,7 +84,7 @@ async ([tones, seconds]) => {
         band.sort((a, b) => a - b);
         floors.push(band[Math.floor(band.length / 2)]);
     }
-    source.disconnect();
+    for (const source of sources) source.disconnect();
     await ctx.close();
     floors.sort((a, b) => a - b);
     result.floor = floors[Math.floor(floors.length / 2)];
@@ -299,4 +302,59 @@ async def test_unknown_link_and_circle_not_yet_open_look_the_same(
         await expect(early.get_by_test_id("participant")).to_have_count(2, timeout=25_000)
         await expect(row(early, "Robin")).to_contain_text("(you)")
         await expect(row(host, "Robin")).to_have_attribute("data-muted", "true")
+    assert errors == [], errors
+
+
+SLOTS_PLAYING_JS = """
+() => [...document.querySelectorAll('[data-testid="circle-audio-slot"]')]
+    .filter((a) => !a.paused && a.srcObject).length
+"""
+
+
+async def test_a_page_hears_two_people_speaking_at_once(
+    hearth_server: ServerProcess,
+    chromium_path: Path,
+    tones: dict[int, Path],
+) -> None:
+    """Two people speak at the same time; a third page, only listening, hears both. Each
+    voice comes in a receive slot of its own (no mixing on the server), and the page plays
+    every slot, not just its first track."""
+    circle = hearth_server.create_circle("Two voices at once")
+    host_url = urljoin(hearth_server.base_url, circle["host_url"])
+    join_url = urljoin(hearth_server.base_url, circle["join_url"])
+    errors: list[str] = []
+    async with (
+        async_playwright() as pw,
+        chromium(pw, chromium_path, tones[HOST_TONE]) as host_browser,
+        chromium(pw, chromium_path, tones[PARTICIPANT_TONE]) as guest_browser,
+        chromium(pw, chromium_path, None) as listener_browser,
+    ):
+        host = await open_page(host_browser, host_url, 1024, errors)
+        await join(host, "Ana", muted=False)
+        await expect(row(host, "Ana")).to_have_count(1, timeout=10_000)
+        guest = await open_page(guest_browser, join_url, 360, errors)
+        await join(guest, "Sam", muted=False)
+        listener = await open_page(listener_browser, join_url, 360, errors)
+        await join(listener, "Lee", muted=True)
+        await expect(listener.get_by_test_id("participant")).to_have_count(3, timeout=10_000)
+
+        def hears_both(lv: dict[str, float]) -> bool:
+            return min(above_floor(lv, HOST_TONE), above_floor(lv, PARTICIPANT_TONE)) > HEARD_DB
+
+        levels = await measure_until(listener, hears_both, attempts=6)
+        print("listener hears", levels)
+        assert above_floor(levels, HOST_TONE) > HEARD_DB, levels
+        assert above_floor(levels, PARTICIPANT_TONE) > HEARD_DB, levels
+        # The voices came in separate slots, and the page's extra players are playing.
+        assert await listener.evaluate(SLOTS_PLAYING_JS) >= 1
+        # The two speakers still hear each other and never themselves.
+        host_levels = await measure_until(
+            host,
+            lambda lv: (
+                above_floor(lv, PARTICIPANT_TONE) > HEARD_DB
+                and above_floor(lv, HOST_TONE) < ABSENT_DB
+            ),
+        )
+        assert above_floor(host_levels, PARTICIPANT_TONE) > HEARD_DB, host_levels
+        assert above_floor(host_levels, HOST_TONE) < ABSENT_DB, host_levels
     assert errors == [], errors

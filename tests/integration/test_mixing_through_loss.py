@@ -1,8 +1,9 @@
 """Two real aiortc peers speak at once over lossy, jittery uploads; a third hears the mix whole.
 
 Both speakers' uploads go through the bench's impairment layer (bench/impairment.py): 10% of
-RTP packets lost, 0-30 ms of jitter, 1% reordered. With two voices the server mixes (no
-forwarding), so what the listener hears is what the server's jitter buffers made of the
+RTP packets lost, 0-30 ms of jitter, 1% reordered. The three offer one receive track each
+(as a client before receive slots), so with two voices the server mixes (no forwarding), and
+what the listener hears is what the server's jitter buffers made of the
 damaged streams: each voice should be there in almost every 20 ms frame, a lost or late
 packet concealed in place rather than a hole in the voice. (Without a jitter buffer that
 waits and conceals, every packet late for its tick was a 20 ms hole: measured at load 85-90,
@@ -39,9 +40,11 @@ async def test_a_listener_hears_two_voices_mixed_through_loss_and_jitter(
     server: ServerProcess,
 ) -> None:
     circle = server.create_circle()
-    host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
-    sam = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ)
-    kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", None)
+    host = ScriptedParticipant(
+        server.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ, slots=1
+    )
+    sam = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ, slots=1)
+    kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", None, slots=1)
     people = [host, sam, kim]
     try:
         for person in people:

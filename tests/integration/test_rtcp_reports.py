@@ -45,9 +45,10 @@ async def test_receiver_and_sender_reports_tell_the_peers_what_happened(
     server: ServerProcess,
 ) -> None:
     circle = server.create_circle()
-    host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", 500.0)
-    sam = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Sam", 850.0)
-    kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", None)
+    # One receive track each: the reports of one stream each way (every slot has its own).
+    host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", 500.0, slots=1)
+    sam = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Sam", 850.0, slots=1)
+    kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", None, slots=1)
     people = [host, sam, kim]
     try:
         await host.connect()

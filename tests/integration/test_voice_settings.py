@@ -21,7 +21,9 @@ async def test_the_answer_negotiates_opus_for_voice_only(server: ServerProcess) 
         assert payload_types is not None
         rtpmaps = re.findall(r"^a=rtpmap:(\d+) (\S+)$", answer, re.M)
         # Opus alone: the server neither decodes nor sends anything else.
-        assert [codec.lower() for _, codec in rtpmaps] == ["opus/48000/2"]
+        # (one audio section per receive slot the client offered, each Opus alone)
+        assert {codec.lower() for _, codec in rtpmaps} == {"opus/48000/2"}
+        assert len(rtpmaps) == len(re.findall(r"^m=audio ", answer, re.M)) == person.slots
         (opus_pt,) = payload_types.group(1).split()
         fmtp = re.search(rf"^a=fmtp:{opus_pt} (.+)$", answer, re.M)
         assert fmtp is not None

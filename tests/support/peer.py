@@ -56,31 +56,53 @@ class ToneTrack(MediaStreamTrack):
 
 
 class Recorder:
-    """Keeps the mono samples received from the server's track, with arrival times."""
+    """Keeps the mono samples received from the server's tracks (one per receive slot), with
+    arrival times; what was heard is their sum, as a page plays every slot at once."""
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[float, np.ndarray]] = []
-        self._task: asyncio.Task[None] | None = None
+        self.tracks: list[list[tuple[float, np.ndarray]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def chunks(self) -> list[tuple[float, np.ndarray]]:
+        """What the first track (the mix, or a voice) brought."""
+        return self.tracks[0] if self.tracks else []
 
     def start(self, track: MediaStreamTrack) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(track))
+        chunks: list[tuple[float, np.ndarray]] = []
+        self.tracks.append(chunks)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._run(track, chunks)))
 
-    async def _run(self, track: MediaStreamTrack) -> None:
+    async def _run(self, track: MediaStreamTrack, chunks: list[tuple[float, np.ndarray]]) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 pcm = frame.to_ndarray().astype(np.float32)
                 channels = len(frame.layout.channels)
                 mono = pcm.reshape(-1, channels).mean(axis=1) / 32768.0
-                self.chunks.append((time.monotonic(), mono))
+                chunks.append((time.monotonic(), mono))
+
+    def slot_samples_since(self, since: float) -> list[np.ndarray]:
+        """Each track's samples since ``since``."""
+        found = []
+        for chunks in self.tracks:
+            parts = [c for t, c in chunks if t >= since]
+            found.append(np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32))
+        return found
 
     def samples_since(self, since: float) -> np.ndarray:
-        parts = [c for t, c in self.chunks if t >= since]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        """Every track's samples since ``since``, summed (each from its own start)."""
+        slots = [s for s in self.slot_samples_since(since) if len(s)]
+        if not slots:
+            return np.zeros(0, dtype=np.float32)
+        total = np.zeros(max(len(s) for s in slots), dtype=np.float32)
+        for samples in slots:
+            total[: len(samples)] += samples
+        return total
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
 
 
 def tone_amplitudes(samples: np.ndarray, frequencies: list[float]) -> dict[float, float]:
@@ -100,8 +122,20 @@ def tone_amplitudes(samples: np.ndarray, frequencies: list[float]) -> dict[float
     }
 
 
+# Receive tracks a scripted participant offers, as the web page does (web/rtc.js).
+RECEIVE_SLOTS = 3
+
+
 class ScriptedParticipant:
-    def __init__(self, ws_url: str, token: str, name: str, tone_hz: float | None) -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        token: str,
+        name: str,
+        tone_hz: float | None,
+        slots: int = RECEIVE_SLOTS,
+    ) -> None:
+        self.slots = slots
         self.ws_url = ws_url
         self.token = token
         self.name = name
@@ -260,6 +294,8 @@ class ScriptedParticipant:
         if self.tone is not None:
             pc.addTrack(self.tone)
         else:
+            pc.addTransceiver("audio", direction="recvonly")
+        for _ in range(self.slots - 1):  # more receive slots: several voices, each its own
             pc.addTransceiver("audio", direction="recvonly")
 
         @pc.on("track")

@@ -302,3 +302,40 @@ def test_playout_delay_is_the_spread_of_recent_transits() -> None:
     for i in range(400, 700):
         jittery.observe(i * TICK + 0.01, i * TICK)
     assert jittery.target() < 0.02  # the bad seconds left the window
+
+
+def test_skipped_ticks_drop_their_packets_undecoded_and_the_next_decode_starts_fresh(
+    packets: list[bytes],
+) -> None:
+    """The mixer's clock woke three ticks late: the three frames it missed are dropped without
+    decoding them (a late tick costs no more than one on time), and what plays next is the
+    packet after them, decoded from a fresh state as if it started the stream."""
+    stream = Stream(packets)
+    for i in range(12):
+        stream.put(i, 0.001 + i * TICK)
+    now = 0.2
+    played = [stream.buffer.pull(now) for _ in range(4)]
+    assert all(p is not None for p in played)
+    runs = stream.buffer.decoder.runs
+    stream.buffer.skip(3, now)
+    assert stream.buffer.decoder.runs == runs  # nothing decoded for the skipped ticks
+    assert stream.buffer.stats.skipped == 3
+    after = stream.buffer.pull(now)
+    fresh = OpusDecoder().decode(packets[7])  # packets 4, 5 and 6 were skipped
+    assert after is not None and np.array_equal(after, fresh)
+
+
+def test_a_skip_over_nothing_waits_for_the_late_packet_like_ticks_on_time(
+    packets: list[bytes],
+) -> None:
+    """Skipped ticks with nothing here count as ticks waited for a late packet: past the
+    limit the talkspurt is over, and nothing was decoded or concealed for them."""
+    stream = Stream(packets)
+    for i in range(3):
+        stream.put(i, 0.001 + i * TICK)
+    for _ in range(3):
+        assert stream.buffer.pull(0.2) is not None
+    runs = stream.buffer.decoder.runs
+    stream.buffer.skip(MAX_UNDERRUN_TICKS + 1, 0.3)
+    assert stream.buffer.decoder.runs == runs
+    assert not stream.buffer.playing

@@ -257,8 +257,56 @@ async def test_a_late_tick_drops_the_frames_it_missed_instead_of_lagging_behind(
             packet = circle.speakers[seat].packet()
             circle.inlets[seat](circle.seq, circle.seq * FRAME_SAMPLES, packet, None)
         circle.seq += 1
+    runs = {seat: circle.path._voices[seat].buffer.decoder.runs for seat in ("a", "b")}
     circle.path.mix_once(skipped=3)
     assert circle.path.skipped_ticks == 3
-    # Only the newest frame was mixed: nothing is left waiting in the voices' buffers.
+    # Only the newest frame was mixed: nothing is left waiting in the voices' buffers, and
+    # the three missed frames of each voice were dropped undecoded (one decode per voice).
     assert all(not circle.path._voices[seat].buffer.waiting for seat in ("a", "b"))
+    assert {s: circle.path._voices[s].buffer.decoder.runs - runs[s] for s in runs} == {
+        "a": 1,
+        "b": 1,
+    }
     await circle.path.close()
+
+
+async def test_voices_that_fit_in_the_slots_are_each_forwarded_in_their_own_slot() -> None:
+    """Listeners with three receive slots, three people speaking: each voice goes unchanged
+    to everyone else in a slot of its own, the same slot all along; nothing is decoded or
+    encoded, and nobody gets their own voice back. A listener with one slot joining turns
+    the circle back to the mix (three voices do not fit in one track)."""
+    circle = Circle(audible={"a", "b", "c"})
+    path = circle.path
+    slots = {seat: path.listener_tracks(seat, 3) for seat in SEATS}
+    circle.tracks = {}  # drained here, slot by slot
+    heard: dict[tuple[str, int], list[bytes]] = {(s, i): [] for s in SEATS for i in range(3)}
+
+    def tick(speaking: set[str]) -> None:
+        circle.tick(speaking)
+        for seat, tracks in slots.items():
+            for i, track in enumerate(tracks):
+                heard[seat, i] += [bytes(p) for p in drain(track)]  # type: ignore[arg-type,attr-defined]
+
+    tick({"a"})
+    tick({"a", "b"})
+    tick({"a", "b", "c"})
+    encodes = path.encodes
+    for _ in range(30):
+        tick({"a", "b", "c"})
+    assert path.forwarded == {"a": 0, "b": 1, "c": 2}
+    assert path.encodes == encodes
+    sent = {seat: set(circle.sent[seat]) for seat in TONES}
+    for listener in SEATS:
+        for slot, speaker in enumerate(TONES):
+            got = heard[listener, slot]
+            if listener == speaker:
+                assert got == []  # never your own voice
+            else:
+                assert len(got) >= 30 and set(got) <= sent[speaker], (listener, slot)
+    # Someone joins whose page offers one receive track: the voices no longer fit.
+    path.listener_tracks("e", 1)
+    tick({"a", "b", "c"})
+    tick({"a", "b", "c"})
+    assert path.forwarded == {}
+    assert path.encodes > encodes
+    await path.close()

@@ -88,6 +88,49 @@ async def test_voices_without_levels_sending_noise_are_never_mixed() -> None:
     assert sent_while_noise == 0
     # s0 speaks: the other eleven hear it. Its first frame is judged after decoding, so it
     # goes out mixed; from the next tick on it is forwarded as sent (no mix, no encode).
-    assert path._forwarded == "s0"
+    assert path.forwarded == {"s0": 0}
     assert len(heard) >= 30 and set(heard[1:]) <= set(speech)
+    await path.close()
+
+
+@pytest.mark.asyncio
+async def test_voices_without_levels_are_decoded_only_when_in_doubt() -> None:
+    """Without RFC 6464 levels, a voice is not decoded on every packet just for the speech
+    detector: background its own encoder marks silent is never decoded, a forwarded speaker
+    already heard speaking is judged again a few times a second, not 50. Silence still never
+    goes out as speech: when the speaker falls back to noise, forwarding ends within the hold
+    and nothing more is sent."""
+    path = SharedMixAudioPath(run_clock=False)
+    seats = ["s0", "s1", "s2"]
+    path.set_audible(frozenset(seats))
+    tracks = {seat: path.listener_track(seat) for seat in seats}
+    inlets = {seat: path.voice_inlet(seat) for seat in seats}
+    speech = encode(voice(2.0))
+    streams = {seat: encode(noise(4.0, -40, seed=i)) for i, seat in enumerate(seats)}
+    decoders = {seat: path._voices[seat].buffer.decoder for seat in seats}
+    runs = {seat: 0 for seat in seats}
+    sent_after_speech: list[int] = []
+    forwarded_ticks = 0
+    for tick in range(190):
+        speaking = 20 <= tick < 120
+        for seat in seats:
+            payload = speech[tick - 20] if seat == "s0" and speaking else streams[seat][tick]
+            before = decoders[seat].runs
+            inlets[seat](tick, tick * FRAME, payload, None)
+            runs[seat] += decoders[seat].runs - before
+        path.mix_once()
+        forwarded_ticks += path.forwarded == {"s0": 0}
+        if tick >= 120 + 20:
+            sent_after_speech.append(sum(len(t._packets) for t in tracks.values()))
+        for track in tracks.values():
+            track._packets.clear()
+    # The speaker was forwarded through its speech, judged on a fraction of its packets.
+    assert forwarded_ticks >= 90
+    assert runs["s0"] <= 100 // 2  # was every packet and more (107)
+    # The two who only ever sent noise: hardly a packet decoded (in the inlet or the mixer).
+    quiet_runs = sum(decoders[s].runs for s in ("s1", "s2"))
+    assert quiet_runs <= 0.1 * 2 * 190
+    # After the speech, noise only: forwarding ended and nothing at all was sent.
+    assert path.forwarded == {}
+    assert sum(sent_after_speech) == 0
     await path.close()
