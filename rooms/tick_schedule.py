@@ -3,10 +3,14 @@
 Two decisions for the audio path's clock (signaling.audio), both pure:
 
 - **Skip rather than fall behind.** A tick woken a little late (under three periods) is
-  caught up: the next ones run at once, and no frame is lost. A tick later than that does
-  not run the missed ticks back to back (a burst of stale frames, and latency that never
-  comes back); it runs once, counts the missed ones as skipped (their frames are dropped)
-  and keeps to the original 20 ms grid.
+  caught up: the next ones run at once, and no frame is lost. A tick later than that keeps
+  to the original 20 ms grid: it runs the ticks it missed back to back only as far as the
+  process can afford them (their CPU cost, every circle's, under half the wall time they
+  cover, and at most MAX_CATCH_UP_PERIODS), and skips the rest, the oldest first (their
+  frames are dropped). So a process that is merely woken late (a machine busy with other
+  work: its timers fire in clumps, but the CPU it gets is enough for its mix) loses no
+  frame, and one whose mix costs more than it gets drops frames rather than falling
+  further behind (a backlog that grows, and latency that never comes back).
 - **Shed the mix when it cannot keep up.** Each tick reports how late it woke and the CPU
   time the process's mixing takes per tick, both smoothed over a few ticks (in periods).
   When ticks wake two and a half periods late on average (they are being skipped) while
@@ -25,26 +29,50 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class TickPlan:
     """What to do now that the tick due at some deadline woke: ``skipped`` ticks are
-    dropped before running this one, and the next is due at ``next_deadline``."""
+    dropped before running this one, ``catch_up`` more run right after it (back to back),
+    and the next is due at ``next_deadline``."""
 
     skipped: int
     next_deadline: float
+    catch_up: int = 0
 
 
 # A tick late by less than this many periods is caught up (the next ones run at once): the
 # voices' buffers hold that much, and a busy machine's short delays lose no frame. Later
-# than that, the missed ticks are skipped.
+# than that, the missed ticks are run back to back as far as they are affordable, the rest
+# skipped.
 CATCH_UP_PERIODS = 3
+# At most this many missed ticks are run back to back in one wake-up (200 ms of audio): older
+# frames are dropped; a listener's jitter buffer would only play them late.
+MAX_CATCH_UP_PERIODS = 10
+# Missed ticks are run back to back while their CPU cost stays under this share of the wall
+# time they cover: the process keeps the rest for its sockets and everything else.
+CATCH_UP_BUDGET = 0.5
 
 
-def plan_tick(deadline: float, now: float, period: float) -> TickPlan:
+def plan_tick(
+    deadline: float, now: float, period: float, *, tick_cost: float | None = None
+) -> TickPlan:
     """The tick due at ``deadline`` woke at ``now``: run it; if it is CATCH_UP_PERIODS or
-    more late, skip the whole periods missed since; stay on the grid of ``deadline``."""
+    more late, run the whole periods missed since as far as they are affordable (each
+    costs ``tick_cost`` seconds of CPU, every circle of the process together; None: not
+    known, so none is run) and skip the rest; stay on the grid of ``deadline``."""
     late = now - deadline
     if late < CATCH_UP_PERIODS * period:
         return TickPlan(skipped=0, next_deadline=deadline + period)
     missed = int(late // period)
-    return TickPlan(skipped=missed, next_deadline=deadline + (missed + 1) * period)
+    if tick_cost is None:
+        affordable = 0
+    elif tick_cost <= 0:
+        affordable = missed
+    else:
+        affordable = int(CATCH_UP_BUDGET * late / tick_cost)
+    catch_up = min(missed, MAX_CATCH_UP_PERIODS, affordable)
+    return TickPlan(
+        skipped=missed - catch_up,
+        next_deadline=deadline + (missed + 1) * period,
+        catch_up=catch_up,
+    )
 
 
 @dataclass(frozen=True, slots=True)

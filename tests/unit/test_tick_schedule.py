@@ -1,11 +1,19 @@
-"""The mixer's clock under load: late ticks are skipped, not caught up in a burst, and a
-mix that cannot keep up is shed (the loudest voice forwarded) until the load has been calm."""
+"""The mixer's clock under load: late ticks are caught up as far as the process can afford
+them and the rest skipped (never a growing backlog), and a mix that cannot keep up is shed (the loudest voice forwarded) until the load has been calm."""
 
 from __future__ import annotations
 
 import pytest
 
-from rooms.tick_schedule import MixLoad, ShedLimits, TickPlan, loudest, observe_tick, plan_tick
+from rooms.tick_schedule import (
+    MAX_CATCH_UP_PERIODS,
+    MixLoad,
+    ShedLimits,
+    TickPlan,
+    loudest,
+    observe_tick,
+    plan_tick,
+)
 
 PERIOD = 0.02
 
@@ -37,6 +45,41 @@ def test_a_clock_that_keeps_waking_late_never_falls_further_behind() -> None:
         assert deadline > now  # never a tick already overdue: no back-to-back catch-up
     # Every 20 ms slot of the elapsed time was either run or skipped, none twice.
     assert ran + skipped == pytest.approx(deadline / PERIOD, abs=1)
+
+
+def test_a_cheap_mix_woken_late_runs_the_ticks_it_missed_and_loses_no_frame() -> None:
+    # 100 ms late (five whole ticks missed) and a tick of every circle costs 1 ms of CPU:
+    # running the five back to back costs 5 ms of the 100, so none is dropped.
+    plan = plan_tick(1.0, 1.1, PERIOD, tick_cost=0.001)
+    assert (plan.skipped, plan.catch_up) == (0, 5)
+    assert plan.next_deadline == pytest.approx(1.12)
+
+
+def test_a_costly_mix_woken_late_catches_up_only_what_it_can_afford() -> None:
+    # The same 100 ms, but a tick costs 20 ms: two back to back (40 ms, under half of the
+    # 100) and the three oldest skipped; the grid is kept either way.
+    plan = plan_tick(1.0, 1.1, PERIOD, tick_cost=0.02)
+    assert (plan.skipped, plan.catch_up) == (3, 2)
+    assert plan.next_deadline == pytest.approx(1.12)
+
+
+def test_a_very_late_tick_catches_up_at_most_200_ms_and_drops_older_frames() -> None:
+    plan = plan_tick(1.0, 1.51, PERIOD, tick_cost=0.0005)  # 25 ticks missed
+    assert (plan.skipped, plan.catch_up) == (15, MAX_CATCH_UP_PERIODS)
+
+
+def test_a_clock_woken_in_clumps_on_a_busy_machine_plays_every_frame_on_the_grid() -> None:
+    # Another program has the CPU: the clock wakes only every 150 ms, but the mix is cheap.
+    deadline, now, ran, skipped = 0.0, 0.0, 0, 0
+    for _ in range(100):
+        now = max(now, deadline) + 0.15
+        plan = plan_tick(deadline, now, PERIOD, tick_cost=0.002)
+        ran += 1 + plan.catch_up
+        skipped += plan.skipped
+        deadline = plan.next_deadline
+        assert deadline > now  # on the grid: nothing left overdue, no growing backlog
+    assert skipped == 0
+    assert ran == pytest.approx(deadline / PERIOD, abs=1)
 
 
 def feed(
