@@ -1,5 +1,6 @@
 """The mixer's clock under load: late ticks are caught up as far as the process can afford
-them and the rest skipped (never a growing backlog), and a mix that cannot keep up is shed (the loudest voice forwarded) until the load has been calm."""
+them and the rest skipped (never a growing backlog), and a mix that cannot keep up is shed
+(the loudest voice forwarded) until the load has been calm."""
 
 from __future__ import annotations
 
