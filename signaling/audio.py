@@ -489,13 +489,22 @@ class SharedMixAudioPath:
                 _tick_forever(self.mix_once, self.observe_tick)
             )
 
-    def observe_tick(self, *, late: float, cost: float, now: float) -> None:
-        """How late the last tick woke and what it cost: whether to shed the mix. The cost
-        that counts is the whole process's: every circle's last tick, all on one loop."""
+    def observe_tick(
+        self, *, late: float, cost: float, now: float, skipped: int = 0, ran: int = 1
+    ) -> None:
+        """How late the clock woke, the ticks it skipped and ran, and what a tick cost:
+        whether to shed the mix. The cost that counts is the whole process's: every
+        circle's last tick, all on one loop."""
         _tick_costs[self] = cost
-        total = sum(_tick_costs.values())
         self._load = observe_tick(
-            self._load, self._shed_limits, late=late, cost=total, period=TICK_SECONDS, now=now
+            self._load,
+            self._shed_limits,
+            late=late,
+            cost=_process_tick_cost(),
+            period=TICK_SECONDS,
+            now=now,
+            skipped=skipped,
+            ran=ran,
         )
         if self._load.shedding != self.shedding:
             self.shedding = self._load.shedding
@@ -527,6 +536,7 @@ async def _tick_forever(tick: Callable[[int], None], observe: Callable[..., None
                 tick(skipped)
             except Exception:  # the mixer must outlive one bad frame
                 log.exception("audio mix tick failed")
-        cost = (time.thread_time() - cpu) / (1 + plan.catch_up)
-        observe(late=woke - deadline, cost=cost, now=loop.time())
+        ran = 1 + plan.catch_up
+        cost = (time.thread_time() - cpu) / ran
+        observe(late=woke - deadline, cost=cost, now=loop.time(), skipped=plan.skipped, ran=ran)
         deadline = plan.next_deadline
