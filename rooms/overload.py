@@ -54,7 +54,7 @@ class LoadLimits:
     # Fewer people seated in the process than this: its own circles are not the overload.
     min_seated: int = 12
     # The process's own CPU use (cores, smoothed) below which a lag is the machine's.
-    min_cpu_share: float = 0.3
+    min_cpu_share: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ DEFAULT_CAPACITY = 30
 MAX_CAPACITY = 1000
 DEFAULT_BUSY_LAG_MS = 200
 DEFAULT_BUSY_MIN_SEATED = 12
-DEFAULT_BUSY_MIN_CPU_PERCENT = 30
+DEFAULT_BUSY_MIN_CPU_PERCENT = 10
 DEFAULT_DRAIN_SECONDS = 20
 # How to reach help now, for a deployment that has not set its own region's numbers
 # (HEARTH_CRISIS_TEXT): emergency numbers, crisis lines, and where to find one elsewhere.
