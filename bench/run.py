@@ -323,6 +323,7 @@ def plan_bots(
 
 def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> dict[str, Any]:
     pid = target.start()
+    stress: list[subprocess.Popen[bytes]] = []  # busy loops, never left behind on an error
     try:
         made = target.circles(args.circles + args.newcomer_circles)
         circles, arriving = made[: args.circles], made[args.circles :]
@@ -383,7 +384,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             procs.append(proc)
         time.sleep(max(0.0, window[0] - STRESS_LEAD - time.monotonic()))
         # A starved CPU for the window (the overload scenario): the same for every target.
-        stress = [
+        stress += [
             subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.stress)
         ]
         time.sleep(max(0.0, window[0] - time.monotonic()))
@@ -408,6 +409,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         for hog in stress:
             hog.kill()
             hog.wait()
+        stress.clear()
         rss_busy = sum(rss_mb(p) for p in server)
         bot_cpu = sum(cpu_seconds(proc.pid) for proc in procs) - bots0
         if spy is not None:
@@ -423,6 +425,9 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         )
         return {**summary, "loadavg_1m_at_window_end": round(load1, 2), **lag}
     finally:
+        for hog in stress:
+            hog.kill()
+            hog.wait()
         target.stop()
 
 

@@ -362,12 +362,23 @@ async def _same_machine_only(request: web.Request, handler: Handler) -> web.Stre
 
 
 def _admission(settings: Settings) -> Admission:
-    return Admission(LoadLimits(busy_lag=settings.busy_lag_ms / 1000))
+    return Admission(
+        LoadLimits(
+            busy_lag=settings.busy_lag_ms / 1000,
+            min_seated=settings.busy_min_seated,
+            min_cpu_share=settings.busy_min_cpu_percent / 100,
+        )
+    )
 
 
 async def _lag_monitor(app: web.Application) -> AsyncIterator[None]:
-    # Where live circles run (one process, or each worker): their loop's lag decides.
-    task = asyncio.get_running_loop().create_task(app[ADMISSION].monitor())
+    # Where live circles run (one process, or each worker): their loop's lag, the people
+    # seated in them and the process's own CPU use decide (rooms/overload.py).
+    def seated() -> int:
+        hub = app.get(HUB)
+        return sum(len(c.state.seats) for c in hub.live_circles()) if hub is not None else 0
+
+    task = asyncio.get_running_loop().create_task(app[ADMISSION].monitor(seated))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

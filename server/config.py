@@ -41,6 +41,8 @@ DEFAULT_ATTENDANCE_DAYS = 30
 DEFAULT_CAPACITY = 30
 MAX_CAPACITY = 1000
 DEFAULT_BUSY_LAG_MS = 200
+DEFAULT_BUSY_MIN_SEATED = 12
+DEFAULT_BUSY_MIN_CPU_PERCENT = 10
 DEFAULT_DRAIN_SECONDS = 20
 # How to reach help now, for a deployment that has not set its own region's numbers
 # (HEARTH_CRISIS_TEXT): emergency numbers, crisis lines, and where to find one elsewhere.
@@ -97,6 +99,11 @@ class Settings(BaseModel):
     # Event-loop lag (ms) past which new arrivals are refused with server_busy, so the live
     # circles keep their audio; 0 turns the refusal off (docs/architecture.md).
     busy_lag_ms: Whole = DEFAULT_BUSY_LAG_MS
+    # ... but only when the lag is the process's own doing: at least this many people are
+    # seated in its circles and it uses at least this share of a core (percent). A process
+    # that lags with fewer, or on a small slice of the CPU, is on a slow machine: it admits.
+    busy_min_seated: Whole = DEFAULT_BUSY_MIN_SEATED
+    busy_min_cpu_percent: Whole = DEFAULT_BUSY_MIN_CPU_PERCENT
     # On SIGTERM: seconds live circles may go on (no new arrivals) before everyone is told
     # to reconnect (1012) and the process exits; it exits sooner once nobody is connected.
     drain_seconds: Whole = DEFAULT_DRAIN_SECONDS

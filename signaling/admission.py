@@ -2,14 +2,17 @@
 
 The rule is rooms/overload.py's; this is its I/O edge. ``monitor`` runs for the life of a
 process: it sleeps a short interval and measures how late it wakes (the loop's lag, which is
-what every circle's audio in this process feels). A session asks ``refusal()`` before
-seating a new arrival.
+what every circle's audio in this process feels), with the process's CPU time and the people
+seated in its circles, which tell an overload of its own from a slow machine. A session asks
+``refusal()`` before seating a new arrival.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from rooms.overload import (
     BUSY_MESSAGE,
@@ -60,25 +63,38 @@ class Admission:
     def start_draining(self) -> None:
         self.draining = True
 
-    def observe(self, lag: float, now: float) -> None:
+    def observe(
+        self, lag: float, now: float, *, cpu_seconds: float | None = None, seated: int | None = None
+    ) -> None:
         was_busy = self._busy
-        self._state = observe_lag(self._state, self.limits, lag=lag, now=now)
+        self._state = observe_lag(
+            self._state, self.limits, lag=lag, now=now, cpu_seconds=cpu_seconds, seated=seated
+        )
         busy = self._busy = is_busy(self._state, self.limits, now=now)
         if busy and not was_busy:
             log.warning(
-                "event loop %.0f ms late (threshold %.0f ms): refusing new arrivals",
-                lag * 1000,
+                "event loop %.0f ms late (threshold %.0f ms), %s seated, %.0f%% of a core: "
+                "refusing new arrivals",
+                self._state.smoothed_lag * 1000,
                 self.limits.busy_lag * 1000,
+                "?" if seated is None else seated,
+                self._state.cpu_share * 100,
             )
         elif was_busy and not busy:
             log.info("event loop calm again: taking new arrivals (%d refused)", self.refused)
             self.refused = 0
 
-    async def monitor(self) -> None:
-        """Sample the loop's lag forever (cancel to stop)."""
+    async def monitor(self, seated: Callable[[], int] | None = None) -> None:
+        """Sample the loop's lag forever (cancel to stop), with the process's CPU time and
+        the people ``seated`` in its circles."""
         loop = asyncio.get_running_loop()
         while True:
             expected = loop.time() + SAMPLE_SECONDS
             await asyncio.sleep(SAMPLE_SECONDS)
             now = loop.time()
-            self.observe(max(0.0, now - expected), now)
+            self.observe(
+                max(0.0, now - expected),
+                now,
+                cpu_seconds=time.process_time(),
+                seated=None if seated is None else seated(),
+            )

@@ -586,13 +586,22 @@ class SharedMixAudioPath:
                 _tick_forever(self.mix_once, self.observe_tick)
             )
 
-    def observe_tick(self, *, late: float, cost: float, now: float) -> None:
-        """How late the last tick woke and what it cost: whether to shed the mix. The cost
-        that counts is the whole process's: every circle's last tick, all on one loop."""
+    def observe_tick(
+        self, *, late: float, cost: float, now: float, skipped: int = 0, ran: int = 1
+    ) -> None:
+        """How late the clock woke, the ticks it skipped and ran, and what a tick cost:
+        whether to shed the mix. The cost that counts is the whole process's: every
+        circle's last tick, all on one loop."""
         _tick_costs[self] = cost
-        total = sum(_tick_costs.values())
         self._load = observe_tick(
-            self._load, self._shed_limits, late=late, cost=total, period=TICK_SECONDS, now=now
+            self._load,
+            self._shed_limits,
+            late=late,
+            cost=_process_tick_cost(),
+            period=TICK_SECONDS,
+            now=now,
+            skipped=skipped,
+            ran=ran,
         )
         if self._load.shedding != self.shedding:
             self.shedding = self._load.shedding
@@ -600,22 +609,31 @@ class SharedMixAudioPath:
             log.info("audio mix %s", state)
 
 
+def _process_tick_cost() -> float:
+    """The CPU time one tick of every circle in this process takes (their last ticks)."""
+    return sum(_tick_costs.values())
+
+
 async def _tick_forever(tick: Callable[[int], None], observe: Callable[..., None]) -> None:
-    """The circle's clock: one tick every TICK_SECONDS on a fixed grid; a late wake-up skips
-    the ticks it missed (rooms.tick_schedule) and reports how late it was and what the tick
-    cost, for the decision to shed the mix."""
+    """The circle's clock: one tick every TICK_SECONDS on a fixed grid; a late wake-up runs
+    the ticks it missed back to back as far as the process can afford them and skips the
+    rest, the oldest first (rooms.tick_schedule), and reports how late it was and what a
+    tick cost, for the decision to shed the mix."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + TICK_SECONDS
     while True:
         await asyncio.sleep(max(deadline - loop.time(), 0))
         woke = loop.time()
-        plan = plan_tick(deadline, woke, TICK_SECONDS)
+        plan = plan_tick(deadline, woke, TICK_SECONDS, tick_cost=_process_tick_cost())
         # The tick's CPU time, not its wall time: on a starved machine the wall time of even
         # a cheap tick grows with every preemption, and shedding a cheap mix helps nobody.
         cpu = time.thread_time()
-        try:
-            tick(plan.skipped)
-        except Exception:  # the mixer must outlive one bad frame
-            log.exception("audio mix tick failed")
-        observe(late=woke - deadline, cost=time.thread_time() - cpu, now=loop.time())
+        for skipped in (plan.skipped, *(0 for _ in range(plan.catch_up))):
+            try:
+                tick(skipped)
+            except Exception:  # the mixer must outlive one bad frame
+                log.exception("audio mix tick failed")
+        ran = 1 + plan.catch_up
+        cost = (time.thread_time() - cpu) / ran
+        observe(late=woke - deadline, cost=cost, now=loop.time(), skipped=plan.skipped, ran=ran)
         deadline = plan.next_deadline

@@ -16,7 +16,13 @@ from playwright.async_api import expect
 from rooms.overload import BUSY_MESSAGE
 from tests.browser.test_client_page import browser_for, join, open_person
 from tests.browser.test_states_and_devices import LIVE_TRACKS, person_in
-from tests.integration.test_overload import BUSY, CALM, starved, wait_for_log
+from tests.integration.test_overload import (
+    BUSY,
+    CALM,
+    STARVED_FROM_OUTSIDE,
+    starved,
+    wait_for_log,
+)
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -25,7 +31,7 @@ pytestmark = pytest.mark.browser
 async def test_a_busy_server_turns_the_page_away_and_it_knocks_again_by_itself(
     tmp_path: Path, chromium_path: Path, tones: dict[int, Path]
 ) -> None:
-    server = ServerProcess(data_dir=tmp_path / "data", extra_env={"HEARTH_BUSY_LAG_MS": "100"})
+    server = ServerProcess(data_dir=tmp_path / "data", extra_env=STARVED_FROM_OUTSIDE)
     server.start()
     try:
         async with browser_for(chromium_path, tones[500]) as browser:

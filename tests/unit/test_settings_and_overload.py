@@ -147,6 +147,55 @@ def test_one_long_stall_counts_as_overload() -> None:
     assert arrival_refusal(state, LIMITS, draining=False, now=6.55) == SERVER_BUSY
 
 
+def test_a_lag_shorter_than_the_sustain_window_does_not_refuse() -> None:
+    # Half a second at 500 ms late lifts the smoothed lag past 200 ms, but not for a whole
+    # sustain window: one bad moment is not an overload.
+    state = sample(LoadState(), lag=0.002, seconds=5, start=0)
+    state = sample(state, lag=0.45, seconds=0.9, start=5)
+    assert state.smoothed_lag > LIMITS.busy_lag
+    state = sample(state, lag=0.002, seconds=0.5, start=6)
+    assert arrival_refusal(state, LIMITS, draining=False, now=6.5) is None
+
+
+def run_monitor(
+    limits: LoadLimits, *, lag: float, cpu_share: float, seated: int, seconds: float
+) -> tuple[LoadState, float]:
+    """The monitor's view of ``seconds`` in which every sample wakes ``lag`` late, the process
+    uses ``cpu_share`` of a core and ``seated`` people are in its circles."""
+    state, now, cpu = LoadState(), 0.0, 0.0
+    while now < seconds:
+        step = 0.05 + lag
+        now, cpu = now + step, cpu + cpu_share * step
+        state = observe_lag(state, limits, lag=lag, now=now, cpu_seconds=cpu, seated=seated)
+    return state, now
+
+
+def test_a_slow_machine_does_not_turn_the_first_circles_away() -> None:
+    # The loop lags 300 ms for ten seconds, but only 8 people are seated: whatever lags the
+    # loop, it is not this server's circles, and the people still arriving are let in.
+    state, now = run_monitor(LoadLimits(), lag=0.3, cpu_share=0.9, seated=8, seconds=10)
+    assert state.smoothed_lag > 0.25
+    assert arrival_refusal(state, LoadLimits(), draining=False, now=now) is None
+
+
+def test_a_process_starved_by_others_admits_even_with_many_seated() -> None:
+    # 40 seated, the loop 300 ms late, but the process gets a twentieth of a core: the
+    # machine is busy with other work, refusing newcomers would protect nobody.
+    state, now = run_monitor(LoadLimits(), lag=0.3, cpu_share=0.05, seated=40, seconds=10)
+    assert 0.03 < state.cpu_share < 0.08
+    assert arrival_refusal(state, LoadLimits(), draining=False, now=now) is None
+
+
+def test_a_server_overloaded_by_its_own_circles_refuses_newcomers() -> None:
+    # The same lag while the process uses a real share of a core for 40 seated people (on a
+    # busy machine it may get no more than this): its own load.
+    state, now = run_monitor(LoadLimits(), lag=0.3, cpu_share=0.2, seated=40, seconds=10)
+    assert arrival_refusal(state, LoadLimits(), draining=False, now=now) == SERVER_BUSY
+    # ... but not before the lag has lasted its window: after one second, not yet.
+    early, at = run_monitor(LoadLimits(), lag=0.3, cpu_share=0.9, seated=40, seconds=1.0)
+    assert arrival_refusal(early, LoadLimits(), draining=False, now=at) is None
+
+
 def test_a_threshold_of_zero_never_refuses_for_load() -> None:
     off = LoadLimits(busy_lag=0.0)
     state = observe_lag(LoadState(), off, lag=5.0, now=1.0)

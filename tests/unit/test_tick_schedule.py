@@ -1,11 +1,20 @@
-"""The mixer's clock under load: late ticks are skipped, not caught up in a burst, and a
-mix that cannot keep up is shed (the loudest voice forwarded) until the load has been calm."""
+"""The mixer's clock under load: late ticks are caught up as far as the process can afford
+them and the rest skipped (never a growing backlog), and a mix that cannot keep up is shed
+(the loudest voice forwarded) until the load has been calm."""
 
 from __future__ import annotations
 
 import pytest
 
-from rooms.tick_schedule import MixLoad, ShedLimits, TickPlan, loudest, observe_tick, plan_tick
+from rooms.tick_schedule import (
+    MAX_CATCH_UP_PERIODS,
+    MixLoad,
+    ShedLimits,
+    TickPlan,
+    loudest,
+    observe_tick,
+    plan_tick,
+)
 
 PERIOD = 0.02
 
@@ -39,44 +48,97 @@ def test_a_clock_that_keeps_waking_late_never_falls_further_behind() -> None:
     assert ran + skipped == pytest.approx(deadline / PERIOD, abs=1)
 
 
+def test_a_cheap_mix_woken_late_runs_the_ticks_it_missed_and_loses_no_frame() -> None:
+    # 100 ms late (five whole ticks missed) and a tick of every circle costs 1 ms of CPU:
+    # running the five back to back costs 5 ms of the 100, so none is dropped.
+    plan = plan_tick(1.0, 1.1, PERIOD, tick_cost=0.001)
+    assert (plan.skipped, plan.catch_up) == (0, 5)
+    assert plan.next_deadline == pytest.approx(1.12)
+
+
+def test_a_costly_mix_woken_late_catches_up_only_what_it_can_afford() -> None:
+    # The same 100 ms, but a tick costs 20 ms: two back to back (40 ms, under half of the
+    # 100) and the three oldest skipped; the grid is kept either way.
+    plan = plan_tick(1.0, 1.1, PERIOD, tick_cost=0.02)
+    assert (plan.skipped, plan.catch_up) == (3, 2)
+    assert plan.next_deadline == pytest.approx(1.12)
+
+
+def test_a_very_late_tick_catches_up_at_most_200_ms_and_drops_older_frames() -> None:
+    plan = plan_tick(1.0, 1.51, PERIOD, tick_cost=0.0005)  # 25 ticks missed
+    assert (plan.skipped, plan.catch_up) == (15, MAX_CATCH_UP_PERIODS)
+
+
+def test_a_clock_woken_in_clumps_on_a_busy_machine_plays_every_frame_on_the_grid() -> None:
+    # Another program has the CPU: the clock wakes only every 150 ms, but the mix is cheap.
+    deadline, now, ran, skipped = 0.0, 0.0, 0, 0
+    for _ in range(100):
+        now = max(now, deadline) + 0.15
+        plan = plan_tick(deadline, now, PERIOD, tick_cost=0.002)
+        ran += 1 + plan.catch_up
+        skipped += plan.skipped
+        deadline = plan.next_deadline
+        assert deadline > now  # on the grid: nothing left overdue, no growing backlog
+    assert skipped == 0
+    assert ran == pytest.approx(deadline / PERIOD, abs=1)
+
+
 def feed(
-    load: MixLoad, late: float, start: float, ticks: int, cost: float = 0.3
+    load: MixLoad,
+    late: float,
+    start: float,
+    ticks: int,
+    cost: float = 0.3,
+    *,
+    skipped: int = 0,
+    ran: int = 1,
 ) -> tuple[MixLoad, float]:
-    """``ticks`` ticks waking ``late`` periods late, each taking ``cost`` of a period."""
+    """``ticks`` wake-ups ``late`` periods late, each skipping ``skipped`` ticks and running
+    ``ran``, a tick taking ``cost`` of a period."""
     now = start
     for _ in range(ticks):
-        now += PERIOD
+        now += PERIOD * (skipped + ran)
         load = observe_tick(
-            load, ShedLimits(), late=late * PERIOD, cost=cost * PERIOD, period=PERIOD, now=now
+            load,
+            ShedLimits(),
+            late=late * PERIOD,
+            cost=cost * PERIOD,
+            period=PERIOD,
+            now=now,
+            skipped=skipped,
+            ran=ran,
         )
     return load, now
 
 
-def test_the_mix_is_shed_only_when_ticks_stay_late_and_the_mix_is_what_costs() -> None:
-    load, now = feed(MixLoad(), 0.3, 0.0, 100)
-    assert not load.shedding  # a little late: mixing goes on
-    # A lone 300 ms stall does not shed: it counts as at most 6 periods.
-    load = observe_tick(load, ShedLimits(), late=0.3, cost=0.0, period=PERIOD, now=now + 0.3)
+def test_late_ticks_that_are_caught_up_never_shed_the_mix() -> None:
+    # Ticks 80 ms late for long, but every missed tick is run (no frame lost): the machine is
+    # busy, the mix keeps up. The first shedding rule shed here (by lateness alone).
+    load, now = feed(MixLoad(), 4.0, 0.0, 200, ran=5)
     assert not load.shedding
+    # A lone stall that skipped ten ticks does not shed either.
+    load, now = feed(load, 20.0, now, 1, skipped=10, ran=11)
+    assert not load.shedding
+
+
+def test_the_mix_is_shed_when_ticks_keep_being_skipped_and_the_mix_is_what_costs() -> None:
     # A process starved by others while its mix is cheap: shedding would not help.
-    starved, _ = feed(load, 4.0, now + 0.3, 50, cost=0.05)
+    starved, _ = feed(MixLoad(), 12.0, 0.0, 50, cost=0.05, skipped=6, ran=6)
     assert not starved.shedding
-    # Ticks a period and a half late: caught up, no frame lost, mixing goes on.
-    load, now = feed(load, 1.5, now + 0.3, 50)
-    assert not load.shedding
-    load, now = feed(load, 4.0, now, 30)  # ticks 80 ms late, 0.6 s: skipped, shed
+    # A costly mix that cannot be caught up: half the frames lost for a few wake-ups: shed.
+    load, _ = feed(MixLoad(), 6.0, 0.0, 20, skipped=3, ran=3)
     assert load.shedding
 
 
-def test_shedding_ends_only_after_the_ticks_have_been_on_time_for_a_while() -> None:
-    load, now = feed(MixLoad(), 4.0, 0.0, 50)
+def test_shedding_ends_only_after_no_tick_has_been_skipped_for_a_while() -> None:
+    load, now = feed(MixLoad(), 6.0, 0.0, 20, skipped=3, ran=3)
     assert load.shedding
-    # Shedding makes the ticks cheap; still late (the process is starved): it goes on.
-    load, now = feed(load, 0.8, now, 100, cost=0.0)
+    # Shedding makes the ticks cheap; still skipping (the process is stalled): it goes on.
+    load, now = feed(load, 12.0, now, 20, cost=0.0, skipped=2, ran=11)
     assert load.shedding
-    load, now = feed(load, 0.0, now, 100, cost=0.0)  # on time, under calm_seconds yet
+    load, now = feed(load, 1.0, now, 100, cost=0.0)  # nothing skipped, under calm_seconds yet
     assert load.shedding
-    load, now = feed(load, 0.0, now, 100, cost=0.0)
+    load, now = feed(load, 1.0, now, 60, cost=0.0)
     assert not load.shedding
 
 
