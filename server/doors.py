@@ -130,6 +130,9 @@ class RegistryDirectory:
     def __init__(self, registry: NodeRegistry, *, serves_here: bool) -> None:
         self._registry = registry
         self._serves_here = serves_here
+        # One placement in flight per circle: everyone reconnecting after a drain (a whole
+        # circle at once) waits on the same Redis look-ups instead of polling them each.
+        self._placing: dict[str, asyncio.Future[Destination]] = {}
 
     @property
     def secret(self) -> str:
@@ -139,6 +142,21 @@ class RegistryDirectory:
         return self._serves_here and node_id == self._registry.node_id
 
     async def place(self, circle_id: str) -> Destination:
+        pending = self._placing.get(circle_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._place(circle_id))
+            self._placing[circle_id] = pending
+            pending.add_done_callback(lambda done: self._placed(circle_id, done))
+        # Shielded: one person giving up does not cancel the placement the others wait on.
+        return await asyncio.shield(pending)
+
+    def _placed(self, circle_id: str, done: asyncio.Future[Destination]) -> None:
+        if self._placing.get(circle_id) is done:
+            del self._placing[circle_id]
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every waiter gave up
+
+    async def _place(self, circle_id: str) -> Destination:
         """The lease holder, else the node placed now. A circle whose node is draining is
         being handed over (its sockets closed with 1012, its last writes stored, then its
         lease given back): the door holds the join until the lease is gone, up to

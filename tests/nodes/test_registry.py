@@ -122,3 +122,36 @@ async def test_a_join_for_a_circle_being_handed_over_waits_for_the_lease_and_goe
     assert placed is HERE
     assert loop.time() - released_at < 0.5
     assert await a.owner("circle-3") == "b"
+
+
+async def test_a_whole_circle_reconnecting_during_a_hand_over_shares_one_placement(
+    pair: tuple[NodeRegistry, NodeRegistry],
+) -> None:
+    a, b = pair
+    await a.acquire("circle-4")
+    a.draining = True
+    await a.beat()
+    door = RegistryDirectory(b, serves_here=True)
+    lookups = 0
+    place_circle = b.place_circle
+
+    async def counted(circle_id: str) -> str | None:
+        nonlocal lookups
+        lookups += 1
+        return await place_circle(circle_id)
+
+    b.place_circle = counted  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    # Twenty people closed with 1012 come back at once; one of them gives up (closes the tab).
+    joins = [loop.create_task(door.place("circle-4")) for _ in range(20)]
+    await asyncio.sleep(0.3)
+    joins[0].cancel()
+    await asyncio.sleep(0.1)
+    polled = lookups
+    await a.release("circle-4")
+    placed = await asyncio.gather(*joins[1:])
+    assert placed == [HERE] * 19
+    # The twenty waited on one placement: about one look-up per poll (every 20 ms), not
+    # twenty; the one who gave up did not end it for the others.
+    assert polled <= 0.4 / 0.02 + 2, polled
+    assert await a.owner("circle-4") == "b"
