@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,70 +71,87 @@ async def join_slowly(person: ScriptedParticipant, expect: str = "joined") -> di
     return await person.wait_for(expect, timeout=30, after=mark)
 
 
-async def test_a_starved_server_refuses_newcomers_keeps_its_people_and_recovers(
-    tmp_path: Path,
-) -> None:
-    server = ServerProcess(data_dir=tmp_path / "data", extra_env=STARVED_FROM_OUTSIDE)
+class Door:
+    """A server with a circle whose host Ana and participant Sam are seated; newcomers come
+    with ``join_token``."""
+
+    def __init__(self, server: ServerProcess, join_token: str, sam: ScriptedParticipant) -> None:
+        self.server = server
+        self.join_token = join_token
+        self.sam = sam
+
+
+@contextlib.asynccontextmanager
+async def ana_and_sam_seated(
+    tmp_path: Path, env: dict[str, str], title: str
+) -> AsyncIterator[Door]:
+    server = ServerProcess(data_dir=tmp_path / "data", extra_env=env)
     server.start()
-    circle = server.create_circle(title="Under load")
+    circle = server.create_circle(title=title)
     join_token = link_token(circle["join_url"])
     ana = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", None)
     sam = ScriptedParticipant(server.ws_url, join_token, "Sam", None)
-    kim = ScriptedParticipant(server.ws_url, join_token, "Kim", None)
     try:
         for person in (ana, sam):
             await person.connect()
             await person.join()
-        sam_id = sam.me["id"] if sam.me else None
-        assert server.process is not None
-        with starved(server.process.pid):
-            await wait_for_log(server, BUSY, 1, timeout=30)
-            # A newcomer is refused with a clear word and the close that means "later".
-            await kim.connect()
-            refused = await join_slowly(kim, expect="error")
-            assert refused["code"] == "server_busy"
-            assert "busy" in refused["message"]
-            await kim.wait_until(lambda: kim.closed_code is not None, timeout=30)
-            assert kim.closed_code == 1013
-            # Someone of the circle whose connection dropped takes their own seat back.
-            await sam.drop()
-            sam.closed_code = None
-            await sam.connect()
-            back = await join_slowly(sam)
-            assert back["you"]["id"] == sam_id
-        await wait_for_log(server, CALM, 1, timeout=30)
-        kim = ScriptedParticipant(server.ws_url, join_token, "Kim", None)
-        await kim.connect()
-        assert (await kim.join())["you"]["display_name"] == "Kim"
+        yield Door(server, join_token, sam)
     finally:
-        for person in (ana, sam, kim):
+        for person in (ana, sam):
             await person.close()
         server.stop()
+
+
+async def test_a_starved_server_refuses_newcomers_keeps_its_people_and_recovers(
+    tmp_path: Path,
+) -> None:
+    async with ana_and_sam_seated(tmp_path, STARVED_FROM_OUTSIDE, "Under load") as door:
+        server, sam = door.server, door.sam
+        newcomers: list[ScriptedParticipant] = []
+        try:
+            kim = ScriptedParticipant(server.ws_url, door.join_token, "Kim", None)
+            newcomers.append(kim)
+            sam_id = sam.me["id"] if sam.me else None
+            assert server.process is not None
+            with starved(server.process.pid):
+                await wait_for_log(server, BUSY, 1, timeout=30)
+                # A newcomer is refused with a clear word and the close that means "later".
+                await kim.connect()
+                refused = await join_slowly(kim, expect="error")
+                assert refused["code"] == "server_busy"
+                assert "busy" in refused["message"]
+                await kim.wait_until(lambda: kim.closed_code is not None, timeout=30)
+                assert kim.closed_code == 1013
+                # Someone of the circle whose connection dropped takes their own seat back.
+                await sam.drop()
+                sam.closed_code = None
+                await sam.connect()
+                back = await join_slowly(sam)
+                assert back["you"]["id"] == sam_id
+            await wait_for_log(server, CALM, 1, timeout=30)
+            kim_again = ScriptedParticipant(server.ws_url, door.join_token, "Kim", None)
+            newcomers.append(kim_again)
+            await kim_again.connect()
+            assert (await kim_again.join())["you"]["display_name"] == "Kim"
+        finally:
+            for person in newcomers:
+                await person.close()
 
 
 async def test_a_slow_machine_with_a_small_circle_still_lets_newcomers_in(tmp_path: Path) -> None:
     # The same starvation with the default rule: two people seated, the process stopped three
     # quarters of the time. Its loop lags, but not from its own circles: refusing Kim would
     # protect nobody, so Kim gets in (slowly), and the server never says it is busy.
-    server = ServerProcess(data_dir=tmp_path / "data", extra_env={"HEARTH_BUSY_LAG_MS": "100"})
-    server.start()
-    circle = server.create_circle(title="Slow machine")
-    join_token = link_token(circle["join_url"])
-    ana = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", None)
-    sam = ScriptedParticipant(server.ws_url, join_token, "Sam", None)
-    kim = ScriptedParticipant(server.ws_url, join_token, "Kim", None)
-    try:
-        for person in (ana, sam):
-            await person.connect()
-            await person.join()
-        assert server.process is not None
-        with starved(server.process.pid):
-            await asyncio.sleep(4)  # past the smoothing and the sustain window
-            await kim.connect()
-            joined = await join_slowly(kim)
-            assert joined["you"]["display_name"] == "Kim"
-        assert BUSY not in server.log_text()
-    finally:
-        for person in (ana, sam, kim):
-            await person.close()
-        server.stop()
+    async with ana_and_sam_seated(tmp_path, {"HEARTH_BUSY_LAG_MS": "100"}, "Slow machine") as door:
+        server = door.server
+        kim = ScriptedParticipant(server.ws_url, door.join_token, "Kim", None)
+        try:
+            assert server.process is not None
+            with starved(server.process.pid):
+                await asyncio.sleep(4)  # past the smoothing and the sustain window
+                await kim.connect()
+                joined = await join_slowly(kim)
+                assert joined["you"]["display_name"] == "Kim"
+            assert BUSY not in server.log_text()
+        finally:
+            await kim.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiortc.rtp import is_rtcp
 
-from tests.support.peer import ScriptedParticipant
+from tests.support.peer import ScriptedParticipant, seat_with_audio
 from tests.support.server import ServerProcess, link_token
 
 
@@ -51,16 +51,8 @@ async def test_receiver_and_sender_reports_tell_the_peers_what_happened(
     kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", None, slots=1)
     people = [host, sam, kim]
     try:
-        await host.connect()
-        await host.join(muted=False)
-        await sam.connect()
-        await sam.join(muted=True)  # humming into a muted microphone
-        await kim.connect()
-        await kim.join(muted=True)
-        for person in people:
-            await person.start_audio()
-        for person in people:
-            await person.wait_connected()
+        # Sam hums into a muted microphone.
+        await seat_with_audio((host, False), (sam, True), (kim, True))
         drop_every_tenth_rtp_packet(host)
         await asyncio.sleep(6)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support.peer import ScriptedParticipant
+from tests.support.peer import ScriptedParticipant, seat_with_audio
 from tests.support.server import ServerProcess, link_token
 
 
@@ -17,16 +17,8 @@ async def test_listeners_are_told_who_speaks_and_never_about_a_muted_voice(
     kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", None)
     people = [host, sam, kim]
     try:
-        await host.connect()
-        await host.join(muted=False)
-        await sam.connect()
-        await sam.join(muted=True)  # humming into a muted microphone
-        await kim.connect()
-        await kim.join(muted=True)
-        for person in people:
-            await person.start_audio()
-        for person in people:
-            await person.wait_connected()
+        # Sam hums into a muted microphone.
+        await seat_with_audio((host, False), (sam, True), (kim, True))
         assert host.me is not None and sam.me is not None
         update = await kim.wait_for("speaking", timeout=10)
         assert update["speakers"] == [host.me["id"]]

@@ -4,7 +4,7 @@ offering three receive tracks, as the page does; a listener offering one gets th
 from __future__ import annotations
 
 from tests.support.hearing import ABSENT, HEARD, HOST_HZ, KIM_HZ, SAM_HZ, assert_hears, listen
-from tests.support.peer import ScriptedParticipant, tone_amplitudes
+from tests.support.peer import ScriptedParticipant, seat_with_audio, tone_amplitudes
 from tests.support.server import ServerProcess, link_token
 
 TONES = [HOST_HZ, SAM_HZ, KIM_HZ]
@@ -31,13 +31,7 @@ async def test_three_speakers_each_reach_everyone_else_in_a_slot_of_their_own(
     people = [host, sam, kim, lee]
     late: ScriptedParticipant | None = None
     try:
-        for person in people:
-            await person.connect()
-            await person.join(muted=person is lee)
-        for person in people:
-            await person.start_audio()
-        for person in people:
-            await person.wait_connected()
+        await seat_with_audio(*((person, person is lee) for person in people))
         for person in people:
             await person.wait_until(lambda p=person: len(p.participants) == 4)
 
@@ -60,10 +54,7 @@ async def test_three_speakers_each_reach_everyone_else_in_a_slot_of_their_own(
         late = ScriptedParticipant(
             server.ws_url, link_token(circle["join_url"]), "Max", None, slots=1
         )
-        await late.connect()
-        await late.join(muted=True)
-        await late.start_audio()
-        await late.wait_connected()
+        await seat_with_audio((late, True))
         await listen(1.5)
         since = await listen(2.5)
         # Three tones summed and encoded once: each a little quieter than alone.

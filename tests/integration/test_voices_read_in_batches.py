@@ -5,7 +5,7 @@ a while is heard again, whole, the moment they unmute, mixed with the voice alre
 from __future__ import annotations
 
 from tests.support.hearing import HOST_HZ, KIM_HZ, SAM_HZ, assert_hears, listen
-from tests.support.peer import ScriptedParticipant
+from tests.support.peer import ScriptedParticipant, seat_with_audio
 from tests.support.server import ServerProcess, link_token
 
 
@@ -18,16 +18,8 @@ async def test_a_voice_read_on_the_slow_clock_is_heard_whole_once_unmuted(
     kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", KIM_HZ)
     people = [host, sam, kim]
     try:
-        await host.connect()
-        await host.join(muted=False)
-        await sam.connect()
-        await sam.join(muted=True)  # humming into a muted microphone
-        await kim.connect()
-        await kim.join(muted=True)
-        for person in people:
-            await person.start_audio()
-        for person in people:
-            await person.wait_connected()
+        # Sam hums into a muted microphone.
+        await seat_with_audio((host, False), (sam, True), (kim, True))
         assert sam.me is not None
 
         since = await listen(2.0)  # Sam muted: read on the slow clock, never heard

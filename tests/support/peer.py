@@ -330,3 +330,15 @@ def silent_fraction(samples: np.ndarray) -> float:
         return 1.0
     blocks = samples[: frames * FRAME_SAMPLES].reshape(frames, FRAME_SAMPLES)
     return float((np.abs(blocks).max(axis=1) < 1e-3).mean())
+
+
+async def seat_with_audio(*seating: tuple[ScriptedParticipant, bool]) -> None:
+    """Each person connects and joins in this order (muted or not: a muted one may still be
+    humming into the microphone), then all start their audio and wait for it to connect."""
+    for person, muted in seating:
+        await person.connect()
+        await person.join(muted=muted)
+    for person, _ in seating:
+        await person.start_audio()
+    for person, _ in seating:
+        await person.wait_connected()
