@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import logging
 import random
 import secrets
 import socket
@@ -60,6 +61,8 @@ DTX_MAX_BYTES = 3
 
 # (sequence number, RTP timestamp, Opus payload, RFC 6464 level in -dBov or None)
 VoiceInlet = Callable[[int, int, bytes, int | None], None]
+
+log = logging.getLogger(__name__)
 
 
 def tune_opus_for_voice() -> None:
@@ -340,7 +343,10 @@ class QuietSockets:
     async def _poll_forever(self) -> None:
         while self._watched:
             await asyncio.sleep(QUIET_POLL_SECONDS)
-            self.poll()
+            try:
+                self.poll()
+            except Exception:  # one odd datagram or socket must not stop every quiet voice
+                log.exception("reading quiet voices failed")
 
 
 def _socket_transports(connection: Any) -> list[tuple[Any, Any]] | None:
@@ -363,6 +369,8 @@ def _drain(connection: Any, protocol: Any, transport: Any) -> int:
             data, ancillary, _, addr = sock.recvmsg(2048, _ANCILLARY_SPACE)
         except OSError:  # BlockingIOError: nothing more queued
             return read
+        if not data:
+            continue  # an empty datagram (anyone can send one to a media port): nothing in it
         if 127 < data[0] < 192:  # RTP or RTCP (RFC 7983): aioice would pass it on unread
             datagram(data, _arrival_ms(ancillary))
         else:  # STUN (consent), DTLS

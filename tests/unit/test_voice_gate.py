@@ -5,6 +5,8 @@ RTCP always passes."""
 from __future__ import annotations
 
 import os
+import select
+import socket
 import struct
 
 import pylibsrtp
@@ -96,3 +98,45 @@ def test_rtcp_always_passes() -> None:
     gate.audible = False
     receiver_report = struct.pack("!BBHL", 0x80, 201, 1, SSRC)
     assert not gate.gate.drops(receiver_report)
+
+
+def test_a_quiet_voice_s_socket_reads_past_an_empty_datagram_from_a_stranger() -> None:
+    # A muted voice's socket is read in batches (QuietSockets). Anyone may send a UDP
+    # datagram to a media port, an empty one included: it is skipped, and what the peer
+    # sends after it (RTP for the gate, STUN for consent) is still taken its way.
+    class Transport:
+        def __init__(self, sock: socket.socket) -> None:
+            self._sock = sock
+
+    class Connection:
+        def __init__(self) -> None:
+            self.media: list[bytes] = []
+
+        def _hearth_datagram(self, data: bytes, arrival_ms: int | None) -> None:
+            self.media.append(data)
+
+    class Protocol:
+        def __init__(self) -> None:
+            self.other: list[bytes] = []
+
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            self.other.append(data)
+
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ours,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
+    ):
+        ours.bind(("127.0.0.1", 0))
+        ours.setblocking(False)
+        address = ours.getsockname()
+        stun = b"\x00\x01" + bytes(18)
+        for datagram in (b"", rtp(1), b"", stun):
+            stranger.sendto(datagram, address)
+        connection, protocol = Connection(), Protocol()
+        for _ in range(100):  # loopback delivery is immediate, but do not race it
+            if select.select([ours], [], [], 0.01)[0]:
+                break
+        reads = voice._drain(connection, protocol, Transport(ours))
+    assert connection.media == [rtp(1)]
+    assert protocol.other == [stun]
+    assert reads == 4
