@@ -249,6 +249,10 @@ async def test_moderation_settings_and_the_host_roster(
                 f"{hearth_server.base_url}/c/"
             )
             kim_token = link_token(await kim.get_by_test_id("host-url").inner_text())
+            # The list is drawn again after each change and the focus then moves to where the
+            # admin goes next (here: Copy); only then is the change finished. Acting before it
+            # raced the redraw's focus move (the next click could land elsewhere).
+            await expect(kim.get_by_test_id("copy")).to_be_focused()
 
             first = roster.get_by_test_id("host-link").first
             await first.get_by_test_id("host-name").fill("")
@@ -257,12 +261,14 @@ async def test_moderation_settings_and_the_host_roster(
             await first.get_by_test_id("host-name").fill("Ana (Thursdays)")
             await first.get_by_test_id("host-rename").click()
             await expect(roster.get_by_test_id("host-name").first).to_have_value("Ana (Thursdays)")
+            await expect(roster.get_by_test_id("host-name").first).to_be_focused()
 
             ana = roster.get_by_test_id("host-link").first
             await expect(ana.get_by_test_id("host-url")).to_have_count(0)
             await ana.get_by_test_id("host-rotate").click()
             await expect(ana.get_by_test_id("host-url")).to_be_visible()
             ana_token = link_token(await ana.get_by_test_id("host-url").inner_text())
+            await expect(ana.get_by_test_id("copy")).to_be_focused()
             assert ana_token != old_host_token
 
             kim = roster.locator('[data-host-name="Kim"]')
