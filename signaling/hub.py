@@ -84,9 +84,12 @@ Command = Callable[[CircleState], Decision]
 # doubling up to the cap: back within about a second of the database.
 FIRST_WRITE_RETRY = 0.1
 MAX_WRITE_RETRY = 1.0
-# A write that takes longer than this counts as storage being away (a hung connection):
-# the circle publishes what it decided instead of leaving everyone waiting.
-WRITE_TIMEOUT = 5.0
+# A store call that takes longer than this counts as storage being away: the circle publishes
+# what it decided instead of leaving everyone waiting. The database bounds its own writes
+# more finely (server/storage/database.py: 5 s on a connection, a longer queue for one, since
+# a pool shared by many circles in a join burst is busy, not away); this is the last resort
+# for a store that neither answers nor gives up.
+WRITE_TIMEOUT = 30.0
 # While storage is away, how many unstored writes a circle keeps in memory (by default;
 # HEARTH_OUTAGE_KEEP_LIMIT) before it refuses its participants' commands (twice that for
 # hosts' and co-hosts'). Commands that only change the last state (no audit entry, the

@@ -43,6 +43,18 @@ MIGRATION_LOCK_KEY = 0x6865617274682D6D
 WRITE_RETRIES = 8
 FIRST_RETRY_PAUSE = 0.02
 
+# A write that holds a connection this long without committing counts as the database being
+# away (a hung server or network): the circle goes on in memory instead of leaving everyone
+# waiting. Only time on a connection counts. Waiting for one of the pool's connections (or,
+# on SQLite, for this process's writer turn) is a queue, not an outage: under a burst of joins
+# on a busy loop, forty circles' writes share the pool and some wait seconds for it.
+ON_CONNECTION_TIMEOUT = 5.0
+# How long a write may queue for a connection before the database counts as away: a pool
+# that stays exhausted this long is as good as no database to the person waiting. It also
+# bounds a server that hangs without refusing (a cut network): the pool's pre-ping on an idle
+# connection waits in this phase. A stopped or restarting server refuses at once.
+QUEUE_TIMEOUT = 10.0
+
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
     """An Alembic Config that works from any working directory.
@@ -144,6 +156,10 @@ def classify(error: BaseException) -> Failure:
     return Failure.PERMANENT
 
 
+class _NoAnswer(Exception):
+    """A write queued or held its connection past its time limit (see ``Database.write``)."""
+
+
 class Database:
     """Owns the engine; hand ``sessions`` to repositories, and writes that must not fail a
     person to ``write``.
@@ -151,8 +167,18 @@ class Database:
     Use: ``db = Database(url); await db.connect(); ...; await db.close()``.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_connection_timeout: float = ON_CONNECTION_TIMEOUT,
+        queue_timeout: float = QUEUE_TIMEOUT,
+        **engine_options: Any,
+    ) -> None:
         self.url = url
+        self.on_connection_timeout = on_connection_timeout
+        self.queue_timeout = queue_timeout
+        self._engine_options = engine_options
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
@@ -167,14 +193,18 @@ class Database:
 
         Transient failures (a lock, a serialization conflict) are retried; a database that
         cannot be reached is tried once more (a pooled connection may have died with a
-        restart) and then reported as StorageUnavailable. ``work`` may run more than once,
-        so it must only touch the session.
+        restart) and then reported as StorageUnavailable, as is a write that holds its
+        connection longer than ``on_connection_timeout`` (not tried again: the database does
+        not answer) or queues for one longer than ``queue_timeout``. ``work`` may run more
+        than once, so it must only touch the session.
         """
         pause = FIRST_RETRY_PAUSE
         unavailable_tries = 0
         for attempt in range(WRITE_RETRIES + 1):
             try:
                 return await self._write_once(work)
+            except _NoAnswer as error:
+                raise StorageUnavailable(str(error)) from None
             except Exception as error:
                 failure = classify(error)
                 if failure is Failure.PERMANENT:
@@ -192,12 +222,36 @@ class Database:
         raise AssertionError("unreachable")
 
     async def _write_once(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        if self.is_sqlite:
-            async with self._writer, self.sessions.begin() as session:
-                result = await work(session)
-        else:
-            async with self.sessions.begin() as session:
-                result = await work(session)
+        try:
+            async with asyncio.timeout(self.queue_timeout) as queued:
+                if self.is_sqlite:
+                    await self._writer.acquire()
+                try:
+                    connection = await self.engine.connect()
+                    queued.reschedule(None)  # from here only time on the connection counts
+                except BaseException:
+                    if self.is_sqlite:
+                        self._writer.release()
+                    raise
+        except TimeoutError:
+            if not queued.expired():
+                raise  # the driver's own (connecting timed out): classified as away
+            raise _NoAnswer(f"no connection within {self.queue_timeout:g} s") from None
+        try:
+            async with asyncio.timeout(self.on_connection_timeout):
+                try:
+                    session = AsyncSession(bind=connection, expire_on_commit=False)
+                    async with session, session.begin():
+                        result = await work(session)
+                finally:
+                    await connection.close()
+        except TimeoutError:
+            raise _NoAnswer(
+                f"no answer within {self.on_connection_timeout:g} s on a connection"
+            ) from None
+        finally:
+            if self.is_sqlite:
+                self._writer.release()
         self.transactions += 1
         return result
 
@@ -225,7 +279,7 @@ class Database:
         Without it two nodes create the same types at once and one of them dies
         (UniqueViolationError on pg_type_typname_nsp_index). SQLite serializes writers itself.
         """
-        engine = create_engine_for(self.url)
+        engine = create_engine_for(self.url, **self._engine_options)
         try:
             async with engine.begin() as connection:
                 if not self.is_sqlite:
