@@ -82,9 +82,13 @@ class HearthTarget:
         "hearth_unprotected": ("1", "1"),
         # The same server; its bots offer one receive track (a page before receive slots).
         "hearth_one_slot": ("1", "1"),
+        # The same server at a normal priority (HEARTH_NICE=0) instead of the default's
+        # raised one (server/priority.py): what the priority buys on a starved machine.
+        "hearth_normal_priority": ("1", "1"),
     }
     # Variants that take every arrival however late the event loop is.
     UNPROTECTED = {"hearth_unprotected"}
+    NORMAL_PRIORITY = {"hearth_normal_priority"}
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class HearthTarget:
             "HEARTH_AUDIO_FORWARDING": forwarding,
             "HEARTH_AUDIO_DIRECT_RTP": direct,
             "HEARTH_BUSY_LAG_MS": str(busy),
+            **({"HEARTH_NICE": "0"} if name in self.NORMAL_PRIORITY else {}),
             # Every bot comes from 127.0.0.1: to the server, hundreds of people behind one
             # address, all connecting at once. The per-address limit is not what is measured.
             "HEARTH_UNJOINED_SOCKETS_PER_ADDRESS": "100000",

@@ -45,7 +45,7 @@ DRAINING_MESSAGE = "The server is restarting. Trying again in a moment."
 class LoadLimits:
     """``busy_lag`` in seconds; 0 turns the overload refusal off."""
 
-    busy_lag: float = 0.2
+    busy_lag: float = 0.025
     calm_seconds: float = 2.0
     # Time constant of the smoothing (lag and CPU share), seconds.
     smoothing_seconds: float = 1.0

@@ -13,6 +13,7 @@ from server import __version__
 from server.app import create_app, create_worker_app, purge_attendance, purge_audit, serve
 from server.config import ConfigError, Settings, settings_from_env
 from server.logs import configure_logging
+from server.priority import apply_nice
 from server.storage.database import Database
 from server.storage.repository import AdminTokenStore, SqlCircleStore
 from server.storage.series import SeriesStore
@@ -144,6 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    apply_nice(settings.nice)  # before workers start: they inherit it
     workers = f" with {settings.workers} worker processes" if settings.workers > 1 else ""
     print(f"Hearth listening on http://{settings.host}:{settings.port}{workers}", flush=True)
     # SIGTERM (or Ctrl-C) drains first: see server.app.drain.
@@ -158,6 +160,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = settings.with_overrides(
         host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers
     )
+    apply_nice(settings.nice)
     asyncio.run(serve(create_worker_app(settings, args.index, args.workers), args.host, args.port))
     return 0
 

@@ -40,10 +40,12 @@ DEFAULT_ATTENDANCE_DAYS = 30
 # Seats in a circle when the admin names no capacity (HEARTH_DEFAULT_CAPACITY).
 DEFAULT_CAPACITY = 30
 MAX_CAPACITY = 1000
-DEFAULT_BUSY_LAG_MS = 200
+DEFAULT_BUSY_LAG_MS = 25
 DEFAULT_BUSY_MIN_SEATED = 12
 DEFAULT_BUSY_MIN_CPU_PERCENT = 10
 DEFAULT_DRAIN_SECONDS = 20
+# Nice value a process carrying live audio asks for (server/priority.py says why).
+DEFAULT_NICE = -5
 # How to reach help now, for a deployment that has not set its own region's numbers
 # (HEARTH_CRISIS_TEXT): emergency numbers, crisis lines, and where to find one elsewhere.
 DEFAULT_CRISIS_TEXT = (
@@ -104,6 +106,9 @@ class Settings(BaseModel):
     # that lags with fewer, or on a small slice of the CPU, is on a slow machine: it admits.
     busy_min_seated: Whole = DEFAULT_BUSY_MIN_SEATED
     busy_min_cpu_percent: Whole = DEFAULT_BUSY_MIN_CPU_PERCENT
+    # Scheduling priority (a nice value, -20 to 19) the serving processes ask for, so audio
+    # keeps its share of a busy machine's CPU; without the privilege they run as started.
+    nice: Annotated[int, Field(ge=-20, le=19)] = DEFAULT_NICE
     # On SIGTERM: seconds live circles may go on (no new arrivals) before everyone is told
     # to reconnect (1012) and the process exits; it exits sooner once nobody is connected.
     drain_seconds: Whole = DEFAULT_DRAIN_SECONDS

@@ -53,6 +53,14 @@ def test_hearth_runs_as_a_user_without_privileges_and_in_production_mode() -> No
     assert hearth["depends_on"]["db"]["condition"] == "service_healthy"
 
 
+def test_the_unprivileged_user_may_take_the_priority_hearth_asks_for() -> None:
+    from server.config import DEFAULT_NICE
+
+    # RLIMIT_NICE allows nice values down to 20 - limit; without it setpriority is refused.
+    allowed = 20 - int(_compose()["services"]["hearth"]["ulimits"]["nice"])
+    assert allowed <= DEFAULT_NICE
+
+
 def test_no_secret_is_written_in_the_compose_file_and_env_example_names_every_variable() -> None:
     text = COMPOSE.read_text()
     used = set(VARIABLE.findall(text))
