@@ -59,6 +59,7 @@ from signaling.hub import CircleHub
 from signaling.peer import (
     TurnConfig,
     advertise_public_address,
+    quiet_connect_race,
     restrict_ice_addresses,
     use_media_ports,
     use_turn,
@@ -408,6 +409,7 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT, drain (see ``drain``), then stop. A second signal
     during the drain cuts it short."""
     loop = asyncio.get_running_loop()
+    quiet_connect_race(loop)
     stop, hurry = asyncio.Event(), asyncio.Event()
     runner = web.AppRunner(
         app,

@@ -37,6 +37,38 @@ _closed_packets = {"received": 0, "sent": 0}
 _live_peers: weakref.WeakSet[MediaPeer] = weakref.WeakSet()
 
 
+def quiet_connect_race(loop: asyncio.AbstractEventLoop) -> None:
+    """Keep one known aiortc race out of the error log.
+
+    aiortc starts connecting a peer in a task of its own that nobody awaits
+    (``RTCPeerConnection.__connect``). When the person leaves while it runs (a page closed,
+    a join given up on a busy server), the connection is closed under it and the task ends in
+    ``InvalidStateError`` ("RTCIceTransport is closed") on its next transceiver; asyncio then
+    logs "Task exception was never retrieved" with a traceback. Nothing is wrong: the person
+    is gone. That one case is logged at debug level; everything else reaches the loop's
+    handler as before.
+    """
+    from aiortc.exceptions import InvalidStateError
+
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        task = context.get("future")
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        if (
+            isinstance(context.get("exception"), InvalidStateError)
+            and getattr(coro, "__qualname__", "") == "RTCPeerConnection.__connect"
+        ):
+            log.debug("a peer connection closed while it was connecting")
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
+
+
 def write_rtp_directly(enabled: bool) -> None:
     """Whether listeners' RTP is written by the audio path (the default) or aiortc's sender."""
     global _direct_rtp
