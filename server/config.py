@@ -45,7 +45,7 @@ DEFAULT_BUSY_MIN_SEATED = 12
 DEFAULT_BUSY_MIN_CPU_PERCENT = 10
 DEFAULT_DRAIN_SECONDS = 20
 # Nice value a process carrying live audio asks for (server/priority.py says why).
-DEFAULT_NICE = -5
+DEFAULT_NICE = -10
 # How to reach help now, for a deployment that has not set its own region's numbers
 # (HEARTH_CRISIS_TEXT): emergency numbers, crisis lines, and where to find one elsewhere.
 DEFAULT_CRISIS_TEXT = (

@@ -5,9 +5,11 @@ machine's other work may run on many: Linux's scheduler shares the CPU per threa
 starved machine that one thread gets a thin slice and audio stops where a many-threaded
 server (Janus runs one or more threads per participant) still gets through
 (docs/performance.md, "Overload"). Audio servers ask for a higher priority for this reason
-(PipeWire and PulseAudio through rtkit); Hearth asks for a moderate one, a nice value
-(``HEARTH_NICE``, default -5: about three times the CPU weight of a normal process), never a
-real-time class that could starve the machine.
+(PipeWire and PulseAudio through rtkit; PipeWire takes nice -11). Hearth asks for a nice
+value (``HEARTH_NICE``, default -10: about nine times the CPU weight of a normal process),
+never a real-time class that could starve the machine. With the refusal of newcomers when
+the loop lags (rooms/overload.py) one process uses at most about one core, so the rest of
+the machine keeps the others.
 
 Lowering a nice value needs privilege (root, or CAP_SYS_NICE, or an RLIMIT_NICE allowance):
 without it the process runs at its normal priority and says so once.
