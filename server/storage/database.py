@@ -188,7 +188,9 @@ class Database:
         # Write transactions committed by ``write`` (what group commit saves; see bench/).
         self.transactions = 0
 
-    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def write(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, bounded: bool = True
+    ) -> T:
         """Run ``work`` in one write transaction and commit it.
 
         Transient failures (a lock, a serialization conflict) are retried; a database that
@@ -197,12 +199,15 @@ class Database:
         connection longer than ``on_connection_timeout`` (not tried again: the database does
         not answer) or queues for one longer than ``queue_timeout``. ``work`` may run more
         than once, so it must only touch the session.
+
+        ``bounded=False`` is for maintenance (a purge of a year of records, the start-up
+        clean-up), which may rightly hold its connection longer: only its queue is limited.
         """
         pause = FIRST_RETRY_PAUSE
         unavailable_tries = 0
         for attempt in range(WRITE_RETRIES + 1):
             try:
-                return await self._write_once(work)
+                return await self._write_once(work, bounded)
             except _NoAnswer as error:
                 raise StorageUnavailable(str(error)) from None
             except Exception as error:
@@ -221,7 +226,7 @@ class Database:
                 pause *= 2
         raise AssertionError("unreachable")
 
-    async def _write_once(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _write_once(self, work: Callable[[AsyncSession], Awaitable[T]], bounded: bool) -> T:
         try:
             async with asyncio.timeout(self.queue_timeout) as queued:
                 if self.is_sqlite:
@@ -238,7 +243,7 @@ class Database:
                 raise  # the driver's own (connecting timed out): classified as away
             raise _NoAnswer(f"no connection within {self.queue_timeout:g} s") from None
         try:
-            async with asyncio.timeout(self.on_connection_timeout):
+            async with asyncio.timeout(self.on_connection_timeout if bounded else None):
                 try:
                     session = AsyncSession(bind=connection, expire_on_commit=False)
                     async with session, session.begin():

@@ -342,7 +342,7 @@ class SqlCircleStore:
         if kept:
             stale = stale.where(SeatRow.circle_id.not_in(kept))
         result = await self._database.write(
-            lambda session: session.execute(stale.values(left_at=now))
+            lambda session: session.execute(stale.values(left_at=now)), bounded=False
         )
         return _rows_changed(result)
 
@@ -351,7 +351,8 @@ class SqlCircleStore:
         result = await self._database.write(
             lambda session: session.execute(
                 delete(ModerationAuditRow).where(ModerationAuditRow.at < before)
-            )
+            ),
+            bounded=False,
         )
         return _rows_changed(result)
 

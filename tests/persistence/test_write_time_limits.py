@@ -76,6 +76,16 @@ async def test_a_write_that_holds_its_connection_too_long_fails_fast_and_stores_
     assert await _marks(db) == [2]
 
 
+async def test_maintenance_may_hold_its_connection_past_the_limit(
+    one_connection: Database,
+) -> None:
+    # A purge of a year of records on a large database rightly takes longer than a circle's
+    # write may: it is not an outage.
+    db = one_connection
+    assert await db.write(_mark(4, hold=3 * ON_CONNECTION), bounded=False) == 4
+    assert await _marks(db) == [4]
+
+
 @pytest.mark.postgres
 async def test_a_server_that_hangs_mid_statement_fails_fast(postgres_server_url: str) -> None:
     db = Database(postgres_server_url, on_connection_timeout=ON_CONNECTION)
