@@ -53,6 +53,7 @@ from signaling.guard import SessionLimits
 from signaling.hub import HOST_ARRIVAL_WAIT, CircleHub
 from signaling.protocol import Join, ProtocolError, error_message
 from signaling.session import FLOOD_FORGET_SECONDS, type_of
+from signaling.single_flight import SingleFlight
 from signaling.store import CircleStore, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class RegistryDirectory:
         self._serves_here = serves_here
         # One placement in flight per circle: everyone reconnecting after a drain (a whole
         # circle at once) waits on the same Redis look-ups instead of polling them each.
-        self._placing: dict[str, asyncio.Future[Destination]] = {}
+        self._placing: SingleFlight[str, Destination] = SingleFlight()
 
     @property
     def secret(self) -> str:
@@ -142,19 +143,7 @@ class RegistryDirectory:
         return self._serves_here and node_id == self._registry.node_id
 
     async def place(self, circle_id: str) -> Destination:
-        pending = self._placing.get(circle_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._place(circle_id))
-            self._placing[circle_id] = pending
-            pending.add_done_callback(lambda done: self._placed(circle_id, done))
-        # Shielded: one person giving up does not cancel the placement the others wait on.
-        return await asyncio.shield(pending)
-
-    def _placed(self, circle_id: str, done: asyncio.Future[Destination]) -> None:
-        if self._placing.get(circle_id) is done:
-            del self._placing[circle_id]
-        if not done.cancelled():
-            done.exception()  # retrieved here too, in case every waiter gave up
+        return await self._placing.run(circle_id, lambda: self._place(circle_id))
 
     async def _place(self, circle_id: str) -> Destination:
         """The lease holder, else the node placed now. A circle whose node is draining is

@@ -73,6 +73,7 @@ from signaling.protocol import (
     speaking_json,
     waiting_json,
 )
+from signaling.single_flight import SingleFlight
 from signaling.store import CircleStore, LeaseLost, LinkMatch, StateWrite, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -686,7 +687,7 @@ class CircleHub:
         self._clock = clock
         self._hosts = hosts
         self._live: dict[str, LiveCircle] = {}
-        self._loading: dict[str, asyncio.Task[LiveCircle]] = {}
+        self._loading: SingleFlight[str, LiveCircle] = SingleFlight()
         self._releasing: dict[str, asyncio.Task[None]] = {}
         # Arrivals in flight per circle id, and those on a host link; arrivals whose link
         # is still being looked up (their circle is not known yet).
@@ -849,37 +850,30 @@ class CircleHub:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(releasing)
                 continue
-            loading = self._loading.get(circle_id)
-            if loading is None:
-                loading = asyncio.get_running_loop().create_task(self._load(match))
-                self._loading[circle_id] = loading
             try:
-                return await asyncio.shield(loading)
+                return await self._loading.run(circle_id, lambda: self._load(match))
             except StorageUnavailable:
                 raise storage_unavailable() from None
 
     async def _load(self, match: LinkMatch) -> LiveCircle:
         assert match.circle is not None
-        try:
-            saved = await self._store.load_state(match)
-            if saved is None:
-                state = CircleState.starting(match.circle, match.settings)
-            else:
-                state = machine.restore(saved, now=self._clock()).state
-            live = LiveCircle(
-                state,
-                self._store,
-                self._audio_factory(),
-                self._clock,
-                unstored_limit=self._unstored_limit,
-            )
-            live.on_empty = self._release_soon
-            live.on_lost = self._evict_soon
-            self._live[live.id] = live
-            live.start()
-            return live
-        finally:
-            self._loading.pop(match.circle.id, None)
+        saved = await self._store.load_state(match)
+        if saved is None:
+            state = CircleState.starting(match.circle, match.settings)
+        else:
+            state = machine.restore(saved, now=self._clock()).state
+        live = LiveCircle(
+            state,
+            self._store,
+            self._audio_factory(),
+            self._clock,
+            unstored_limit=self._unstored_limit,
+        )
+        live.on_empty = self._release_soon
+        live.on_lost = self._evict_soon
+        self._live[live.id] = live
+        live.start()
+        return live
 
     async def describe_link(self, token: str) -> dict[str, Any] | None:
         """What the join page may show before joining: the circle, the hosts present and the
