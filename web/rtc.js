@@ -159,11 +159,7 @@ class SlotPlayer {
     }
 
     play() {
-        const main = document.getElementById(MAIN_AUDIO_ID);
-        const sink = main && main.sinkId;
-        if (sink !== undefined && this.element.sinkId !== sink && this.element.setSinkId) {
-            this.element.setSinkId(sink).catch(() => {});
-        }
+        followMainSink(this.element);
         if (!this.element.paused) return;
         const played = this.element.play();
         if (played && typeof played.catch === 'function') played.catch(() => {});
@@ -178,13 +174,19 @@ class SlotPlayer {
     }
 }
 
+/** ``element`` plays on the speaker the page's own player was sent to (devices.js). */
+function followMainSink(element) {
+    const main = document.getElementById(MAIN_AUDIO_ID);
+    const sink = main && main.sinkId;
+    if (sink !== undefined && element.setSinkId && element.sinkId !== sink) {
+        element.setSinkId(sink).catch(() => {});
+    }
+}
+
 /** Each slot's player follows the page's player to the speaker chosen there (devices.js). */
 export function followSpeaker() {
     for (const element of document.querySelectorAll('[data-testid="circle-audio-slot"]')) {
-        const main = document.getElementById(MAIN_AUDIO_ID);
-        if (main && element.setSinkId && element.sinkId !== main.sinkId) {
-            element.setSinkId(main.sinkId).catch(() => {});
-        }
+        followMainSink(element);
     }
 }
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from tests.support.hearing import HOST_HZ, KIM_HZ, SAM_HZ, assert_hears, listen
-from tests.support.peer import ScriptedParticipant
-from tests.support.server import ServerProcess, link_token
+from tests.support.peer import circle_people
+from tests.support.server import ServerProcess
 
 
 async def test_everyone_hears_the_others_but_not_themselves_and_a_host_mute_is_enforced(
     server: ServerProcess,
 ) -> None:
     circle = server.create_circle()
-    host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
-    sam = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ)
-    kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", KIM_HZ)
-    people = [host, sam, kim]
-    try:
+    trio = (("Ana", HOST_HZ), ("Sam", SAM_HZ), ("Kim", KIM_HZ))
+    async with circle_people(server.ws_url, circle, *trio) as people:
+        host, sam, kim = people
         for person in people:
             await person.connect()
             joined = await person.join(muted=False)
@@ -50,6 +48,3 @@ async def test_everyone_hears_the_others_but_not_themselves_and_a_host_mute_is_e
         assert_hears(host, since, heard=[SAM_HZ], not_heard=[KIM_HZ, HOST_HZ])
         assert_hears(sam, since, heard=[HOST_HZ], not_heard=[KIM_HZ, SAM_HZ])
         assert_hears(kim, since, heard=[HOST_HZ, SAM_HZ], not_heard=[KIM_HZ])
-    finally:
-        for person in people:
-            await person.close()

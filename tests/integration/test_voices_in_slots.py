@@ -4,7 +4,12 @@ offering three receive tracks, as the page does; a listener offering one gets th
 from __future__ import annotations
 
 from tests.support.hearing import ABSENT, HEARD, HOST_HZ, KIM_HZ, SAM_HZ, assert_hears, listen
-from tests.support.peer import ScriptedParticipant, seat_with_audio, tone_amplitudes
+from tests.support.peer import (
+    ScriptedParticipant,
+    circle_people,
+    seat_with_audio,
+    tone_amplitudes,
+)
 from tests.support.server import ServerProcess, link_token
 
 TONES = [HOST_HZ, SAM_HZ, KIM_HZ]
@@ -24,13 +29,9 @@ async def test_three_speakers_each_reach_everyone_else_in_a_slot_of_their_own(
     server: ServerProcess,
 ) -> None:
     circle = server.create_circle()
-    host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
-    sam = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ)
-    kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", KIM_HZ)
-    lee = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Lee", None)
-    people = [host, sam, kim, lee]
-    late: ScriptedParticipant | None = None
-    try:
+    four = (("Ana", HOST_HZ), ("Sam", SAM_HZ), ("Kim", KIM_HZ), ("Lee", None))
+    async with circle_people(server.ws_url, circle, *four) as people:
+        host, sam, kim, lee = people
         await seat_with_audio(*((person, person is lee) for person in people))
         for person in people:
             await person.wait_until(lambda p=person: len(p.participants) == 4)
@@ -54,18 +55,20 @@ async def test_three_speakers_each_reach_everyone_else_in_a_slot_of_their_own(
         late = ScriptedParticipant(
             server.ws_url, link_token(circle["join_url"]), "Max", None, slots=1
         )
-        await seat_with_audio((late, True))
-        await listen(1.5)
-        since = await listen(2.5)
-        # Three tones summed and encoded once: each a little quieter than alone.
-        in_mix = HEARD / 3
-        assert_hears(late, since, heard=TONES, not_heard=[], heard_above=in_mix)
-        assert_hears(host, since, heard=[SAM_HZ, KIM_HZ], not_heard=[HOST_HZ], heard_above=in_mix)
-        assert_hears(lee, since, heard=TONES, not_heard=[], heard_above=in_mix)
-        # The mix, in the first track; nothing in the others.
-        first, *others = lee.recorder.slot_samples_since(since)
-        assert min(tone_amplitudes(first, TONES).values()) > in_mix
-        assert all(max(tone_amplitudes(o, TONES).values()) < ABSENT for o in others)
-    finally:
-        for person in [*people, *([late] if late else [])]:
-            await person.close()
+        try:
+            await seat_with_audio((late, True))
+            await listen(1.5)
+            since = await listen(2.5)
+            # Three tones summed and encoded once: each a little quieter than alone.
+            in_mix = HEARD / 3
+            assert_hears(late, since, heard=TONES, not_heard=[], heard_above=in_mix)
+            assert_hears(
+                host, since, heard=[SAM_HZ, KIM_HZ], not_heard=[HOST_HZ], heard_above=in_mix
+            )
+            assert_hears(lee, since, heard=TONES, not_heard=[], heard_above=in_mix)
+            # The mix, in the first track; nothing in the others.
+            first, *others = lee.recorder.slot_samples_since(since)
+            assert min(tone_amplitudes(first, TONES).values()) > in_mix
+            assert all(max(tone_amplitudes(o, TONES).values()) < ABSENT for o in others)
+        finally:
+            await late.close()

@@ -5,19 +5,16 @@ a while is heard again, whole, the moment they unmute, mixed with the voice alre
 from __future__ import annotations
 
 from tests.support.hearing import HOST_HZ, KIM_HZ, SAM_HZ, assert_hears, listen
-from tests.support.peer import ScriptedParticipant, seat_with_audio
-from tests.support.server import ServerProcess, link_token
+from tests.support.peer import circle_people, seat_with_audio
+from tests.support.server import ServerProcess
 
 
 async def test_a_voice_read_on_the_slow_clock_is_heard_whole_once_unmuted(
     server: ServerProcess,
 ) -> None:
     circle = server.create_circle()
-    host = ScriptedParticipant(server.ws_url, link_token(circle["host_url"]), "Ana", HOST_HZ)
-    sam = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Sam", SAM_HZ)
-    kim = ScriptedParticipant(server.ws_url, link_token(circle["join_url"]), "Kim", KIM_HZ)
-    people = [host, sam, kim]
-    try:
+    trio = (("Ana", HOST_HZ), ("Sam", SAM_HZ), ("Kim", KIM_HZ))
+    async with circle_people(server.ws_url, circle, *trio) as (host, sam, kim):
         # Sam hums into a muted microphone.
         await seat_with_audio((host, False), (sam, True), (kim, True))
         assert sam.me is not None
@@ -32,6 +29,3 @@ async def test_a_voice_read_on_the_slow_clock_is_heard_whole_once_unmuted(
         assert_hears(kim, since, heard=[HOST_HZ, SAM_HZ], not_heard=[])
         assert_hears(host, since, heard=[SAM_HZ], not_heard=[HOST_HZ, KIM_HZ])
         assert_hears(sam, since, heard=[HOST_HZ], not_heard=[SAM_HZ, KIM_HZ])
-    finally:
-        for person in people:
-            await person.close()

@@ -12,6 +12,7 @@ import fractions
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -342,3 +343,24 @@ async def seat_with_audio(*seating: tuple[ScriptedParticipant, bool]) -> None:
         await person.start_audio()
     for person, _ in seating:
         await person.wait_connected()
+
+
+@contextlib.asynccontextmanager
+async def circle_people(
+    ws_url: str, circle: dict[str, Any], *people: tuple[str, float | None]
+) -> AsyncIterator[list[ScriptedParticipant]]:
+    """Scripted people for ``circle`` (as the API made it), each (name, tone or None), the
+    first by the host link and the others by the join link; all closed on the way out."""
+    from tests.support.server import link_token
+
+    made = [
+        ScriptedParticipant(
+            ws_url, link_token(circle["host_url" if i == 0 else "join_url"]), name, tone
+        )
+        for i, (name, tone) in enumerate(people)
+    ]
+    try:
+        yield made
+    finally:
+        for person in made:
+            await person.close()
