@@ -60,6 +60,8 @@ class PacedPackets(MediaStreamTrack):
         self.bot = bot
         self.sent = 0
         self.start: float | None = None
+        # The RFC 6464 level of the packet last returned (None: the client sends none).
+        self.level: int | None = None
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
@@ -73,6 +75,7 @@ class PacedPackets(MediaStreamTrack):
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             index = self.sent % media.CYCLE_FRAMES
             payload = bot.cycle[index]
+            self.level = media.cycle_level(index)
             if index == 0 and bot.measuring():
                 bot.marks_sent.append(time.monotonic())
             pts = self.sent * media.FRAME_SAMPLES
@@ -81,12 +84,28 @@ class PacedPackets(MediaStreamTrack):
             due = self.start + self.sent * interval
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             payload = bot.noise[self.sent % len(bot.noise)] if bot.noise else bot.dtx
+            # A client sending noise models one without DTX and without levels.
+            self.level = None if bot.noise else media.SILENCE_LEVEL
             pts = int(self.sent * interval * media.SAMPLE_RATE)
         self.sent += 1
         packet = av.Packet(payload)
         packet.pts = pts
         packet.time_base = TIME_BASE
         return packet
+
+
+def send_levels(sender: Any, track: PacedPackets) -> None:
+    """Put each packet's RFC 6464 level in its RTP header, as a browser does (aiortc's sender
+    computes levels only for frames it encodes itself; these packets come encoded)."""
+    stock = sender._next_encoded_frame
+
+    async def next_encoded_frame(codec: Any) -> Any:
+        frame = await stock(codec)
+        if frame is not None and track.level is not None:
+            frame.audio_level = -track.level  # aiortc's sign: dBov, 0 to -127
+        return frame
+
+    sender._next_encoded_frame = next_encoded_frame
 
 
 class _HeaderOnly:
@@ -131,6 +150,7 @@ class Bot:
     listener_pps: float = 1 / media.DTX_INTERVAL
     slots: int = 1  # receive tracks offered (Hearth's page offers several)
     noise: list[bytes] | None = None  # a silent listener's background noise, if not DTX
+    levels: bool = False  # RFC 6464 levels in the packets sent, as a browser's
     impairment: Impairment = field(default_factory=Impairment)
     marks_sent: list[float] = field(default_factory=list)
     receiving: list[Slot] = field(default_factory=list)
@@ -286,7 +306,10 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
         async with signaller.session(http, bot.spec) as session:
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             bot.pc = pc
-            pc.addTrack(PacedPackets(bot))
+            track = PacedPackets(bot)
+            sender = pc.addTrack(track)
+            if bot.levels:
+                send_levels(sender, track)
             for _ in range(bot.slots - 1):  # more receive tracks, as Hearth's page offers
                 pc.addTransceiver("audio", direction="recvonly")
             await pc.setLocalDescription(await pc.createOffer())
@@ -342,6 +365,7 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
             listener_pps=plan.get("listener_pps", 1 / media.DTX_INTERVAL),
             slots=plan.get("slots", 1),
             noise=noise[j % len(noise)] if noise else None,
+            levels=plan.get("levels", False),
             impairment=impairment,
         )
         for j, spec in enumerate(plan["bots"])

@@ -58,6 +58,17 @@ def speech_cycle(frequency: float, fec_for_loss: float = 0.0) -> list[bytes]:
     return packets[-CYCLE_FRAMES:]
 
 
+# RFC 6464 levels (-dBov) a browser would put in each packet of ``speech_cycle``: the tone's
+# (a sine of AMPLITUDE has an RMS of AMPLITUDE / sqrt 2) in a burst, silence (127) in a gap.
+TONE_LEVEL = round(-20 * np.log10(AMPLITUDE / np.sqrt(2)))
+SILENCE_LEVEL = 127
+
+
+def cycle_level(index: int) -> int:
+    """The level of the ``index``-th packet of a speech cycle."""
+    return TONE_LEVEL if index < BURST_FRAMES else SILENCE_LEVEL
+
+
 def dtx_packet() -> bytes:
     """The few bytes a browser with DTX sends every 400 ms while its person is silent.
 

@@ -57,6 +57,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def wakeups(pid: int) -> int:
+    """Times the process's threads were switched in after sleeping (voluntary context
+    switches, every thread): the event loop's wake-ups, which cost far more than a packet's
+    own work on this virtual machine (docs/performance.md)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+        except OSError:  # a thread that ended between listing and reading
+            continue
+    return total
+
+
 def rss_mb(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB / 1024
 
@@ -378,6 +393,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 "bots": bots[p :: args.bot_procs],
                 "listener_pps": args.listener_pps,
                 "listener_sound": args.listener_sound,
+                "levels": args.levels,
                 # Receive tracks each bot offers: Hearth's page offers several (web/rtc.js);
                 # Janus's AudioBridge sends one mix.
                 "slots": 1 if target.name in ("janus", "hearth_one_slot") else args.slots,
@@ -411,6 +427,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         time.sleep(max(0.0, window[0] - time.monotonic()))
         metrics0 = target.scrape() if isinstance(target, HearthTarget) else {}
         cpu0, load0 = sum(cpu_seconds(p) for p in server), os.getloadavg()[0]
+        wakes0 = sum(wakeups(p) for p in server)
         bots0 = sum(cpu_seconds(proc.pid) for proc in procs)
         spy = None
         if args.py_spy and target.name.startswith("hearth"):
@@ -425,6 +442,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
             )
         time.sleep(max(0.0, window[1] - time.monotonic()))
         cpu1 = sum(cpu_seconds(p) for p in server)
+        wakes = sum(wakeups(p) for p in server) - wakes0
         load1 = os.getloadavg()[0]
         lag = lag_between(metrics0, target.scrape() if isinstance(target, HearthTarget) else {})
         for hog in stress:
@@ -444,7 +462,12 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
         summary = summarise(
             target.name, reports, args, cpu1 - cpu0, rss_idle, rss_busy, load0, bot_cpu
         )
-        return {**summary, "loadavg_1m_at_window_end": round(load1, 2), **lag}
+        return {
+            **summary,
+            "server_wakeups_per_s": round(wakes / args.seconds, 1),
+            "loadavg_1m_at_window_end": round(load1, 2),
+            **lag,
+        }
     finally:
         for hog in stress:
             hog.kill()
@@ -601,6 +624,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "DTX or RFC 6464 levels, Opus-coded background noise at -45 dBov",
     )
     parser.add_argument(
+        "--levels",
+        action="store_true",
+        help="bots put an RFC 6464 audio level in every packet, as browsers do (without, the "
+        "server judges their voices from the audio: a client that sends no levels)",
+    )
+    parser.add_argument(
         "--muted-listeners", action="store_true", help="listeners join muted (speakers never)"
     )
     parser.add_argument("--loss", type=float, default=0.0, help="RTP loss each way, per bot")
@@ -659,6 +688,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "database": "postgresql" if args.postgres else "sqlite",
             "listener_pps": args.listener_pps,
             "listener_sound": args.listener_sound,
+            "levels": args.levels,
             "slots": args.slots,
             "muted_listeners": args.muted_listeners,
             "impairment": {"loss": args.loss, "jitter_ms": args.jitter_ms, "reorder": args.reorder},
