@@ -23,7 +23,21 @@ Two decisions for the audio path's clock (signaling.audio), both pure:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+# One grid for every periodic timer of a process: each circle's 20 ms tick, the reads of
+# voices nobody may hear, the RTCP reports. Timers due at the same instant are run in one
+# turn of the event loop, so the loop wakes once for all of them; on a virtual machine a
+# wake-up costs more than the work most of them do (docs/performance.md).
+GRID_SECONDS = 0.02
+
+
+def next_grid_time(now: float, every: int = 1, grid: float = GRID_SECONDS) -> float:
+    """The first instant after ``now`` that falls on every ``every``-th instant of the grid
+    (instants are whole multiples of ``grid``, so callers with different ``every`` meet)."""
+    step = every * grid
+    return (math.floor(now / step) + 1) * step
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,14 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rooms.slots import assign_slots
-from rooms.tick_schedule import MixLoad, ShedLimits, loudest, observe_tick, plan_tick
+from rooms.tick_schedule import (
+    MixLoad,
+    ShedLimits,
+    loudest,
+    next_grid_time,
+    observe_tick,
+    plan_tick,
+)
 from signaling.jitter_buffer import JitterBuffer
 from signaling.opus_codec import silk_flags
 from signaling.rtp_rewriter import OutboundTimeline
@@ -48,6 +55,7 @@ from signaling.voice import (
     VoiceInlet,
     opus_encoder,
     quiet_sockets,
+    sleep_until,
 )
 
 log = logging.getLogger(__name__)
@@ -338,6 +346,10 @@ class SharedMixAudioPath:
         # Slots 1.. have timelines of their own (slot 0 shares the mix's).
         self._slot_timelines: list[OutboundTimeline] = []
         self._ticker: asyncio.Task[None] | None = None
+        # While the clock sleeps (nothing for a tick to do): when it stopped, and the tick
+        # then. The tick count runs on from these (``_sync_tick``), so a voice's hold and a
+        # forwarded packet's place on the timeline stay true without ticks.
+        self._paused_at: tuple[float, int] | None = None
         self.encodes = 0  # for tests and the bench: encodes so far
         self.skipped_ticks = 0  # ticks dropped because the clock woke late
         # Whether the mix is shed (rooms.tick_schedule): the loudest voice is forwarded.
@@ -356,6 +368,8 @@ class SharedMixAudioPath:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
                 _dropped["inaudible"] += 1
                 return  # muted, without the floor, or replaced: dropped right here
+            if self._paused_at is not None:
+                self._sync_tick()
             forwarded = seat_id in self._slots
             voice.level_from_header = level is not None
             if level is not None:
@@ -374,6 +388,8 @@ class SharedMixAudioPath:
                 self._forward(seat_id, payload, seq, timestamp)
             else:
                 voice.buffer.put(seq, timestamp, payload, self._clock())
+                if self._paused_at is not None:
+                    self._ensure_ticking()  # a voice to mix, or to give a slot
 
         self._ensure_ticking()
         return inlet
@@ -582,9 +598,37 @@ class SharedMixAudioPath:
         if not self._run_clock:
             return
         if self._ticker is None or self._ticker.done():
+            self._sync_tick()
+            self._paused_at = None
             self._ticker = asyncio.get_running_loop().create_task(
-                _tick_forever(self.mix_once, self.observe_tick)
+                _tick_forever(self.mix_once, self.observe_tick, self._pause_if_idle)
             )
+
+    def _pause_if_idle(self) -> bool:
+        """After a tick: whether the clock may sleep, because the next tick would do nothing.
+
+        That is while every voice that may be heard is either forwarded in a slot (its
+        packets go out as they arrive) or has nothing buffered and is not being played, no
+        stream has a silence tail to finish, and the mix is not shed. A lone speaker is
+        then forwarded with no clock running at all: a wake-up of the loop every 20 ms per
+        circle saved (docs/performance.md). The first packet put in a voice's buffer
+        starts the clock again (``inlet``)."""
+        if self.shedding or self._shared.tail or self._own:
+            return False
+        for seat_id, voice in self._voices.items():
+            if seat_id in self._slots or seat_id not in self._audible:
+                continue
+            if voice.buffer.playing or voice.buffer.waiting:
+                return False
+        self._paused_at = (self._clock(), self._tick)
+        _tick_costs.pop(self, None)  # this circle's ticks cost nothing while paused
+        return True
+
+    def _sync_tick(self) -> None:
+        """While the clock sleeps, the tick count follows the time that passed."""
+        if self._paused_at is not None:
+            since, tick = self._paused_at
+            self._tick = tick + int((self._clock() - since) / TICK_SECONDS)
 
     def observe_tick(
         self, *, late: float, cost: float, now: float, skipped: int = 0, ran: int = 1
@@ -614,15 +658,19 @@ def _process_tick_cost() -> float:
     return sum(_tick_costs.values())
 
 
-async def _tick_forever(tick: Callable[[int], None], observe: Callable[..., None]) -> None:
+async def _tick_forever(
+    tick: Callable[[int], None], observe: Callable[..., None], pause: Callable[[], bool]
+) -> None:
     """The circle's clock: one tick every TICK_SECONDS on a fixed grid; a late wake-up runs
     the ticks it missed back to back as far as the process can afford them and skips the
     rest, the oldest first (rooms.tick_schedule), and reports how late it was and what a
-    tick cost, for the decision to shed the mix."""
+    tick cost, for the decision to shed the mix. It ends when ``pause`` says the next tick
+    would have nothing to do (it is started again when there is)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + TICK_SECONDS
+    # On the process's grid: every circle ticks at the same instants, one wake-up for all.
+    deadline = next_grid_time(loop.time())
     while True:
-        await asyncio.sleep(max(deadline - loop.time(), 0))
+        await sleep_until(deadline)
         woke = loop.time()
         plan = plan_tick(deadline, woke, TICK_SECONDS, tick_cost=_process_tick_cost())
         # The tick's CPU time, not its wall time: on a starved machine the wall time of even
@@ -636,4 +684,6 @@ async def _tick_forever(tick: Callable[[int], None], observe: Callable[..., None
         ran = 1 + plan.catch_up
         cost = (time.thread_time() - cpu) / ran
         observe(late=woke - deadline, cost=cost, now=loop.time(), skipped=plan.skipped, ran=ran)
+        if pause():
+            return
         deadline = plan.next_deadline

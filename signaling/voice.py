@@ -40,6 +40,7 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
+from rooms.tick_schedule import GRID_SECONDS, next_grid_time
 from signaling.rtcp_stats import NTP_UNIX_OFFSET, ReceptionStats, SendingStats, middle_32
 from signaling.telemetry import dropped_packets as _dropped
 
@@ -81,6 +82,40 @@ def _rtcp_interval() -> float:
     # RFC 3550 section 6.3.1: vary the interval over [0.5, 1.5] times its mean (1 s here,
     # as aiortc), so reports of many streams do not synchronise.
     return 0.5 + random.random()
+
+
+# RTCP reports are sent on every RTCP_GRID_EVERY-th instant of the process's timer grid
+# (rooms.tick_schedule): each stream still at its own randomised interval, rounded down to the
+# grid's 100 ms, and all streams due then in one wake-up of the loop. A participant has a
+# report loop per stream (their voice, each receive slot): waking for each was about 4 of a
+# 12-person circle's wake-ups in 10 while nobody spoke (docs/performance.md).
+RTCP_GRID_EVERY = 5
+
+
+async def sleep_until(when: float) -> None:
+    """Sleep until the loop's clock reads ``when`` exactly: timers due at the same instant
+    fire in one turn of the loop (``asyncio.sleep`` adds its delay to a fresh clock read,
+    which would spread them by microseconds)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    handle = loop.call_at(when, _finish, done)
+    try:
+        await done
+    finally:
+        handle.cancel()
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def sleep_until_report() -> None:
+    """Until a stream's next RTCP report is due: a randomised interval, on the grid (the
+    grid instant just before the interval ends, so no report is later than aiortc's)."""
+    loop = asyncio.get_running_loop()
+    step = RTCP_GRID_EVERY * GRID_SECONDS
+    await sleep_until(next_grid_time(loop.time() + _rtcp_interval() - step, RTCP_GRID_EVERY))
 
 
 def bypass_receive_pipeline(
@@ -142,7 +177,7 @@ def bypass_receive_pipeline(
         receiver._RTCRtpReceiver__rtcp_started.set()  # type: ignore[attr-defined]
         try:
             while True:
-                await asyncio.sleep(_rtcp_interval())
+                await sleep_until_report()
                 now = time.time()
                 blocks = []
                 for ssrc, stats in streams.items():
@@ -273,9 +308,10 @@ def _deliver_rtp(dtls: Any, data: bytes, arrival_ms: int | None) -> bool:
     return True
 
 
-# How often the sockets of voices nobody may hear are read. A consent check or RTCP report
-# from such a peer waits at most this long (consent allows 30 s).
-QUIET_POLL_SECONDS = 0.05
+# How often the sockets of voices nobody may hear are read, in instants of the process's timer
+# grid (40 ms, at the circles' ticks). A consent check or RTCP report from such a peer waits
+# at most this long (consent allows 30 s).
+QUIET_POLL_EVERY = 2
 # Datagrams read from one socket per turn, at most (50 ms of a voice is 2-3 packets).
 QUIET_READS_PER_POLL = 64
 # The kernel's receive time of each datagram read later (SO_TIMESTAMP, a struct timeval),
@@ -296,11 +332,11 @@ class QuietSockets:
     is done with a packet (measured in docs/performance.md, "A muted voice nearly free"). So
     a voice nobody may hear (a muted browser without DTX still sends 50 packets a second) has
     its connection's sockets taken out of the loop's selector (``pause_reading``) and read
-    here every QUIET_POLL_SECONDS, all such sockets of the process in one turn of the loop.
-    What was queued takes the same path as before (STUN and DTLS to aioice, RTP through the
-    gate, RTCP to aiortc), with the kernel's receive time. The moment a voice may be heard
-    again (``wake``, called when the audible set changes) its sockets go back into the
-    selector.
+    here every QUIET_POLL_EVERY instants of the process's timer grid, all such sockets of the
+    process in one turn of the loop. What was queued takes the same path as before (STUN and
+    DTLS to aioice, RTP through the gate, RTCP to aiortc), with the kernel's receive time.
+    The moment a voice may be heard again (``wake``, called when the audible set changes)
+    its sockets go back into the selector.
     """
 
     def __init__(self) -> None:
@@ -341,8 +377,9 @@ class QuietSockets:
             self.reads += _drain(connection, protocol, transport)
 
     async def _poll_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._watched:
-            await asyncio.sleep(QUIET_POLL_SECONDS)
+            await sleep_until(next_grid_time(loop.time(), QUIET_POLL_EVERY))
             try:
                 self.poll()
             except Exception:  # one odd datagram or socket must not stop every quiet voice
@@ -557,7 +594,7 @@ class DirectRtpWriter:
         sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
         try:
             while True:
-                await asyncio.sleep(_rtcp_interval())
+                await sleep_until_report()
                 now = time.time()
                 info = self.stats.sender_info(now)
                 if info is None:

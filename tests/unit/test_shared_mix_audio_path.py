@@ -310,3 +310,73 @@ async def test_voices_that_fit_in_the_slots_are_each_forwarded_in_their_own_slot
     assert path.forwarded == {}
     assert path.encodes > encodes
     await path.close()
+
+
+class ClockedCircle:
+    """An engine on its own clock (as in a server), with one receive track per listener,
+    whose ticks are counted."""
+
+    def __init__(self) -> None:
+        self.path = SharedMixAudioPath()
+        self.ticks = 0
+        mix_once = self.path.mix_once
+
+        def counted(skipped: int = 0) -> None:
+            self.ticks += 1
+            mix_once(skipped)
+
+        self.path.mix_once = counted  # type: ignore[method-assign]
+        self.path.set_audible(frozenset(TONES))
+        self.tracks = {seat: self.path.listener_track(seat) for seat in SEATS}
+        self.inlets = {seat: self.path.voice_inlet(seat) for seat in SEATS}
+        self.speakers = {seat: Speaker(TONES[seat]) for seat in TONES}
+        self.heard: dict[str, list[bytes]] = {seat: [] for seat in SEATS}
+        self.seq = 0
+
+    async def speak(self, speaking: set[str], frames: int) -> None:
+        """``frames`` of 20 ms in real time; the others' browsers send nothing (DTX)."""
+        for _ in range(frames):
+            for seat in speaking:
+                self.inlets[seat](
+                    self.seq, self.seq * FRAME_SAMPLES, self.speakers[seat].packet(), 10
+                )
+            self.seq += 1
+            await asyncio.sleep(FRAME_SAMPLES / SAMPLE_RATE)
+            self.collect()
+
+    def collect(self) -> None:
+        for seat, track in self.tracks.items():
+            self.heard[seat] += [bytes(p) for p in drain(track)]  # type: ignore[arg-type]
+
+
+async def test_the_clock_sleeps_while_a_lone_voice_is_forwarded_and_wakes_for_a_second() -> None:
+    """Nobody speaking, or one voice forwarded as it arrives: a tick would do nothing, so the
+    circle's clock sleeps (a wake-up of the server every 20 ms saved). A second voice
+    starting wakes it: both are heard, mixed."""
+    circle = ClockedCircle()
+    await asyncio.sleep(0.2)
+    assert circle.ticks <= 2  # the first tick finds nothing to do
+    await circle.speak({"a"}, frames=40)
+    assert circle.ticks <= 4, circle.ticks
+    assert len(circle.heard["b"]) == 40 and circle.path.encodes == 0
+    before = circle.ticks
+    await circle.speak({"a", "b"}, frames=40)
+    assert circle.ticks - before >= 30  # mixing runs on the clock
+    assert circle.path.encodes > 0
+    levels = tone_levels([av.Packet(p) for p in circle.heard["c"][-30:]])
+    assert levels["a"] > 0.05 and levels["b"] > 0.05
+    await circle.path.close()
+
+
+async def test_a_voice_silent_past_its_hold_while_the_clock_slept_no_longer_counts() -> None:
+    """One voice spoke and stopped while the clock slept; after its hold another starts: the
+    new voice is alone, so it is forwarded unchanged (no encode), as it would have been had
+    the clock ticked through the silence."""
+    circle = ClockedCircle()
+    await circle.speak({"a"}, frames=20)
+    await asyncio.sleep(0.4)  # a's hold (10 ticks) passes without a tick
+    await circle.speak({"b"}, frames=20)
+    assert circle.path.encodes == 0
+    assert circle.path.forwarded == {"b": 0}
+    assert len(circle.heard["c"]) >= 38
+    await circle.path.close()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import pytest
 
 from rooms.tick_schedule import (
+    GRID_SECONDS,
     MAX_CATCH_UP_PERIODS,
     MixLoad,
     ShedLimits,
     TickPlan,
     loudest,
+    next_grid_time,
     observe_tick,
     plan_tick,
 )
@@ -151,3 +153,16 @@ def test_while_shedding_the_voice_forwarded_stays_until_it_stops_then_the_loudes
     assert loudest({"b": -35.0, "c": -30.0}, "a") == "c"
     # Equal levels: the same choice whatever the order they were seen in.
     assert loudest({"c": -30.0, "b": -30.0}, None) == loudest({"b": -30.0, "c": -30.0}, None)
+
+
+def test_timers_on_the_grid_meet_whatever_their_period() -> None:
+    """Every periodic timer of a process fires on instants of one grid, so timers with
+    different periods meet (one wake-up of the loop for all due together)."""
+    for now in (0.0, 0.013, 1.999, 12345.678):
+        tick = next_grid_time(now)
+        assert now < tick <= now + GRID_SECONDS
+        every_5 = next_grid_time(now, 5)
+        assert now < every_5 <= now + 5 * GRID_SECONDS
+        # every 5th instant is an instant of the 20 ms grid too
+        assert abs(every_5 / GRID_SECONDS - round(every_5 / GRID_SECONDS)) < 1e-6
+    assert next_grid_time(0.02) == pytest.approx(0.04)  # strictly after now
