@@ -33,6 +33,7 @@ SUMMARY_KEYS = {
     "bot_cpu_cores",
     "loadavg_1m_at_window_start",
     "loadavg_1m_at_window_end",
+    "server_wakeups_per_s",
     "first_circles_refused_busy_on_arrival",
     # From the server's /metrics over the window (Hearth only).
     "loop_lag_ms_mean",
@@ -47,6 +48,7 @@ def test_a_short_bench_run_reports_every_figure_and_the_speaker_is_heard() -> No
         [
             *("--circles", "1", "--size", "4", "--speakers", "1"),
             *("--seconds", "3", "--settle", "2", "--bot-procs", "1", "--targets", "hearth"),
+            "--levels",  # the bots' packets carry RFC 6464 levels, as a browser's
         ]
     )
     json.dumps(summary)  # what the command prints
@@ -58,3 +60,4 @@ def test_a_short_bench_run_reports_every_figure_and_the_speaker_is_heard() -> No
     # The sampled listener heard the speaker's tone, and the marks to time it by.
     assert hearth["delivery"] == 1.0
     assert hearth["latency_samples"] >= 1
+    assert hearth["server_wakeups_per_s"] > 0
