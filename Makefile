@@ -18,11 +18,21 @@ serve: $(VENV)/.installed
 
 # Everything: lint, types, unit, persistence (SQLite and PostgreSQL), integration with real
 # aiortc peers, and the browser tests in Debian's Chromium.
+#
+# On TEST_WORKERS processes (pytest-xdist), each test file whole on one of them: most tests
+# wait on servers, peers and browsers, so two workers halve the time on two cores. The
+# schemathesis contract test runs on its own afterwards: under xdist its operations are
+# collected but only the first is run (checked: 1 of 28).
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed machine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
+	status=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/contract \
+		--durations=20 $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest tests/contract $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 # What a fresh machine lacks for the tests: Chromium, a running PostgreSQL.
 machine:

@@ -4,6 +4,7 @@ environment outside the repository. The wheel test and the rehearsal both run it
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,21 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# What the wheel is not built from: environments, caches, earlier builds, results.
+_NOT_BUILT = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "node_modules",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "results",
+    "artifacts",
+)
 
 
 def run_checked(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -26,8 +42,12 @@ def installed_hearth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The virtual environment (its bin/hearth is the server)."""
     folder = tmp_path_factory.mktemp("installed-hearth")
     wheels = folder / "wheels"
+    # Built from a copy: setuptools writes build/ and *.egg-info into the source tree, and
+    # with the suite on several processes (Makefile) two may build at once.
+    source = folder / "source"
+    shutil.copytree(REPO, source, ignore=_NOT_BUILT)
     run_checked(
-        sys.executable, "-m", "build", "--wheel", "--outdir", str(wheels), str(REPO), cwd=folder
+        sys.executable, "-m", "build", "--wheel", "--outdir", str(wheels), str(source), cwd=folder
     )
     (wheel,) = wheels.glob("hearth-*.whl")
     venv = folder / "venv"
