@@ -625,9 +625,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--levels",
-        action="store_true",
-        help="bots put an RFC 6464 audio level in every packet, as browsers do (without, the "
-        "server judges their voices from the audio: a client that sends no levels)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bots put an RFC 6464 audio level in every packet, as browsers do (default); "
+        "with --no-levels the server judges their voices from the audio, as for a client "
+        "that sends none",
     )
     parser.add_argument(
         "--muted-listeners", action="store_true", help="listeners join muted (speakers never)"

@@ -48,7 +48,6 @@ def test_a_short_bench_run_reports_every_figure_and_the_speaker_is_heard() -> No
         [
             *("--circles", "1", "--size", "4", "--speakers", "1"),
             *("--seconds", "3", "--settle", "2", "--bot-procs", "1", "--targets", "hearth"),
-            "--levels",  # the bots' packets carry RFC 6464 levels, as a browser's
         ]
     )
     json.dumps(summary)  # what the command prints
