@@ -33,19 +33,16 @@ TONES = (500.0, 850.0, 1270.0)  # as in tests/integration: no intermodulation be
 AMPLITUDE = 0.3
 
 
-def _encoder(dtx: bool, fec_for_loss: float = 0.0) -> av.AudioCodecContext:
+def _encoder() -> av.AudioCodecContext:
+    """FFmpeg's libopus as a browser sets it up (the DTX packet, the noise of a client
+    without DTX); the speakers' voice is coded by ``_voice_encoder``."""
     encoder = av.CodecContext.create("libopus", "w")
     encoder.bit_rate = 32_000
     encoder.format = "s16"
     encoder.layout = "mono"
     encoder.sample_rate = SAMPLE_RATE
     encoder.time_base = fractions.Fraction(1, SAMPLE_RATE)
-    options = {"application": "voip", **({"dtx": "1"} if dtx else {})}
-    if fec_for_loss > 0:
-        # In-band FEC sized for this loss, as a browser turns it on once receiver reports
-        # tell it the loss (FFmpeg's libopus options).
-        options.update(fec="1", packet_loss=str(round(fec_for_loss * 100)))
-    encoder.options = options
+    encoder.options = {"application": "voip"}
     return encoder
 
 
@@ -96,7 +93,7 @@ def cycle_level(index: int) -> int:
 def dtx_packet() -> bytes:
     """The few bytes a browser with DTX sends every 400 ms while its person is silent:
     libopus's packet for digital silence (3 bytes), as it codes it after a tone."""
-    encoder = _encoder(dtx=False)
+    encoder = _encoder()
     n = np.arange(FRAME_SAMPLES)
     tone = (AMPLITUDE * 32767 * np.sin(2 * np.pi * TONES[0] * n / SAMPLE_RATE)).astype(np.int16)
     packets: list[bytes] = []
@@ -130,7 +127,7 @@ NOISE_DBOV = -45.0
 def noise_cycle(seed: int, frames: int = CYCLE_FRAMES) -> list[bytes]:
     """A second of background noise (white, -45 dBov) as a client without DTX sends it:
     full-size Opus packets that carry no speech and no RFC 6464 level."""
-    encoder = _encoder(dtx=False)
+    encoder = _encoder()
     rng = np.random.default_rng(seed)
     amplitude = 10 ** (NOISE_DBOV / 20) * 32767
     packets: list[bytes] = []

@@ -41,6 +41,7 @@ from rooms.tick_schedule import (
     observe_tick,
     plan_tick,
 )
+from signaling.grid_clock import sleep_until
 from signaling.jitter_buffer import JitterBuffer
 from signaling.opus_codec import silk_flags
 from signaling.rtp_rewriter import OutboundTimeline
@@ -55,7 +56,6 @@ from signaling.voice import (
     VoiceInlet,
     opus_encoder,
     quiet_sockets,
-    sleep_until,
 )
 
 log = logging.getLogger(__name__)

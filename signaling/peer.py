@@ -20,6 +20,7 @@ from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 
 from signaling import telemetry
@@ -48,8 +49,6 @@ def quiet_connect_race(loop: asyncio.AbstractEventLoop) -> None:
     is gone. That one case is logged at debug level; everything else reaches the loop's
     handler as before.
     """
-    from aiortc.exceptions import InvalidStateError
-
     previous = loop.get_exception_handler()
 
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -40,7 +40,8 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
-from rooms.tick_schedule import GRID_SECONDS, next_grid_time
+from rooms.tick_schedule import GRID_SECONDS
+from signaling.grid_clock import sleep_to_grid
 from signaling.rtcp_stats import NTP_UNIX_OFFSET, ReceptionStats, SendingStats, middle_32
 from signaling.telemetry import dropped_packets as _dropped
 
@@ -92,30 +93,10 @@ def _rtcp_interval() -> float:
 RTCP_GRID_EVERY = 5
 
 
-async def sleep_until(when: float) -> None:
-    """Sleep until the loop's clock reads ``when`` exactly: timers due at the same instant
-    fire in one turn of the loop (``asyncio.sleep`` adds its delay to a fresh clock read,
-    which would spread them by microseconds)."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    handle = loop.call_at(when, _finish, done)
-    try:
-        await done
-    finally:
-        handle.cancel()
-
-
-def _finish(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 async def sleep_until_report() -> None:
     """Until a stream's next RTCP report is due: a randomised interval, on the grid (the
     grid instant just before the interval ends, so no report is later than aiortc's)."""
-    loop = asyncio.get_running_loop()
-    step = RTCP_GRID_EVERY * GRID_SECONDS
-    await sleep_until(next_grid_time(loop.time() + _rtcp_interval() - step, RTCP_GRID_EVERY))
+    await sleep_to_grid(RTCP_GRID_EVERY, _rtcp_interval() - RTCP_GRID_EVERY * GRID_SECONDS)
 
 
 def bypass_receive_pipeline(
@@ -377,9 +358,8 @@ class QuietSockets:
             self.reads += _drain(connection, protocol, transport)
 
     async def _poll_forever(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._watched:
-            await sleep_until(next_grid_time(loop.time(), QUIET_POLL_EVERY))
+            await sleep_to_grid(QUIET_POLL_EVERY)
             try:
                 self.poll()
             except Exception:  # one odd datagram or socket must not stop every quiet voice
