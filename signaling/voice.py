@@ -9,10 +9,12 @@ which keeps its own small buffer and decodes only the voices that may be heard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import random
 import secrets
+import select
 import socket
 import struct
 import time
@@ -293,6 +295,10 @@ def _deliver_rtp(dtls: Any, data: bytes, arrival_ms: int | None) -> bool:
 # grid (40 ms, at the circles' ticks). A consent check or RTCP report from such a peer waits
 # at most this long (consent allows 30 s).
 QUIET_POLL_EVERY = 2
+# Every this many polls (1 s) every watched voice's mode is looked at again, for what changes
+# without the audible set changing: a voice's first media (until then it is read promptly), a
+# connection closed.
+QUIET_SWEEP_EVERY = 25
 # Datagrams read from one socket per turn, at most (50 ms of a voice is 2-3 packets).
 QUIET_READS_PER_POLL = 64
 # The kernel's receive time of each datagram read later (SO_TIMESTAMP, a struct timeval),
@@ -312,33 +318,55 @@ class QuietSockets:
     Every datagram that arrives wakes the event loop, and a wake-up costs far more than what
     is done with a packet (measured in docs/performance.md, "A muted voice nearly free"). So
     a voice nobody may hear (a muted browser without DTX still sends 50 packets a second) has
-    its connection's sockets taken out of the loop's selector (``pause_reading``) and read
-    here every QUIET_POLL_EVERY instants of the process's timer grid, all such sockets of the
-    process in one turn of the loop. What was queued takes the same path as before (STUN and
+    its connection's sockets taken out of the loop's selector (``pause_reading``) and put in
+    an epoll set of their own, which is asked every QUIET_POLL_EVERY instants of the
+    process's timer grid which of them have anything queued: one system call for all quiet
+    sockets of the process, and only those are read (a DTX listener sends a packet in 400 ms,
+    so most polls find nothing). What was queued takes the same path as before (STUN and
     DTLS to aioice, RTP through the gate, RTCP to aiortc), with the kernel's receive time.
     The moment a voice may be heard again (``wake``, called when the audible set changes)
-    its sockets go back into the selector.
+    its sockets go back into the loop's selector.
     """
 
     def __init__(self) -> None:
         self._watched: dict[Any, VoiceGate] = {}
         self._task: asyncio.Task[None] | None = None
+        # The quiet sockets, by file descriptor, and the epoll set that says which are ready.
+        self._quiet: dict[int, tuple[Any, Any, Any]] = {}
+        self._ready: select.epoll | None = None
+        self._polls = 0
         self.reads = 0  # datagrams read in batches (tests, the bench)
+        self.drains = 0  # sockets read, each until empty (tests)
 
     def watch(self, ice_connection: Any, gate: VoiceGate) -> None:
         self._watched[ice_connection] = gate
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            if self._ready is not None:  # a new event loop (tests): start afresh
+                self._ready.close()
+            self._ready, self._quiet = select.epoll(), {}
             self._task = loop.create_task(self._poll_forever())
 
     def wake(self) -> None:
-        """The audible set changed: voices now audible are read promptly again at once."""
-        for connection, gate in list(self._watched.items()):
-            if gate.mode() != QUIET:
-                self._read(connection, gate, PROMPT)
+        """The audible set changed: each voice is read the way it now needs, at once."""
+        self._sweep()
 
     def poll(self) -> None:
-        """The slow clock: read every quiet voice's sockets."""
+        """The slow clock: read every quiet socket that has something queued."""
+        self._polls += 1
+        if self._polls % QUIET_SWEEP_EVERY == 0:
+            self._sweep()
+        if self._ready is None:
+            return
+        for fd, _ in self._ready.poll(0):
+            entry = self._quiet.get(fd)
+            if entry is None or entry[2].is_closing():
+                self._forget(fd)
+                continue
+            self.drains += 1
+            self.reads += _drain(*entry)
+
+    def _sweep(self) -> None:
         for connection, gate in list(self._watched.items()):
             self._read(connection, gate, gate.mode())
 
@@ -346,16 +374,30 @@ class QuietSockets:
         transports = _socket_transports(connection)
         if transports is None:
             del self._watched[connection]  # closed
+            for fd in [fd for fd, entry in self._quiet.items() if entry[0] is connection]:
+                self._forget(fd)
             return
         for protocol, transport in transports:
+            sock = transport._sock
             if mode == PROMPT:
                 if not transport.is_reading():
+                    self._forget(sock.fileno())
                     transport.resume_reading()
                 continue
-            if transport.is_reading():
-                transport._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+            if transport.is_reading() and self._ready is not None:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
                 transport.pause_reading()
-            self.reads += _drain(connection, protocol, transport)
+                self._quiet[sock.fileno()] = (connection, protocol, transport)
+                try:
+                    self._ready.register(sock.fileno(), select.EPOLLIN)
+                except FileExistsError:  # a number reused since a socket closed
+                    self._ready.modify(sock.fileno(), select.EPOLLIN)
+
+    def _forget(self, fd: int) -> None:
+        if self._quiet.pop(fd, None) is not None and self._ready is not None:
+            # Closed already, and epoll let go of it itself.
+            with contextlib.suppress(OSError, ValueError):
+                self._ready.unregister(fd)
 
     async def _poll_forever(self) -> None:
         while self._watched:
