@@ -37,8 +37,12 @@ CLOSE_SERVICE_RESTART = 1012
 REFUSAL_MESSAGES = {SERVER_BUSY: BUSY_MESSAGE, SERVER_DRAINING: DRAINING_MESSAGE}
 REFUSAL_CLOSE_CODES = {SERVER_BUSY: CLOSE_TRY_AGAIN_LATER, SERVER_DRAINING: CLOSE_SERVICE_RESTART}
 
-# How often the loop's lag is sampled: often enough to see a busy second, cheap (one timer).
-SAMPLE_SECONDS = 0.05
+# How often the loop's lag is sampled: ten samples in the lag's smoothing second, enough to
+# see a busy second. Its timer is its own, off the process's grid (signaling.grid_clock): on
+# a grid instant it would always wake behind that instant's ticks and count their work as
+# lag. Each sample is a wake-up of the loop, which on a virtual machine costs more than the
+# sample (docs/performance.md), so no more often than this.
+SAMPLE_SECONDS = 0.1
 
 
 class Admission:

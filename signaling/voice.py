@@ -292,13 +292,14 @@ def _deliver_rtp(dtls: Any, data: bytes, arrival_ms: int | None) -> bool:
 
 
 # How often the sockets of voices nobody may hear are read, in instants of the process's timer
-# grid (40 ms, at the circles' ticks). A consent check or RTCP report from such a peer waits
-# at most this long (consent allows 30 s).
-QUIET_POLL_EVERY = 2
+# grid: every 100 ms, the instants the RTCP reports are sent on (RTCP_GRID_EVERY), so the two
+# share their wake-ups of the loop. A consent check or RTCP report from such a peer waits at
+# most this long (consent allows 30 s); the socket holds 5 packets of a voice meanwhile.
+QUIET_POLL_EVERY = RTCP_GRID_EVERY
 # Every this many polls (1 s) every watched voice's mode is looked at again, for what changes
 # without the audible set changing: a voice's first media (until then it is read promptly), a
 # connection closed.
-QUIET_SWEEP_EVERY = 25
+QUIET_SWEEP_EVERY = 10
 # Datagrams read from one socket per turn, at most (50 ms of a voice is 2-3 packets).
 QUIET_READS_PER_POLL = 64
 # The kernel's receive time of each datagram read later (SO_TIMESTAMP, a struct timeval),
