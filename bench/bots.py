@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import aiortc.rtcrtpsender
 import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -94,6 +95,26 @@ class PacedPackets(MediaStreamTrack):
         return packet
 
 
+class _ReportPace:
+    """Stands in for the ``random`` module in aiortc's sender, whose RTCP loop sleeps
+    ``0.5 + random.random()`` seconds between reports (1 s on average): the sleeps become
+    ``mean * (0.5 + U)``, the same spread around another mean. aiortc has no setting for it,
+    and the loop is otherwise the stock one (its sender reports count what it sent)."""
+
+    def __init__(self, mean: float) -> None:
+        self._mean = mean
+
+    def random(self) -> float:
+        return self._mean * (0.5 + random.random()) - 0.5
+
+
+def report_like_a_browser(mean: float) -> None:
+    """The bots' RTCP reports every ``mean`` seconds on average on each stream, as Chromium's
+    on audio (libwebrtc's default audio report interval is 5 s; aiortc's is 1 s). Every
+    target of a run gets the same: this is the load of browsers, not a server's choice."""
+    aiortc.rtcrtpsender.random = _ReportPace(mean)  # type: ignore[attr-defined]
+
+
 def send_levels(sender: Any, track: PacedPackets) -> None:
     """Put each packet's RFC 6464 level in its RTP header, as a browser does (aiortc's sender
     computes levels only for frames it encodes itself; these packets come encoded)."""
@@ -151,6 +172,7 @@ class Bot:
     slots: int = 1  # receive tracks offered (Hearth's page offers several)
     noise: list[bytes] | None = None  # a silent listener's background noise, if not DTX
     levels: bool = False  # RFC 6464 levels in the packets sent, as a browser's
+    rtcp_seconds: float = 1.0  # the mean interval of the bot's RTCP reports, every stream
     impairment: Impairment = field(default_factory=Impairment)
     marks_sent: list[float] = field(default_factory=list)
     receiving: list[Slot] = field(default_factory=list)
@@ -314,7 +336,9 @@ async def run_bot(bot: Bot, signaller: Any, http: aiohttp.ClientSession) -> None
                 pc.addTransceiver("audio", direction="recvonly")
             await pc.setLocalDescription(await pc.createOffer())
             for slot, transceiver in enumerate(pc.getTransceivers()):
-                bypass_receive_pipeline(transceiver.receiver, bot.arriving(slot))
+                bypass_receive_pipeline(
+                    transceiver.receiver, bot.arriving(slot), report_every=bot.rtcp_seconds
+                )
             answer = await session.exchange(pc.localDescription.sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             async with asyncio.timeout(30):
@@ -354,6 +378,7 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
         else None
     )
     signaller = signaller_for(plan["target"])
+    report_like_a_browser(plan.get("rtcp_seconds", 1.0))
     bots = [
         Bot(
             spec=spec,
@@ -366,6 +391,7 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
             slots=plan.get("slots", 1),
             noise=noise[j % len(noise)] if noise else None,
             levels=plan.get("levels", False),
+            rtcp_seconds=plan.get("rtcp_seconds", 1.0),
             impairment=impairment,
         )
         for j, spec in enumerate(plan["bots"])

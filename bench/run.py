@@ -394,6 +394,7 @@ def run_target(target: HearthTarget | JanusTarget, args: argparse.Namespace) -> 
                 "listener_pps": args.listener_pps,
                 "listener_sound": args.listener_sound,
                 "levels": args.levels,
+                "rtcp_seconds": args.bot_rtcp_seconds,
                 # Receive tracks each bot offers: Hearth's page offers several (web/rtc.js);
                 # Janus's AudioBridge sends one mix.
                 "slots": 1 if target.name in ("janus", "hearth_one_slot") else args.slots,
@@ -632,6 +633,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "that sends none",
     )
     parser.add_argument(
+        "--bot-rtcp-seconds",
+        type=float,
+        default=5.0,
+        help="mean interval of each bot stream's RTCP reports: 5 s as Chromium's audio "
+        "(default), 1 s as aiortc's",
+    )
+    parser.add_argument(
         "--muted-listeners", action="store_true", help="listeners join muted (speakers never)"
     )
     parser.add_argument("--loss", type=float, default=0.0, help="RTP loss each way, per bot")
@@ -691,6 +699,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "listener_pps": args.listener_pps,
             "listener_sound": args.listener_sound,
             "levels": args.levels,
+            "bot_rtcp_seconds": args.bot_rtcp_seconds,
             "slots": args.slots,
             "muted_listeners": args.muted_listeners,
             "impairment": {"loss": args.loss, "jitter_ms": args.jitter_ms, "reorder": args.reorder},

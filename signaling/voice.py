@@ -81,10 +81,16 @@ def tune_opus_for_voice() -> None:
     CODECS["audio"][:] = opus
 
 
-def _rtcp_interval() -> float:
-    # RFC 3550 section 6.3.1: vary the interval over [0.5, 1.5] times its mean (1 s here,
-    # as aiortc), so reports of many streams do not synchronise.
-    return 0.5 + random.random()
+# The mean interval of this server's RTCP reports, as aiortc's. A browser reports on its audio
+# streams every 5 s (libwebrtc); a server that reports each second lets the browser's Opus
+# follow the loss on its uplink sooner (in-band FEC is tuned from these reports).
+RTCP_MEAN_SECONDS = 1.0
+
+
+def _rtcp_interval(mean: float = RTCP_MEAN_SECONDS) -> float:
+    # RFC 3550 section 6.3.1: vary the interval over [0.5, 1.5] times its mean, so reports of
+    # many streams do not synchronise.
+    return mean * (0.5 + random.random())
 
 
 # RTCP reports are sent on every RTCP_GRID_EVERY-th instant of the process's timer grid
@@ -95,21 +101,26 @@ def _rtcp_interval() -> float:
 RTCP_GRID_EVERY = 5
 
 
-async def sleep_until_report() -> None:
-    """Until a stream's next RTCP report is due: a randomised interval, on the grid (the
-    grid instant just before the interval ends, so no report is later than aiortc's)."""
-    await sleep_to_grid(RTCP_GRID_EVERY, _rtcp_interval() - RTCP_GRID_EVERY * GRID_SECONDS)
+async def sleep_until_report(mean: float = RTCP_MEAN_SECONDS) -> None:
+    """Until a stream's next RTCP report is due: a randomised interval around ``mean``
+    seconds, on the grid (the grid instant just before the interval ends, so no report is
+    later than aiortc's)."""
+    await sleep_to_grid(RTCP_GRID_EVERY, _rtcp_interval(mean) - RTCP_GRID_EVERY * GRID_SECONDS)
 
 
 def bypass_receive_pipeline(
-    receiver: RTCRtpReceiver, inlet: VoiceInlet, audible: Callable[[], bool] | None = None
+    receiver: RTCRtpReceiver,
+    inlet: VoiceInlet,
+    audible: Callable[[], bool] | None = None,
+    report_every: float = RTCP_MEAN_SECONDS,
 ) -> None:
     """Send ``receiver``'s Opus packets to ``inlet`` instead of aiortc's jitter buffer.
 
     aiortc has no public hook here: the receiver's packet handler, its ``receive`` and its
     RTCP loop are replaced on this one instance. Receiver reports are built from counters
-    kept here (signaling.rtcp_stats): aiortc's own count only what its handler saw. With
-    ``audible``, packets of a voice nobody may hear are dropped before SRTP (VoiceGate).
+    kept here (signaling.rtcp_stats): aiortc's own count only what its handler saw, and go
+    out every ``report_every`` seconds on average. With ``audible``, packets of a voice
+    nobody may hear are dropped before SRTP (VoiceGate).
     """
     opus_types: set[int] = set()
     streams: dict[int, ReceptionStats] = {}
@@ -160,7 +171,7 @@ def bypass_receive_pipeline(
         receiver._RTCRtpReceiver__rtcp_started.set()  # type: ignore[attr-defined]
         try:
             while True:
-                await sleep_until_report()
+                await sleep_until_report(report_every)
                 now = time.time()
                 blocks = []
                 for ssrc, stats in streams.items():
