@@ -378,7 +378,8 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
         else None
     )
     signaller = signaller_for(plan["target"])
-    report_like_a_browser(plan.get("rtcp_seconds", 1.0))
+    rtcp_seconds = plan.get("rtcp_seconds", 1.0)
+    report_like_a_browser(rtcp_seconds)
     bots = [
         Bot(
             spec=spec,
@@ -391,7 +392,7 @@ async def main_async(plan: dict[str, Any]) -> list[dict[str, Any]]:
             slots=plan.get("slots", 1),
             noise=noise[j % len(noise)] if noise else None,
             levels=plan.get("levels", False),
-            rtcp_seconds=plan.get("rtcp_seconds", 1.0),
+            rtcp_seconds=rtcp_seconds,
             impairment=impairment,
         )
         for j, spec in enumerate(plan["bots"])

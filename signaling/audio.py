@@ -411,11 +411,16 @@ class SharedMixAudioPath:
         return dict(self._slots)
 
     def set_audible(self, seat_ids: frozenset[str]) -> None:
+        # The hub says so after every decision, most of which change nobody's audibility; a
+        # change is rare, and the sockets' modes are looked at again only then.
+        if seat_ids == self._audible:
+            return
         self._audible = seat_ids
         for seat_id, voice in self._voices.items():
             if seat_id not in seat_ids:
                 voice.clear()
-        # A voice that may be heard again is read promptly from now on, not on the slow clock.
+        # A voice that may be heard again is read promptly from now on, not on the slow clock;
+        # one that may not, on it.
         quiet_sockets.wake()
 
     def levels(self) -> Levels:

@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import aioice.ice
 import av
@@ -311,7 +311,8 @@ QUIET_POLL_EVERY = RTCP_GRID_EVERY
 # without the audible set changing: a voice's first media (until then it is read promptly), a
 # connection closed.
 QUIET_SWEEP_EVERY = 10
-# Datagrams read from one socket per turn, at most (50 ms of a voice is 2-3 packets).
+# Datagrams read from one socket per poll, at most (100 ms of a voice is 5 packets): a socket
+# flooded by a stranger is read on at the next polls, after the others.
 QUIET_READS_PER_POLL = 64
 # The kernel's receive time of each datagram read later (SO_TIMESTAMP, a struct timeval),
 # so reception statistics (RTCP jitter) stay true however late it is read.
@@ -322,6 +323,15 @@ _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMEVAL.size)
 # How a voice's sockets are read: by the event loop as each datagram arrives, or on
 # QuietSockets' slow clock.
 PROMPT, QUIET = "prompt", "quiet"
+
+
+class _QuietSocket(NamedTuple):
+    """A socket read on the slow clock: its ICE connection, aioice's protocol, asyncio's
+    transport."""
+
+    connection: Any
+    protocol: Any
+    transport: Any
 
 
 class QuietSockets:
@@ -343,9 +353,10 @@ class QuietSockets:
     def __init__(self) -> None:
         self._watched: dict[Any, VoiceGate] = {}
         self._task: asyncio.Task[None] | None = None
-        # The quiet sockets, by file descriptor, and the epoll set that says which are ready.
-        self._quiet: dict[int, tuple[Any, Any, Any]] = {}
-        self._ready: select.epoll | None = None
+        # The quiet sockets, by file descriptor, and the epoll set that says which are ready
+        # (a new one for each event loop the process runs, as in tests).
+        self._quiet: dict[int, _QuietSocket] = {}
+        self._ready = select.epoll()
         self._polls = 0
         self.reads = 0  # datagrams read in batches (tests, the bench)
         self.drains = 0  # sockets read, each until empty (tests)
@@ -354,8 +365,7 @@ class QuietSockets:
         self._watched[ice_connection] = gate
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
-            if self._ready is not None:  # a new event loop (tests): start afresh
-                self._ready.close()
+            self._ready.close()
             self._ready, self._quiet = select.epoll(), {}
             self._task = loop.create_task(self._poll_forever())
 
@@ -368,15 +378,13 @@ class QuietSockets:
         self._polls += 1
         if self._polls % QUIET_SWEEP_EVERY == 0:
             self._sweep()
-        if self._ready is None:
-            return
         for fd, _ in self._ready.poll(0):
-            entry = self._quiet.get(fd)
-            if entry is None or entry[2].is_closing():
+            quiet = self._quiet.get(fd)
+            if quiet is None or quiet.transport.is_closing():
                 self._forget(fd)
                 continue
             self.drains += 1
-            self.reads += _drain(*entry)
+            self.reads += _drain(quiet.connection, quiet.protocol, quiet.transport)
 
     def _sweep(self) -> None:
         for connection, gate in list(self._watched.items()):
@@ -386,7 +394,7 @@ class QuietSockets:
         transports = _socket_transports(connection)
         if transports is None:
             del self._watched[connection]  # closed
-            for fd in [fd for fd, entry in self._quiet.items() if entry[0] is connection]:
+            for fd in [fd for fd, quiet in self._quiet.items() if quiet.connection is connection]:
                 self._forget(fd)
             return
         for protocol, transport in transports:
@@ -396,17 +404,17 @@ class QuietSockets:
                     self._forget(sock.fileno())
                     transport.resume_reading()
                 continue
-            if transport.is_reading() and self._ready is not None:
+            if transport.is_reading():
                 sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
                 transport.pause_reading()
-                self._quiet[sock.fileno()] = (connection, protocol, transport)
+                self._quiet[sock.fileno()] = _QuietSocket(connection, protocol, transport)
                 try:
                     self._ready.register(sock.fileno(), select.EPOLLIN)
                 except FileExistsError:  # a number reused since a socket closed
                     self._ready.modify(sock.fileno(), select.EPOLLIN)
 
     def _forget(self, fd: int) -> None:
-        if self._quiet.pop(fd, None) is not None and self._ready is not None:
+        if self._quiet.pop(fd, None) is not None:
             # Closed already, and epoll let go of it itself.
             with contextlib.suppress(OSError, ValueError):
                 self._ready.unregister(fd)

@@ -13,6 +13,7 @@ from signaling import voice
 
 
 def test_the_bots_sender_reports_every_5_s_on_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stock module back in aiortc after this test (the bots' process patches it for good).
     monkeypatch.setattr(aiortc.rtcrtpsender, "random", aiortc.rtcrtpsender.random)
     report_like_a_browser(5.0)
     # What aiortc's sender loop sleeps between reports: 0.5 + random.random().

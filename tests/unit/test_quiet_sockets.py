@@ -128,3 +128,66 @@ async def test_a_voice_that_may_be_heard_again_is_read_by_the_loop_at_once() -> 
     finally:
         sender.close()
         protocol.transport.close()
+
+
+async def test_a_stranger_s_flood_on_one_quiet_socket_does_not_hold_back_another() -> None:
+    """Anyone may send datagrams to a media port. 5,000 sent at a muted voice's socket are
+    read a bounded batch per poll (the kernel drops what its buffer cannot hold), and
+    another muted voice's socket is read in the same poll all the same."""
+    loop = asyncio.get_running_loop()
+    quiet = QuietSockets()
+    people = []
+    for _ in range(2):
+        _, protocol = await loop.create_datagram_endpoint(Protocol, local_addr=("127.0.0.1", 0))
+        connection, gate = Connection(protocol), Gate()
+        quiet.watch(connection, gate.gate)
+        people.append((connection, protocol))
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.setblocking(False)
+    try:
+        quiet.wake()
+        (flooded, flooded_protocol), (kim, kim_protocol) = people
+        for seq in range(5000):
+            stranger.sendto(rtp(seq), flooded_protocol.transport.get_extra_info("sockname"))
+        stranger.sendto(rtp(7), kim_protocol.transport.get_extra_info("sockname"))
+        quiet.poll()
+        assert kim.batched == [rtp(7)]
+        assert 0 < len(flooded.batched) <= voice.QUIET_READS_PER_POLL
+        for _ in range(200):  # what the kernel kept is read on at the next polls
+            quiet.poll()
+        assert len(flooded.batched) > voice.QUIET_READS_PER_POLL
+        drains = quiet.drains
+        quiet.poll()
+        assert quiet.drains == drains  # and then nothing is left to read
+    finally:
+        stranger.close()
+        for _, protocol in people:
+            protocol.transport.close()
+
+
+async def test_a_socket_that_takes_a_closed_one_s_number_is_read_on_the_slow_clock() -> None:
+    """A person leaves (their sockets close) and another joins muted: the kernel may give
+    the new socket the old one's number. It is read on the slow clock as any other."""
+    loop = asyncio.get_running_loop()
+    quiet = QuietSockets()
+    _, leaving = await loop.create_datagram_endpoint(Protocol, local_addr=("127.0.0.1", 0))
+    quiet.watch(Connection(leaving), Gate().gate)
+    quiet.wake()
+    old_number = leaving.transport.get_extra_info("socket").fileno()
+    leaving.transport.close()
+    await asyncio.sleep(0)  # asyncio closes the socket on the next turn
+    _, joining = await loop.create_datagram_endpoint(Protocol, local_addr=("127.0.0.1", 0))
+    newcomer = Connection(joining)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert joining.transport.get_extra_info("socket").fileno() == old_number
+        quiet.watch(newcomer, Gate().gate)
+        quiet.wake()
+        assert not joining.transport.is_reading()
+        sender.sendto(rtp(1), joining.transport.get_extra_info("sockname"))
+        await asyncio.sleep(0.01)
+        quiet.poll()
+        assert newcomer.batched == [rtp(1)]
+    finally:
+        sender.close()
+        joining.transport.close()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
+from signaling import audio as audio_module
 from signaling.audio import (
     SILENCE_TAIL_FRAMES,
     ListenerTrack,
@@ -380,3 +381,27 @@ async def test_a_voice_silent_past_its_hold_while_the_clock_slept_no_longer_coun
     assert circle.path.forwarded == {"b": 0}
     assert len(circle.heard["c"]) >= 38
     await circle.path.close()
+
+
+async def test_sockets_are_looked_at_again_only_when_someone_s_audibility_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub tells the audio path who may be heard after every decision (a raised hand, a
+    stranger's flood of them): only a change moves any socket between the loop and the slow
+    clock (signaling.voice.QuietSockets), whose look covers every voice of the process."""
+    looks: list[int] = []
+
+    class Counting:
+        def wake(self) -> None:
+            looks.append(1)
+
+    monkeypatch.setattr(audio_module, "quiet_sockets", Counting())
+    path = SharedMixAudioPath(run_clock=False)
+    everyone = frozenset(TONES)
+    path.set_audible(everyone)
+    for _ in range(5000):
+        path.set_audible(frozenset(TONES))  # the same people, as a new set each time
+    assert len(looks) == 1
+    path.set_audible(everyone - {"a"})  # a muted
+    assert len(looks) == 2
+    await path.close()
