@@ -191,8 +191,11 @@ class Bot:
     def arriving(self, slot: int) -> Any:
         """The receive hook of one receive track."""
 
-        def arrive(seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
-            """A packet off the wire: through the impaired link, if any, to the inlet."""
+        def arrive(
+            seq: int, timestamp: int, payload: bytes, level: int | None, waited: float = 0.0
+        ) -> None:
+            """A packet off the wire: through the impaired link, if any, to the inlet (a
+            bot's sockets are read as each packet arrives: nothing ``waited``)."""
             link = self.receiving[slot].downlink
             if link is None:
                 self.inlet(slot, seq, timestamp, payload, level)

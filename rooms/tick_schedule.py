@@ -40,6 +40,11 @@ def next_grid_time(now: float, every: int = 1, grid: float = GRID_SECONDS) -> fl
     return (math.floor(now / step) + 1) * step
 
 
+def is_every_nth_instant(instant: float, every: int, grid: float = GRID_SECONDS) -> bool:
+    """Whether ``instant`` (an instant of the grid) is also one of every ``every``-th."""
+    return round(instant / grid) % every == 0
+
+
 @dataclass(frozen=True, slots=True)
 class TickPlan:
     """What to do now that the tick due at some deadline woke: ``skipped`` ticks are

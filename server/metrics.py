@@ -44,7 +44,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event
 
 from server.appkeys import DATABASE, HUB, SUPERVISOR
-from signaling import peer, telemetry
+from signaling import peer, telemetry, voice
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class Metrics(telemetry.Observer):
         )
         r.register(_MediaPackets())
         r.register(_DroppedPackets())
+        r.register(_BatchedDatagrams())
         self.rtt = Gauge(
             "hearth_listener_rtt_seconds",
             "Round-trip time from listeners' RTCP receiver reports (mean, max)",
@@ -201,6 +202,21 @@ class _DroppedPackets(Collector):
         )
         for reason, count in telemetry.dropped_packets.items():
             family.add_metric([reason], count)
+        yield family
+
+
+class _BatchedDatagrams(Collector):
+    """Datagrams of voices read in batches on the timer grid (signaling.voice.QuietSockets)."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "hearth_media_batched_datagrams",
+            "Voices' datagrams read in batches since start, by clock: quiet (voices nobody may "
+            "hear, every 100 ms), paced (while several talk, every 20 ms)",
+            labels=["clock"],
+        )
+        for clock, count in voice.quiet_sockets.reads.items():
+            family.add_metric([clock], count)
         yield family
 
 

@@ -364,7 +364,9 @@ class SharedMixAudioPath:
         voice = _Voice()
         self._voices[seat_id] = voice
 
-        def inlet(seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+        def inlet(
+            seq: int, timestamp: int, payload: bytes, level: int | None, waited: float = 0.0
+        ) -> None:
             if seat_id not in self._audible or self._voices.get(seat_id) is not voice:
                 _dropped["inaudible"] += 1
                 return  # muted, without the floor, or replaced: dropped right here
@@ -387,7 +389,8 @@ class SharedMixAudioPath:
             if forwarded:
                 self._forward(seat_id, payload, seq, timestamp)
             else:
-                voice.buffer.put(seq, timestamp, payload, self._clock())
+                # When it arrived: it may have waited in its socket for an instant of the grid.
+                voice.buffer.put(seq, timestamp, payload, self._clock() - waited)
                 if self._paused_at is not None:
                     self._ensure_ticking()  # a voice to mix, or to give a slot
 

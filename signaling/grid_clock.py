@@ -31,9 +31,18 @@ def _finish(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def sleep_to_grid(every: int = 1, at_least: float = 0.0) -> float:
+# How far ahead of an instant a timer that must run before the instant's others is set. The
+# loop runs every timer due when it wakes in the order they fall due, and it wakes for an
+# instant a fraction of a millisecond after it (epoll's timeout is in whole milliseconds), so
+# a microsecond orders the two in the same turn without a wake-up of its own.
+AHEAD_OF_INSTANT = 1e-6
+
+
+async def sleep_to_grid(every: int = 1, at_least: float = 0.0, first: bool = False) -> float:
     """Sleep until the first instant of every ``every``-th grid instant that is more than
-    ``at_least`` seconds away; return that instant (the loop's clock)."""
+    ``at_least`` seconds away; return that instant (the loop's clock). ``first``: run
+    before the timers due at that instant (the reads of voices before the ticks that mix
+    them)."""
     when = next_grid_time(asyncio.get_running_loop().time() + at_least, every)
-    await sleep_until(when)
+    await sleep_until(when - AHEAD_OF_INSTANT if first else when)
     return when

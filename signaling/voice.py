@@ -42,7 +42,7 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
-from rooms.tick_schedule import GRID_SECONDS
+from rooms.tick_schedule import GRID_SECONDS, is_every_nth_instant
 from signaling.grid_clock import sleep_to_grid
 from signaling.rtcp_stats import NTP_UNIX_OFFSET, ReceptionStats, SendingStats, middle_32
 from signaling.telemetry import dropped_packets as _dropped
@@ -64,7 +64,9 @@ VOICE_FMTP: dict[str, str | int | None] = {
 DTX_MAX_BYTES = 3
 
 # (sequence number, RTP timestamp, Opus payload, RFC 6464 level in -dBov or None)
-VoiceInlet = Callable[[int, int, bytes, int | None], None]
+# A voice's packets as they come in: sequence number, timestamp, Opus payload, RFC 6464
+# level (None without the extension), and how long ago it arrived (s; 0 when read at once).
+VoiceInlet = Callable[[int, int, bytes, int | None, float], None]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,11 @@ async def sleep_until_report(mean: float = RTCP_MEAN_SECONDS) -> None:
     await sleep_to_grid(RTCP_GRID_EVERY, _rtcp_interval(mean) - RTCP_GRID_EVERY * GRID_SECONDS)
 
 
+# A packet read this many milliseconds or more after it arrived is said to have waited (the
+# arrival time is in whole milliseconds: less is a reading error, not a wait).
+WAITED_MS_MIN = 2
+
+
 def bypass_receive_pipeline(
     receiver: RTCRtpReceiver,
     inlet: VoiceInlet,
@@ -136,11 +143,15 @@ def bypass_receive_pipeline(
         if packet.payload_type not in opus_types:
             return
         level = packet.extensions.audio_level
+        # Read on the grid (QuietSockets), a packet waited up to an instant in its socket: a
+        # jitter buffer must see when it arrived, not when it was read.
+        waited_ms = arrival_now_ms() - arrival_time_ms
         inlet(
             packet.sequence_number,
             packet.timestamp,
             packet.payload,
             None if level is None else level[1],
+            waited_ms / 1000 if waited_ms >= WAITED_MS_MIN else 0.0,
         )
 
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -217,12 +228,17 @@ class VoiceGate:
         self._stats_for = stats_for
         self._last_passed = -1  # sequence number of the last RTP packet let through
         self.dropped = 0
+        self.passed = 0  # packets let through while audible (is this voice talking?)
 
-    def mode(self) -> str:
-        """How this voice's sockets are read (QuietSockets). Until media has arrived (ICE
-        and DTLS are under way, their flights must not wait) always promptly."""
-        if self._last_passed < 0 or self._audible():
+    def mode(self, paced: bool = False) -> str:
+        """How this voice's sockets are read (QuietSockets): if it may be heard, promptly, or
+        on every grid instant while the process is ``paced``; if not, on the slow clock.
+        Until media has arrived (ICE and DTLS are under way, their flights must not wait)
+        always promptly."""
+        if self._last_passed < 0:
             return PROMPT
+        if self._audible():
+            return PACED if paced else PROMPT
         return QUIET
 
     def drops(self, data: bytes, arrival_ms: int | None = None) -> bool:
@@ -231,6 +247,7 @@ class VoiceGate:
             return False
         if self._audible():
             self._last_passed = data[2] << 8 | data[3]
+            self.passed += 1
             return False
         _, seq, timestamp, ssrc = _RTP_FIXED.unpack_from(data)
         if self._last_passed < 0 or (seq - self._last_passed) & 0xFFFF >= ROC_REFRESH_PACKETS:
@@ -309,24 +326,35 @@ def _deliver_rtp(dtls: Any, data: bytes, arrival_ms: int | None) -> bool:
 QUIET_POLL_EVERY = RTCP_GRID_EVERY
 # Every this many polls (1 s) every watched voice's mode is looked at again, for what changes
 # without the audible set changing: a voice's first media (until then it is read promptly), a
-# connection closed.
+# connection closed, who is talking.
 QUIET_SWEEP_EVERY = 10
 # Datagrams read from one socket per poll, at most (100 ms of a voice is 5 packets): a socket
 # flooded by a stranger is read on at the next polls, after the others.
 QUIET_READS_PER_POLL = 64
+# A voice is talking while it sends at least this many packets a second: speech is 50 a
+# second, a browser's silence in DTX 2.5.
+TALKING_PACKETS_PER_SECOND = 25
+# From this many talking voices in the process on, the voices that may be heard are read on
+# every instant of the grid (PACED), all in one wake-up of the loop, instead of each packet
+# waking it: three speakers' packets arrive at three moments of each 20 ms. A lone talker is
+# read promptly: there is nothing to batch, and its listeners hear it up to 20 ms sooner.
+# Measured: docs/performance.md ("several talkers, one wake-up").
+PACED_FROM_TALKERS = 2
+# Talkers are counted over at least this long (a sweep comes every second).
+TALK_WINDOW_SECONDS = 0.5
 # The kernel's receive time of each datagram read later (SO_TIMESTAMP, a struct timeval),
 # so reception statistics (RTCP jitter) stay true however late it is read.
 _SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
 _TIMEVAL = struct.Struct("@ll")
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMEVAL.size)
 
-# How a voice's sockets are read: by the event loop as each datagram arrives, or on
-# QuietSockets' slow clock.
-PROMPT, QUIET = "prompt", "quiet"
+# How a voice's sockets are read: by the event loop as each datagram arrives, on every
+# instant of the grid (QuietSockets, with other talkers'), or on its slow clock.
+PROMPT, PACED, QUIET = "prompt", "paced", "quiet"
 
 
 class _QuietSocket(NamedTuple):
-    """A socket read on the slow clock: its ICE connection, aioice's protocol, asyncio's
+    """A socket read on a clock: its ICE connection, aioice's protocol, asyncio's
     transport."""
 
     connection: Any
@@ -334,8 +362,37 @@ class _QuietSocket(NamedTuple):
     transport: Any
 
 
+class _SocketSet:
+    """Sockets out of the loop's selector, and the epoll set that says which of them have
+    anything queued: one system call for all of them."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[int, _QuietSocket] = {}
+        self.ready = select.epoll()
+
+    def add(self, fd: int, entry: _QuietSocket) -> None:
+        self.sockets[fd] = entry
+        try:
+            self.ready.register(fd, select.EPOLLIN)
+        except FileExistsError:  # a number reused since a socket closed
+            self.ready.modify(fd, select.EPOLLIN)
+
+    def discard(self, fd: int) -> None:
+        if self.sockets.pop(fd, None) is not None:
+            # Closed already, and epoll let go of it itself.
+            with contextlib.suppress(OSError, ValueError):
+                self.ready.unregister(fd)
+
+    def holds(self, fd: int, transport: Any) -> bool:
+        entry = self.sockets.get(fd)
+        return entry is not None and entry.transport is transport
+
+    def close(self) -> None:
+        self.ready.close()
+
+
 class QuietSockets:
-    """Reads the sockets of voices nobody may hear in batches on a slow clock, not per packet.
+    """Reads voices' sockets in batches on the process's timer grid, not per packet.
 
     Every datagram that arrives wakes the event loop, and a wake-up costs far more than what
     is done with a packet (measured in docs/performance.md, "A muted voice nearly free"). So
@@ -346,84 +403,136 @@ class QuietSockets:
     sockets of the process, and only those are read (a DTX listener sends a packet in 400 ms,
     so most polls find nothing). What was queued takes the same path as before (STUN and
     DTLS to aioice, RTP through the gate, RTCP to aiortc), with the kernel's receive time.
-    The moment a voice may be heard again (``wake``, called when the audible set changes)
-    its sockets go back into the loop's selector.
+
+    While several voices talk (PACED_FROM_TALKERS), the voices that may be heard are read
+    the same way on every instant, ahead of the ticks that mix them: one wake-up for every
+    talker in every circle, where each packet woke the loop before. A forwarded packet waits
+    0-20 ms for its instant; a mixed one was waiting for the tick anyway.
+
+    The moment a voice's audibility changes (``wake``, called when the audible set changes)
+    its sockets are read the way it now needs.
     """
 
     def __init__(self) -> None:
         self._watched: dict[Any, VoiceGate] = {}
         self._task: asyncio.Task[None] | None = None
-        # The quiet sockets, by file descriptor, and the epoll set that says which are ready
-        # (a new one for each event loop the process runs, as in tests).
-        self._quiet: dict[int, _QuietSocket] = {}
-        self._ready = select.epoll()
+        # The sockets read on a clock, by file descriptor (a new set for each event loop the
+        # process runs, as in tests): voices nobody may hear, and the audible while paced.
+        self._quiet = _SocketSet()
+        self._paced = _SocketSet()
         self._polls = 0
-        self.reads = 0  # datagrams read in batches (tests, the bench)
+        # Whether audible voices are read on the grid, and the talk counts that decided it.
+        self.paced = False
+        self._counted: dict[VoiceGate, int] = {}
+        self._counted_at: float | None = None
+        self.reads = {PACED: 0, QUIET: 0}  # datagrams read in batches, by clock (metrics)
         self.drains = 0  # sockets read, each until empty (tests)
 
     def watch(self, ice_connection: Any, gate: VoiceGate) -> None:
         self._watched[ice_connection] = gate
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
-            self._ready.close()
-            self._ready, self._quiet = select.epoll(), {}
+            self._quiet.close()
+            self._paced.close()
+            self._quiet, self._paced = _SocketSet(), _SocketSet()
             self._task = loop.create_task(self._poll_forever())
 
     def wake(self) -> None:
         """The audible set changed: each voice is read the way it now needs, at once."""
         self._sweep()
 
-    def poll(self) -> None:
-        """The slow clock: read every quiet socket that has something queued."""
+    def poll(self, now: float | None = None) -> None:
+        """The slow clock: read every quiet socket that has something queued; every
+        QUIET_SWEEP_EVERY polls, count who talks and look at every voice's mode again."""
         self._polls += 1
         if self._polls % QUIET_SWEEP_EVERY == 0:
+            self.count_talkers(time.monotonic() if now is None else now)
             self._sweep()
-        for fd, _ in self._ready.poll(0):
-            quiet = self._quiet.get(fd)
-            if quiet is None or quiet.transport.is_closing():
+        self._read_ready(self._quiet, QUIET)
+
+    def poll_paced(self) -> None:
+        """An instant of the grid while paced: read every audible voice with anything queued."""
+        self._read_ready(self._paced, PACED)
+
+    def count_talkers(self, now: float) -> None:
+        """Whether the process is paced from now on: how many voices talked since the last
+        count (at least TALK_WINDOW_SECONDS ago, else the last verdict stands)."""
+        counted_at = self._counted_at
+        if counted_at is not None and now - counted_at < TALK_WINDOW_SECONDS:
+            return
+        if counted_at is not None:
+            enough = TALKING_PACKETS_PER_SECOND * (now - counted_at)
+            talkers = sum(
+                1
+                for gate in self._watched.values()
+                if gate.passed - self._counted.get(gate, gate.passed) >= enough
+            )
+            self.paced = talkers >= PACED_FROM_TALKERS
+        self._counted = {gate: gate.passed for gate in self._watched.values()}
+        self._counted_at = now
+
+    def _read_ready(self, sockets: _SocketSet, clock: str) -> None:
+        for fd, _ in sockets.ready.poll(0):
+            entry = sockets.sockets.get(fd)
+            if entry is None or entry.transport.is_closing():
                 self._forget(fd)
                 continue
             self.drains += 1
-            self.reads += _drain(quiet.connection, quiet.protocol, quiet.transport)
+            self.reads[clock] += _drain(entry.connection, entry.protocol, entry.transport)
 
     def _sweep(self) -> None:
         for connection, gate in list(self._watched.items()):
-            self._read(connection, gate, gate.mode())
+            self._read(connection, gate, gate.mode(self.paced))
 
     def _read(self, connection: Any, gate: VoiceGate, mode: str) -> None:
         transports = _socket_transports(connection)
         if transports is None:
             del self._watched[connection]  # closed
-            for fd in [fd for fd, quiet in self._quiet.items() if quiet.connection is connection]:
+            self._counted.pop(gate, None)
+            for fd in [
+                fd
+                for sockets in (self._quiet, self._paced)
+                for fd, entry in sockets.sockets.items()
+                if entry.connection is connection
+            ]:
                 self._forget(fd)
             return
         for protocol, transport in transports:
             sock = transport._sock
+            fd = sock.fileno()
             if mode == PROMPT:
                 if not transport.is_reading():
-                    self._forget(sock.fileno())
+                    self._forget(fd)
                     transport.resume_reading()
                 continue
-            if transport.is_reading():
+            there, elsewhere = (
+                (self._quiet, self._paced) if mode == QUIET else (self._paced, self._quiet)
+            )
+            if there.holds(fd, transport):
+                continue
+            if elsewhere.holds(fd, transport):
+                elsewhere.discard(fd)  # from one clock to the other
+            elif transport.is_reading():
                 sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
                 transport.pause_reading()
-                self._quiet[sock.fileno()] = _QuietSocket(connection, protocol, transport)
-                try:
-                    self._ready.register(sock.fileno(), select.EPOLLIN)
-                except FileExistsError:  # a number reused since a socket closed
-                    self._ready.modify(sock.fileno(), select.EPOLLIN)
+            else:
+                continue  # not ours to read (asyncio paused it)
+            there.add(fd, _QuietSocket(connection, protocol, transport))
 
     def _forget(self, fd: int) -> None:
-        if self._quiet.pop(fd, None) is not None:
-            # Closed already, and epoll let go of it itself.
-            with contextlib.suppress(OSError, ValueError):
-                self._ready.unregister(fd)
+        self._quiet.discard(fd)
+        self._paced.discard(fd)
 
     async def _poll_forever(self) -> None:
         while self._watched:
-            await sleep_to_grid(QUIET_POLL_EVERY)
+            # Ahead of the instant's ticks (a mixed voice's packet is in the tick's mix).
+            every = 1 if self._paced.sockets else QUIET_POLL_EVERY
+            instant = await sleep_to_grid(every, first=True)
             try:
-                self.poll()
+                if self._paced.sockets:
+                    self.poll_paced()
+                if is_every_nth_instant(instant, QUIET_POLL_EVERY):
+                    self.poll(instant)
             except Exception:  # one odd datagram or socket must not stop every quiet voice
                 log.exception("reading quiet voices failed")
 

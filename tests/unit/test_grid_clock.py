@@ -38,3 +38,24 @@ async def test_a_sleeper_given_up_does_not_keep_the_others_waiting() -> None:
     instant = await asyncio.wait_for(stayer, 1.0)
     assert asyncio.get_running_loop().time() >= instant
     assert quitter.cancelled()
+
+
+async def test_a_sleeper_that_must_go_first_runs_before_the_instant_s_others() -> None:
+    """The reads of voices go ahead of the ticks that mix them, at every instant, though
+    the reader went to sleep after the ticks did."""
+    order: list[tuple[float, str]] = []
+
+    async def sleeper(name: str, first: bool) -> None:
+        for _ in range(10):
+            instant = await sleep_to_grid(1, first=first)
+            order.append((instant, name))
+
+    ticks = [asyncio.create_task(sleeper(f"tick {n}", False)) for n in range(3)]
+    await asyncio.sleep(0)
+    await sleeper("reads", True)
+    await asyncio.gather(*ticks)
+    instants = sorted({instant for instant, _ in order})
+    for instant in instants[:9]:
+        names = [name for when, name in order if when == instant]
+        assert names[0] == "reads", names
+        assert sorted(names[1:]) == ["tick 0", "tick 1", "tick 2"]

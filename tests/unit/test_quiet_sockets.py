@@ -191,3 +191,79 @@ async def test_a_socket_that_takes_a_closed_one_s_number_is_read_on_the_slow_clo
     finally:
         sender.close()
         joining.transport.close()
+
+
+async def test_while_two_voices_talk_the_audible_are_read_on_every_instant_together() -> None:
+    """Two people talk: their sockets leave the loop's selector and are read on the grid,
+    with what arrived, when it arrived. One stops (sends only its silence): both are read
+    by the loop again as each packet comes."""
+    loop = asyncio.get_running_loop()
+    quiet = QuietSockets()
+    people = []
+    for _ in range(2):
+        _, protocol = await loop.create_datagram_endpoint(Protocol, local_addr=("127.0.0.1", 0))
+        connection, gate = Connection(protocol), Gate()
+        gate.quiet = False  # unmuted
+        quiet.watch(connection, gate.gate)
+        people.append((connection, protocol, gate))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        quiet.count_talkers(now=100.0)
+        for _, _, gate in people:  # one second of speech each: 50 packets
+            for seq in range(1, 51):
+                gate.gate.drops(rtp(seq))
+        quiet.count_talkers(now=101.0)
+        quiet.wake()
+        assert quiet.paced
+        assert all(not protocol.transport.is_reading() for _, protocol, _ in people)
+
+        (ana, ana_protocol, _), (sam, sam_protocol, sam_gate) = people
+        sender.sendto(rtp(51), ana_protocol.transport.get_extra_info("sockname"))
+        sender.sendto(rtp(52), sam_protocol.transport.get_extra_info("sockname"))
+        await asyncio.sleep(0.01)
+        assert ana_protocol.promptly == sam_protocol.promptly == []  # not by the loop
+        quiet.poll_paced()  # (or the instant's own poll, running meanwhile)
+        assert ana.batched == [rtp(51)] and sam.batched == [rtp(52)]
+        assert quiet.reads == {voice.PACED: 2, voice.QUIET: 0}
+
+        # The next second Ana goes on talking, Sam only sends DTX silence (2.5 a second).
+        for seq in range(53, 103):
+            people[0][2].gate.drops(rtp(seq))
+        for seq in (103, 104):
+            sam_gate.gate.drops(rtp(seq))
+        quiet.count_talkers(now=102.0)
+        quiet.wake()
+        assert not quiet.paced
+        assert all(protocol.transport.is_reading() for _, protocol, _ in people)
+        sender.sendto(rtp(105), sam_protocol.transport.get_extra_info("sockname"))
+        await asyncio.sleep(0.01)
+        assert sam_protocol.promptly == [rtp(105)]
+    finally:
+        sender.close()
+        for _, protocol, _ in people:
+            protocol.transport.close()
+
+
+async def test_a_muted_talker_moves_from_the_grid_to_the_slow_clock() -> None:
+    loop = asyncio.get_running_loop()
+    quiet = QuietSockets()
+    _, protocol = await loop.create_datagram_endpoint(Protocol, local_addr=("127.0.0.1", 0))
+    connection, gate = Connection(protocol), Gate()
+    gate.quiet = False
+    quiet.watch(connection, gate.gate)
+    quiet.paced = True  # others talk too
+    quiet.wake()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        gate.quiet = True
+        quiet.wake()
+        assert not protocol.transport.is_reading()
+        sender.sendto(rtp(1), protocol.transport.get_extra_info("sockname"))
+        await asyncio.sleep(0.01)
+        quiet.poll_paced()
+        quiet.poll()
+        assert connection.batched == [rtp(1)]
+        assert quiet.reads == {voice.PACED: 0, voice.QUIET: 1}  # on the slow clock
+    finally:
+        sender.close()
+        protocol.transport.close()
